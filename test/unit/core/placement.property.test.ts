@@ -125,7 +125,16 @@ describe('placement properties', () => {
       fc.property(arbVms, arbHosts, arbPolicy, (vms, hosts, policy) => {
         const plan = planPlacement(vms, hosts, policy);
         const state = new Map(
-          hosts.map((h) => [h.id, { ...h, groups: new Set(h.antiAffinityGroups) }] as const),
+          hosts.map((h) => [
+            h.id,
+            {
+              memoryMiB: h.memoryMiB,
+              cpus: h.cpus,
+              usedMiB: h.usedMiB,
+              usedCpus: h.usedCpus,
+              groups: new Set(h.antiAffinityGroups),
+            },
+          ]),
         );
         const byId = new Map(vms.map((v) => [v.id, v]));
         for (const p of plan.placements) {
