@@ -1,0 +1,128 @@
+import { z } from 'zod';
+
+/**
+ * Wire protocol v1 between a site relay and the control plane (POST /v1/reports).
+ * Documented in docs/protocol.md; this module is its single source of truth.
+ */
+export const PROTOCOL_VERSION = 1 as const;
+
+/** Largest report body accepted, in bytes (a 200-host site with 40 VMs each fits well under it). */
+export const MAX_REPORT_BYTES = 256 * 1024;
+
+const id = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+    'letters, digits, ".", "_" and "-" only, starting with a letter or digit',
+  );
+
+/** Identifier of a site, relay, host, VM or cluster. */
+export const IdSchema = id;
+
+const epochMs = z.number().int().nonnegative();
+
+export const VmPowerStateSchema = z.enum(['running', 'paused', 'shut-off', 'crashed']);
+export type VmPowerState = z.infer<typeof VmPowerStateSchema>;
+
+/** A VM as the host agent sees it in libvirt. */
+export const ObservedVmSchema = z.strictObject({
+  id,
+  cpus: z.number().int().positive().max(1024),
+  memoryMiB: z
+    .number()
+    .int()
+    .positive()
+    .max(16 * 1024 * 1024),
+  state: VmPowerStateSchema,
+});
+export type ObservedVm = z.infer<typeof ObservedVmSchema>;
+
+/** One host as a relay last heard it. */
+export const HostObservationSchema = z.strictObject({
+  hostId: id,
+  cluster: id,
+  /** Changes at every boot: tells a rebooted host from one that never went away. */
+  bootId: z.string().min(1).max(64),
+  /** Milliseconds since this relay last heard the host's agent, when the report was sent. */
+  lastHeardMsAgo: z.number().int().nonnegative(),
+  cpus: z.number().int().positive().max(4096),
+  memoryMiB: z
+    .number()
+    .int()
+    .positive()
+    .max(64 * 1024 * 1024),
+  vms: z.array(ObservedVmSchema).max(1000),
+});
+export type HostObservation = z.infer<typeof HostObservationSchema>;
+
+/** Outcome of a command the relay carried out. */
+export const CommandResultSchema = z.strictObject({
+  commandId: id,
+  incidentId: id,
+  outcome: z.enum(['succeeded', 'failed']),
+  /** For a fence: the power status read back from the BMC after the power-off. */
+  powerState: z.enum(['off', 'on', 'unknown']).optional(),
+  detail: z.string().max(1000).optional(),
+  finishedAt: epochMs,
+});
+export type CommandResult = z.infer<typeof CommandResultSchema>;
+
+/** A relay's batched report of its site. */
+export const RelayReportSchema = z.strictObject({
+  protocol: z.literal(PROTOCOL_VERSION),
+  siteId: id,
+  relayId: id,
+  /** Strictly increasing per relay; a report whose seq is not above the last accepted one is refused. */
+  seq: z.number().int().nonnegative(),
+  sentAt: epochMs,
+  hosts: z.array(HostObservationSchema).max(500),
+  results: z.array(CommandResultSchema).max(1000).default([]),
+});
+export type RelayReport = z.infer<typeof RelayReportSchema>;
+
+/** Power a host off through its BMC and read the power status back. */
+export const FenceCommandSchema = z.strictObject({
+  kind: z.literal('fence'),
+  commandId: id,
+  incidentId: id,
+  hostId: id,
+  issuedAt: epochMs,
+  /** After this the relay must not start the command any more; the cloud has moved on. */
+  notAfter: epochMs,
+});
+
+/** Start a VM on a host through that host's agent. */
+export const StartVmCommandSchema = z.strictObject({
+  kind: z.literal('start-vm'),
+  commandId: id,
+  incidentId: id,
+  hostId: id,
+  vm: z.strictObject({ id, cpus: z.number().int().positive(), memoryMiB: z.number().int().positive() }),
+  issuedAt: epochMs,
+  notAfter: epochMs,
+});
+
+export const RelayCommandSchema = z.discriminatedUnion('kind', [FenceCommandSchema, StartVmCommandSchema]);
+export type RelayCommand = z.infer<typeof RelayCommandSchema>;
+export type FenceCommand = z.infer<typeof FenceCommandSchema>;
+export type StartVmCommand = z.infer<typeof StartVmCommandSchema>;
+
+/** The control plane's answer to an accepted report. */
+export const ReportResponseSchema = z.strictObject({
+  protocol: z.literal(PROTOCOL_VERSION),
+  acceptedSeq: z.number().int().nonnegative(),
+  commands: z.array(RelayCommandSchema),
+  /** When to send the next report at the latest; shorter while the site has an open incident. */
+  nextReportInMs: z.number().int().positive(),
+});
+export type ReportResponse = z.infer<typeof ReportResponseSchema>;
+
+/** Error body of every 4xx/5xx: a stable machine-readable code and a sentence for people. */
+export const ErrorBodySchema = z.strictObject({
+  error: z.string(),
+  message: z.string(),
+  issues: z.array(z.strictObject({ path: z.string(), message: z.string() })).optional(),
+});
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;

@@ -1,0 +1,222 @@
+import { z } from 'zod';
+import { IdSchema } from './relay-protocol';
+
+/**
+ * Contract between the failover state machine (infra/workflow) and the `failover-steps` Lambda.
+ *
+ * One Lambda serves every step, routed by `step`: an incident runs on one warm function, so the
+ * failover pays at most one cold start. Every step is idempotent: Step Functions may deliver a task twice.
+ */
+
+/** State names, as operators read them in the Step Functions console. */
+export const STATE = {
+  Suspect: 'Suspect',
+  WaitBeforeConfirm: 'WaitBeforeConfirm',
+  ConfirmSilence: 'ConfirmSilence',
+  StillSilent: 'StillSilent?',
+  FalseAlarm: 'FalseAlarm',
+  CheckFencingPolicy: 'CheckFencingPolicy',
+  FenceOrSuppress: 'FenceOrSuppress?',
+  FencingSuppressed: 'FencingSuppressed',
+  Fence: 'Fence',
+  VerifyPowerOff: 'VerifyPowerOff',
+  FenceFailed: 'FenceFailed',
+  AwaitOperator: 'AwaitOperator',
+  OperatorOutcome: 'OperatorOutcome?',
+  HostCameBack: 'HostCameBack',
+  MarkFenced: 'MarkFenced',
+  PlanPlacement: 'PlanPlacement',
+  StartPriorityWaves: 'StartPriorityWaves',
+  StartWave: 'StartWave',
+  ReserveCapacity: 'ReserveCapacity',
+  StartVm: 'StartVm',
+  VmStarted: 'VmStarted',
+  ReleaseCapacity: 'ReleaseCapacity',
+  PickNextHost: 'PickNextHost',
+  VmUnplaced: 'VmUnplaced',
+  StartUnconfirmed: 'StartUnconfirmed',
+  Close: 'Close',
+} as const;
+
+/** Named errors thrown by steps or sent with SendTaskFailure; Retry/Catch match on these names. */
+export const WORKFLOW_ERROR = {
+  FenceNotConfirmed: 'FenceNotConfirmedError',
+  FenceDeadlinePassed: 'FenceDeadlinePassedError',
+  NoRelayAvailable: 'NoRelayAvailableError',
+  VmStartFailed: 'VmStartFailedError',
+  NoCapacity: 'NoCapacityError',
+  StartAttemptsExhausted: 'StartAttemptsExhaustedError',
+  IncidentSuperseded: 'IncidentSupersededError',
+} as const;
+
+const epochMs = z.number().int().nonnegative();
+const seconds = z.number().int().positive();
+
+/** Timings the state machine itself needs, in whole seconds (Step Functions' unit). */
+export const WorkflowTimingSchema = z.strictObject({
+  confirmSilenceSeconds: z.number().int().nonnegative(),
+  fenceAttemptTimeoutSeconds: seconds,
+  startTimeoutSeconds: seconds,
+  operatorTimeoutSeconds: seconds,
+});
+export type WorkflowTiming = z.infer<typeof WorkflowTimingSchema>;
+
+/** Execution input, written by ingest when every live relay reports a host silent. */
+export const IncidentInputSchema = z.strictObject({
+  incidentId: IdSchema,
+  siteId: IdSchema,
+  hostId: IdSchema,
+  cluster: IdSchema,
+  bootId: z.string().min(1),
+  openedAt: epochMs,
+  timing: WorkflowTimingSchema,
+  /** What ingest saw: each live relay's view of the host when the incident opened. */
+  evidence: z.strictObject({
+    relays: z.array(z.strictObject({ relayId: IdSchema, lastHeardMsAgo: z.number().int().nonnegative() })),
+    silentAfterMs: z.number().int().positive(),
+  }),
+});
+export type IncidentInput = z.infer<typeof IncidentInputSchema>;
+
+const incidentRef = { incidentId: IdSchema, siteId: IdSchema, hostId: IdSchema } as const;
+
+/** Evidence-carrying outputs: each step's result lands in the execution state under its own key. */
+export const ConfirmSilenceOutputSchema = z.strictObject({
+  stillSilent: z.boolean(),
+  detail: z.string(),
+  relays: z.array(
+    z.strictObject({ relayId: IdSchema, live: z.boolean(), lastHeardMsAgo: z.number().nullable() }),
+  ),
+});
+export type ConfirmSilenceOutput = z.infer<typeof ConfirmSilenceOutputSchema>;
+
+export const FencingPolicyOutputSchema = z.strictObject({
+  action: z.enum(['fence', 'suppress']),
+  reason: z.string(),
+  detail: z.string(),
+  evidence: z.record(z.string(), z.unknown()),
+});
+export type FencingPolicyOutput = z.infer<typeof FencingPolicyOutputSchema>;
+
+/** What the relay's fence result resolves the Fence callback task with (SendTaskSuccess output). */
+export const FenceResultSchema = z.strictObject({
+  commandId: IdSchema,
+  relayId: IdSchema,
+  powerState: z.enum(['off', 'on', 'unknown']),
+  finishedAt: epochMs,
+  detail: z.string().optional(),
+});
+export type FenceResult = z.infer<typeof FenceResultSchema>;
+
+/** What an operator's decision resolves AwaitOperator with. */
+export const OperatorDecisionSchema = z.strictObject({
+  decision: z.enum(['confirmed-off', 'host-came-back']),
+  by: z.string(),
+  at: epochMs,
+});
+export type OperatorDecision = z.infer<typeof OperatorDecisionSchema>;
+
+export const PlannedVmSchema = z.strictObject({
+  vmId: IdSchema,
+  cpus: z.number().int().positive(),
+  memoryMiB: z.number().int().positive(),
+  priority: z.enum(['high', 'medium', 'low']),
+  hostId: IdSchema,
+  reason: z.string(),
+});
+export type PlannedVm = z.infer<typeof PlannedVmSchema>;
+
+export const PlanOutputSchema = z.strictObject({
+  waves: z.array(
+    z.strictObject({ priority: z.enum(['high', 'medium', 'low']), vms: z.array(PlannedVmSchema) }),
+  ),
+  unplaced: z.array(
+    z.strictObject({ vmId: IdSchema, priority: z.string(), reason: z.string(), detail: z.string() }),
+  ),
+});
+export type PlanOutput = z.infer<typeof PlanOutputSchema>;
+
+/** One VM's journey inside a wave: the Map item, enriched as attempts are made. */
+export const VmAttemptSchema = z.strictObject({
+  ...incidentRef,
+  vm: PlannedVmSchema,
+  /** Host of the current attempt. */
+  targetHostId: IdSchema,
+  attempt: z.number().int().positive(),
+  triedHosts: z.array(IdSchema),
+  reservationId: z.string().optional(),
+});
+export type VmAttempt = z.infer<typeof VmAttemptSchema>;
+
+/** What a relay's start result resolves the StartVm callback task with. */
+export const StartResultSchema = z.strictObject({
+  commandId: IdSchema,
+  vmId: IdSchema,
+  hostId: IdSchema,
+  finishedAt: epochMs,
+});
+export type StartResult = z.infer<typeof StartResultSchema>;
+
+/** Every request the state machine sends to the `failover-steps` Lambda. */
+export const StepRequestSchema = z.discriminatedUnion('step', [
+  z.strictObject({ step: z.literal('suspect'), incident: IncidentInputSchema }),
+  z.strictObject({ step: z.literal('confirm-silence'), incident: IncidentInputSchema }),
+  z.strictObject({
+    step: z.literal('false-alarm'),
+    incident: IncidentInputSchema,
+    silence: ConfirmSilenceOutputSchema,
+  }),
+  z.strictObject({ step: z.literal('check-fencing-policy'), incident: IncidentInputSchema }),
+  z.strictObject({
+    step: z.literal('fencing-suppressed'),
+    incident: IncidentInputSchema,
+    policy: FencingPolicyOutputSchema,
+  }),
+  z.strictObject({
+    step: z.literal('dispatch-fence'),
+    incident: IncidentInputSchema,
+    taskToken: z.string().min(1),
+  }),
+  z.strictObject({
+    step: z.literal('verify-power-off'),
+    incident: IncidentInputSchema,
+    fence: FenceResultSchema,
+  }),
+  z.strictObject({ step: z.literal('fence-failed'), incident: IncidentInputSchema, error: z.unknown() }),
+  z.strictObject({
+    step: z.literal('await-operator'),
+    incident: IncidentInputSchema,
+    taskToken: z.string().min(1),
+  }),
+  z.strictObject({
+    step: z.literal('mark-fenced'),
+    incident: IncidentInputSchema,
+    confirmation: z.strictObject({ by: z.enum(['ipmi-read-back', 'operator']), detail: z.string() }),
+  }),
+  z.strictObject({ step: z.literal('plan-placement'), incident: IncidentInputSchema }),
+  z.strictObject({ step: z.literal('reserve-capacity'), attempt: VmAttemptSchema }),
+  z.strictObject({
+    step: z.literal('dispatch-start'),
+    attempt: VmAttemptSchema,
+    taskToken: z.string().min(1),
+  }),
+  z.strictObject({ step: z.literal('vm-started'), attempt: VmAttemptSchema, result: StartResultSchema }),
+  z.strictObject({ step: z.literal('release-capacity'), attempt: VmAttemptSchema, error: z.unknown() }),
+  z.strictObject({ step: z.literal('pick-next-host'), attempt: VmAttemptSchema }),
+  z.strictObject({ step: z.literal('vm-unplaced'), attempt: VmAttemptSchema, error: z.unknown() }),
+  z.strictObject({ step: z.literal('start-unconfirmed'), attempt: VmAttemptSchema, error: z.unknown() }),
+  z.strictObject({ step: z.literal('close'), incident: IncidentInputSchema, outcome: z.string().optional() }),
+]);
+export type StepRequest = z.infer<typeof StepRequestSchema>;
+export type StepName = StepRequest['step'];
+
+/** Incident outcomes, as the review and the simulator report them. */
+export const IncidentOutcomeSchema = z.enum([
+  'in-progress',
+  'recovered',
+  'partially-recovered',
+  'false-alarm',
+  'fencing-suppressed',
+  'awaiting-operator',
+]);
+export type IncidentOutcome = z.infer<typeof IncidentOutcomeSchema>;

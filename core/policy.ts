@@ -1,0 +1,101 @@
+import { InvalidInputError, type PlacementPolicy } from './model';
+
+/**
+ * Every timing and threshold the control plane acts on. All durations are milliseconds.
+ * Durations left out derive from the heartbeat so that a site tuned only by its heartbeat stays coherent.
+ */
+export interface HaPolicy extends PlacementPolicy {
+  /** Host agent → relay heartbeat interval on the LAN. */
+  readonly hostHeartbeatMs: number;
+  /** Heartbeats a relay must miss before it calls a host silent. */
+  readonly missedHeartbeats: number;
+  /** Relay → cloud report interval while nothing happens. */
+  readonly relayReportMs: number;
+  /** Report interval while the site has an open incident. */
+  readonly incidentReportMs: number;
+  /** A relay not heard for this long is silent; a site with every relay silent is partitioned. */
+  readonly relaySilentAfterMs: number;
+  /** Wait after suspicion before the silence is re-checked (a host may come back). */
+  readonly confirmSilenceMs: number;
+  /** Time one relay gets to power the host off and read it back as off. */
+  readonly fenceAttemptTimeoutMs: number;
+  /** Fencing gives up (→ operator) after this long in total, across relays. */
+  readonly fenceDeadlineMs: number;
+  /** Time a VM start may take before the wave moves on without it. */
+  readonly startTimeoutMs: number;
+  /** Attempts to start one VM, each on the next best host. */
+  readonly maxStartAttempts: number;
+  /** More than this share of a cluster silent at once: fence none (safety rule 3). */
+  readonly massSilenceShare: number;
+  /** Reports whose sentAt differs from the cloud's clock by more than this are refused. */
+  readonly maxClockSkewMs: number;
+}
+
+/** The fields a site or scenario may set; the rest derive from them. */
+export type HaPolicyInput = Partial<HaPolicy>;
+
+/** Production defaults: 2 s LAN heartbeat, 3 misses, a report every 10 s. */
+export const DEFAULT_TIMING = { hostHeartbeatMs: 2000, missedHeartbeats: 3, relayReportMs: 10_000 } as const;
+
+/** Resolves a full policy from partial input: every duration not given is a multiple of the heartbeat. */
+export function resolvePolicy(input: HaPolicyInput = {}): HaPolicy {
+  const hostHeartbeatMs = input.hostHeartbeatMs ?? DEFAULT_TIMING.hostHeartbeatMs;
+  const missedHeartbeats = input.missedHeartbeats ?? DEFAULT_TIMING.missedHeartbeats;
+  const relayReportMs = input.relayReportMs ?? DEFAULT_TIMING.relayReportMs;
+  const policy: HaPolicy = {
+    hostHeartbeatMs,
+    missedHeartbeats,
+    relayReportMs,
+    incidentReportMs: input.incidentReportMs ?? Math.min(relayReportMs, Math.max(hostHeartbeatMs, 250)),
+    relaySilentAfterMs: input.relaySilentAfterMs ?? 3 * relayReportMs,
+    confirmSilenceMs: input.confirmSilenceMs ?? hostHeartbeatMs,
+    fenceAttemptTimeoutMs: input.fenceAttemptTimeoutMs ?? Math.max(3 * hostHeartbeatMs, 2 * relayReportMs),
+    fenceDeadlineMs: input.fenceDeadlineMs ?? Math.max(8 * hostHeartbeatMs, 5 * relayReportMs),
+    startTimeoutMs: input.startTimeoutMs ?? Math.max(3 * hostHeartbeatMs, 2 * relayReportMs),
+    maxStartAttempts: input.maxStartAttempts ?? 3,
+    massSilenceShare: input.massSilenceShare ?? 0.5,
+    maxClockSkewMs: input.maxClockSkewMs ?? 300_000,
+    cpuOvercommit: input.cpuOvercommit ?? 1,
+    reserveMiB: input.reserveMiB ?? 0,
+    reserveCpus: input.reserveCpus ?? 0,
+  };
+  validatePolicy(policy);
+  return policy;
+}
+
+/** Silence threshold for a host, as a relay measures it. */
+export function hostSilentAfterMs(policy: HaPolicy): number {
+  return policy.hostHeartbeatMs * policy.missedHeartbeats;
+}
+
+function validatePolicy(p: HaPolicy): void {
+  const positive: (keyof HaPolicy)[] = [
+    'hostHeartbeatMs',
+    'missedHeartbeats',
+    'relayReportMs',
+    'incidentReportMs',
+    'relaySilentAfterMs',
+    'confirmSilenceMs',
+    'fenceAttemptTimeoutMs',
+    'fenceDeadlineMs',
+    'startTimeoutMs',
+    'maxStartAttempts',
+    'maxClockSkewMs',
+    'cpuOvercommit',
+  ];
+  for (const key of positive) {
+    const value = p[key];
+    if (!(typeof value === 'number' && Number.isFinite(value) && value > 0)) {
+      throw new InvalidInputError(`policy.${key} must be a positive number, got ${String(value)}`);
+    }
+  }
+  if (!(p.massSilenceShare > 0 && p.massSilenceShare <= 1)) {
+    throw new InvalidInputError(`policy.massSilenceShare must be in (0, 1], got ${p.massSilenceShare}`);
+  }
+  if (p.fenceDeadlineMs < p.fenceAttemptTimeoutMs) {
+    throw new InvalidInputError(
+      'policy.fenceDeadlineMs must be at least one fence attempt (fenceAttemptTimeoutMs)',
+    );
+  }
+  if (p.reserveMiB < 0 || p.reserveCpus < 0) throw new InvalidInputError('policy reserves must be >= 0');
+}
