@@ -1,0 +1,325 @@
+import type { CommandResult, ObservedVm, RelayCommand, VmPowerState } from '../contracts/relay-protocol';
+import type { IncidentInput, IncidentOutcome } from '../contracts/workflow';
+import type { HostState } from '../core/lifecycle';
+import type { Priority } from '../core/model';
+import type { HaPolicyInput } from '../core/policy';
+
+/**
+ * Ports of the control plane's use cases. Each store has a DynamoDB adapter (adapters/dynamodb) and an
+ * in-memory one (adapters/memory) with identical semantics, checked by one shared conformance suite.
+ *
+ * Rules every implementation follows:
+ * - every state change is a single-item conditional write (no transactions: dynalite has none);
+ * - repeating a write with the same arguments is harmless (idempotent) and says so in its result;
+ * - a lost race surfaces as a named error from app/errors.ts, never as a silent overwrite.
+ */
+
+/** Time is passed in, never read from the environment inside use cases. */
+export interface Clock {
+  now(): number;
+}
+
+/** Random identifiers and secrets; seeded in tests and the simulator. */
+export interface IdGenerator {
+  /** A new unique id (URL-safe, ≤ 40 chars). */
+  newId(prefix: string): string;
+  /** A new secret for a relay credential (≥ 32 bytes of entropy, URL-safe). */
+  newSecret(): string;
+}
+
+// ---------------------------------------------------------------- records
+
+export interface SiteRecord {
+  readonly siteId: string;
+  readonly createdAt: number;
+}
+
+export interface ClusterRecord {
+  readonly siteId: string;
+  readonly clusterId: string;
+  /** Per-cluster switch (safety rule 7). */
+  readonly fencingEnabled: boolean;
+  /** Overrides of the deployment's default policy for this cluster. */
+  readonly policy: HaPolicyInput;
+  readonly version: number;
+}
+
+export interface RelayRecord {
+  readonly siteId: string;
+  readonly relayId: string;
+  /** sha256 of the relay's secret, hex; the secret itself is never stored. */
+  readonly credentialHash: string;
+  readonly revoked: boolean;
+  /** Highest accepted report sequence number; -1 before the first report. */
+  readonly lastSeq: number;
+  /** Cloud time of the last accepted report; null before the first. */
+  readonly lastSeenAt: number | null;
+  /** Hosts this relay calls silent, with how long ago it last heard each (at lastSeenAt). */
+  readonly silentHosts: Readonly<Record<string, number>>;
+  /** Whether the site had an open incident when this relay last reported (shortens its interval). */
+  readonly enrolledAt: number;
+}
+
+/** Compact per-host summary kept in one item per site, so ingest reads a whole site in one query. */
+export interface HostSummary {
+  /** Hash of the observed inventory (boot id, capacity, VMs); a change means the host item must be written. */
+  readonly digest: string;
+  readonly cluster: string;
+  readonly status: HostState['status'];
+  readonly incidentId: string | null;
+}
+
+/** Everything ingest needs about a site, from one query. */
+export interface SiteControl {
+  readonly site: SiteRecord;
+  readonly clusters: readonly ClusterRecord[];
+  readonly relays: readonly RelayRecord[];
+  readonly hosts: Readonly<Record<string, HostSummary>>;
+  /** Open incidents of the site (ids); commands are only looked up while this is non-empty. */
+  readonly openIncidents: readonly string[];
+}
+
+export interface HostRecord {
+  readonly siteId: string;
+  readonly hostId: string;
+  readonly cluster: string;
+  readonly cpus: number;
+  readonly memoryMiB: number;
+  readonly bootId: string;
+  readonly lifecycle: HostState;
+  /** Sum over VMs the host reported running (or paused). */
+  readonly usedCpus: number;
+  readonly usedMiB: number;
+  /** Capacity held for VM starts in flight (safety rule 5), by reservation id. */
+  readonly reservations: Readonly<
+    Record<string, { readonly vmId: string; readonly cpus: number; readonly memoryMiB: number }>
+  >;
+  /** Incidents opened for this host so far; the next incident id derives from it. */
+  readonly incidentSeq: number;
+  readonly digest: string;
+  readonly observedAt: number;
+  /** Optimistic-lock counter, incremented by every write. */
+  readonly version: number;
+}
+
+export interface VmRecord {
+  readonly siteId: string;
+  readonly vmId: string;
+  /** Where the VM runs, or last ran when `state` is `down`; null only for a VM registered but never seen. */
+  readonly hostId: string | null;
+  readonly cpus: number;
+  readonly memoryMiB: number;
+  readonly state: VmPowerState | 'down';
+  /** Operator-registered metadata agents cannot know. Unregistered VMs are not HA. */
+  readonly ha: boolean;
+  readonly priority: Priority;
+  readonly antiAffinity: string | null;
+  readonly observedAt: number;
+}
+
+export interface IncidentRecord {
+  readonly incidentId: string;
+  readonly siteId: string;
+  readonly hostId: string;
+  readonly cluster: string;
+  readonly bootId: string;
+  readonly openedAt: number;
+  readonly outcome: IncidentOutcome;
+  readonly input: IncidentInput;
+  readonly executionArn: string | null;
+  readonly fencedAt: number | null;
+  readonly closedAt: number | null;
+  /** Task token of AwaitOperator while the incident waits for an operator. */
+  readonly operatorTaskToken: string | null;
+  readonly version: number;
+}
+
+/** One line of an incident's timeline. */
+export interface IncidentEvent {
+  readonly incidentId: string;
+  readonly at: number;
+  /** Stable kind, e.g. `suspected`, `fence-ordered`, `power-off-confirmed`, `vm-started`. */
+  readonly kind: string;
+  readonly detail: string;
+  readonly data?: Readonly<Record<string, unknown>>;
+}
+
+export type CommandStatus = 'pending' | 'delivered' | 'succeeded' | 'failed' | 'expired';
+
+export interface CommandRecord {
+  readonly siteId: string;
+  /** The relay that must carry it out. */
+  readonly relayId: string;
+  readonly command: RelayCommand;
+  /** Step Functions task token completed by the relay's result. */
+  readonly taskToken: string;
+  readonly status: CommandStatus;
+  readonly createdAt: number;
+  readonly deliveredAt: number | null;
+  readonly result: CommandResult | null;
+}
+
+// ---------------------------------------------------------------- stores
+
+export interface SiteStore {
+  /** Creates the site; repeating it is harmless. */
+  putSite(site: SiteRecord): Promise<{ created: boolean }>;
+  listSites(): Promise<SiteRecord[]>;
+  /** Site, clusters, relays and host summaries in one read; null for an unknown site. */
+  loadControl(siteId: string): Promise<SiteControl | null>;
+  /** Creates the cluster with defaults (fencing enabled) if missing; repeat-safe. */
+  ensureCluster(siteId: string, clusterId: string): Promise<ClusterRecord>;
+  /** Sets fencing on/off or policy overrides; conditional on the version read. */
+  updateCluster(
+    siteId: string,
+    clusterId: string,
+    expectedVersion: number,
+    patch: { fencingEnabled?: boolean; policy?: HaPolicyInput },
+  ): Promise<ClusterRecord>;
+  /** Records a host's summary (one map entry of the site's control item). */
+  putHostSummary(siteId: string, hostId: string, summary: HostSummary): Promise<void>;
+  /** Adds or removes an open incident of the site (set semantics, repeat-safe). */
+  setIncidentOpen(siteId: string, incidentId: string, open: boolean): Promise<void>;
+}
+
+export interface RelayStore {
+  /** Enrolls a relay; fails with RelayExistsError if an unrevoked relay of that id exists. */
+  enroll(relay: {
+    siteId: string;
+    relayId: string;
+    credentialHash: string;
+    at: number;
+  }): Promise<RelayRecord>;
+  /** Revokes the credential; later reports with it are refused. Repeat-safe. */
+  revoke(siteId: string, relayId: string, at: number): Promise<void>;
+  getRelay(siteId: string, relayId: string): Promise<RelayRecord | null>;
+  /**
+   * The one liveness write per report: accepted only if the relay exists, is not revoked, the credential
+   * hash matches and `seq` is above the last accepted one. Throws UnknownRelayError, RelayRevokedError,
+   * BadCredentialError or StaleSequenceError (a replay) otherwise, and then changes nothing.
+   */
+  acceptReport(
+    siteId: string,
+    relayId: string,
+    report: { seq: number; at: number; credentialHash: string; silentHosts: Record<string, number> },
+  ): Promise<RelayRecord>;
+}
+
+export interface HostStore {
+  getHost(siteId: string, hostId: string): Promise<HostRecord | null>;
+  listHosts(siteId: string, cluster?: string): Promise<HostRecord[]>;
+  /** Creates a host first seen, in state `up`. Repeat-safe. */
+  createHost(host: Omit<HostRecord, 'version' | 'reservations' | 'incidentSeq'>): Promise<HostRecord>;
+  /** Writes the observed inventory and usage; conditional on the version read. */
+  saveInventory(
+    siteId: string,
+    hostId: string,
+    expectedVersion: number,
+    inventory: Pick<
+      HostRecord,
+      'cpus' | 'memoryMiB' | 'bootId' | 'usedCpus' | 'usedMiB' | 'digest' | 'observedAt' | 'cluster'
+    >,
+  ): Promise<HostRecord>;
+  /** Applies a lifecycle state (from core decide/evolve); conditional on the version read. */
+  setLifecycle(
+    siteId: string,
+    hostId: string,
+    expectedVersion: number,
+    lifecycle: HostState,
+    opts?: { incidentSeq?: number },
+  ): Promise<HostRecord>;
+  /**
+   * Holds capacity for one VM start. One conditional write: succeeds only if used + reserved + this stays
+   * within the limits given (memory hard limit, CPUs × overcommit, minus reserve). Returns `already` if this
+   * reservation id is held already. Throws NoCapacityError when it does not fit.
+   */
+  reserve(
+    siteId: string,
+    hostId: string,
+    reservation: { id: string; vmId: string; cpus: number; memoryMiB: number },
+    limits: { memoryMiB: number; cpus: number },
+  ): Promise<'reserved' | 'already'>;
+  /** Releases a reservation; repeat-safe (`released` or `absent`). */
+  release(siteId: string, hostId: string, reservationId: string): Promise<'released' | 'absent'>;
+}
+
+export interface VmStore {
+  getVm(siteId: string, vmId: string): Promise<VmRecord | null>;
+  listVms(siteId: string, filter?: { hostId?: string }): Promise<VmRecord[]>;
+  /** Writes what an agent observed; keeps operator metadata (ha, priority, antiAffinity). */
+  saveObserved(siteId: string, hostId: string, vm: ObservedVm, at: number): Promise<void>;
+  /** Operator metadata; creates a placeholder VM record if the VM was never observed. */
+  setMetadata(
+    siteId: string,
+    vmId: string,
+    meta: { ha: boolean; priority: Priority; antiAffinity: string | null },
+  ): Promise<VmRecord>;
+  /** Sets state `down` (its host is fenced; hostId kept as where it last ran), only if still recorded on `hostId`. */
+  markDown(siteId: string, vmId: string, hostId: string, at: number): Promise<void>;
+}
+
+export interface IncidentStore {
+  /** Creates the incident; if it exists, returns it with created=false (repeat-safe). */
+  create(incident: Omit<IncidentRecord, 'version'>): Promise<{ created: boolean; incident: IncidentRecord }>;
+  get(incidentId: string): Promise<IncidentRecord | null>;
+  /** Newest first; open ones only when asked. */
+  list(filter?: { siteId?: string; openOnly?: boolean; limit?: number }): Promise<IncidentRecord[]>;
+  /** Conditional on the version read; throws ConcurrentUpdateError when it moved. */
+  update(
+    incidentId: string,
+    expectedVersion: number,
+    patch: Partial<
+      Pick<IncidentRecord, 'outcome' | 'executionArn' | 'fencedAt' | 'closedAt' | 'operatorTaskToken'>
+    >,
+  ): Promise<IncidentRecord>;
+  /** Appends to the timeline; an event with the same (at, kind) is stored once. */
+  appendEvent(event: IncidentEvent): Promise<void>;
+  listEvents(incidentId: string): Promise<IncidentEvent[]>;
+}
+
+export interface CommandStore {
+  /** Stores a command with its task token; repeat-safe by commandId. */
+  create(command: Omit<CommandRecord, 'status' | 'deliveredAt' | 'result'>): Promise<{ created: boolean }>;
+  /** Commands for this relay still pending or delivered and not finished. */
+  listOpen(siteId: string, relayId: string): Promise<CommandRecord[]>;
+  listForIncident(siteId: string, incidentId: string): Promise<CommandRecord[]>;
+  markDelivered(siteId: string, commandId: string, at: number): Promise<void>;
+  /**
+   * Records the relay's result. Returns the record the first time (its task token must then be completed)
+   * and null for a repeated or unknown result, which changes nothing.
+   */
+  complete(siteId: string, commandId: string, result: CommandResult): Promise<CommandRecord | null>;
+}
+
+// ---------------------------------------------------------------- workflow
+
+export interface WorkflowPort {
+  /**
+   * Starts the failover execution named after the incident. Starting the same incident again returns the
+   * existing execution (StartExecution is idempotent for the same name and input).
+   */
+  startIncident(input: IncidentInput): Promise<{ executionArn: string }>;
+  /** Completes a callback task (relay result, operator decision). */
+  sendTaskSuccess(taskToken: string, output: unknown): Promise<void>;
+  sendTaskFailure(taskToken: string, error: string, cause: string): Promise<void>;
+}
+
+/** Operational metrics (Powertools in AWS, an in-memory recorder in tests). */
+export interface MetricsPort {
+  count(name: string, value?: number, dimensions?: Record<string, string>): void;
+  seconds(name: string, value: number, dimensions?: Record<string, string>): void;
+}
+
+/** Everything a use case may need; built once per process by a factory. */
+export interface Ports {
+  readonly clock: Clock;
+  readonly ids: IdGenerator;
+  readonly sites: SiteStore;
+  readonly relays: RelayStore;
+  readonly hosts: HostStore;
+  readonly vms: VmStore;
+  readonly incidents: IncidentStore;
+  readonly commands: CommandStore;
+  readonly workflow: WorkflowPort;
+  readonly metrics: MetricsPort;
+}
