@@ -1,0 +1,181 @@
+import type { IncidentEvent, IncidentRecord, IncidentStore } from '../../app/ports';
+import type { IncidentInput, IncidentOutcome } from '../../contracts/workflow';
+import {
+  beginsWith,
+  type DynamoContext,
+  getItem,
+  type Item,
+  type Key,
+  keyOf,
+  map,
+  mapOrNull,
+  num,
+  numOrNull,
+  putIfAbsent,
+  queryAll,
+  str,
+  strOrNull,
+  updateVersioned,
+} from './dynamo-support';
+import {
+  eventSk,
+  GSI1,
+  INCIDENT_META_SK,
+  INCIDENTS_GSI_PK,
+  idAfter,
+  incidentGsiSk,
+  incidentKey,
+  PK_PREFIX,
+  parseEventSk,
+  SK_PREFIX,
+} from './table-definition';
+
+/** Outcomes of an incident still being worked on (the rest are final). */
+export const OPEN_OUTCOMES: readonly IncidentOutcome[] = ['in-progress', 'awaiting-operator'];
+
+/**
+ * Incidents: a META item per incident, listed newest first through gsi1, and its timeline as EVENT items
+ * in the same partition, so one query returns the incident with its timeline.
+ */
+export class DynamoIncidentStore implements IncidentStore {
+  constructor(private readonly ctx: DynamoContext) {}
+
+  async create(
+    incident: Omit<IncidentRecord, 'version'>,
+  ): Promise<{ created: boolean; incident: IncidentRecord }> {
+    const fresh: IncidentRecord = { ...incident, version: 1 };
+    if (await putIfAbsent(this.ctx, incidentToItem(fresh))) return { created: true, incident: fresh };
+    const existing = await this.get(incident.incidentId);
+    if (existing === null) throw new Error(`incident ${incident.incidentId} vanished`);
+    return { created: false, incident: existing };
+  }
+
+  async get(incidentId: string): Promise<IncidentRecord | null> {
+    const item = await getItem(this.ctx, metaKey(incidentId));
+    return item === null ? null : incidentFromItem(item);
+  }
+
+  async list(filter?: { siteId?: string; openOnly?: boolean; limit?: number }): Promise<IncidentRecord[]> {
+    const conditions: string[] = [];
+    const names: Record<string, string> = { '#gsi1pk': GSI1.pk };
+    const values: Record<string, unknown> = { ':incidents': INCIDENTS_GSI_PK };
+    if (filter?.siteId !== undefined) {
+      conditions.push('#siteId = :siteId');
+      names['#siteId'] = 'siteId';
+      values[':siteId'] = filter.siteId;
+    }
+    if (filter?.openOnly === true) {
+      const placeholders = OPEN_OUTCOMES.map((outcome, i) => {
+        values[`:open${i}`] = outcome;
+        return `:open${i}`;
+      });
+      conditions.push(`#outcome IN (${placeholders.join(', ')})`);
+      names['#outcome'] = 'outcome';
+    }
+    // A filter applies after each page is read, so `limit` counts matching items across pages.
+    const items = await queryAll(
+      this.ctx,
+      {
+        IndexName: GSI1.indexName,
+        KeyConditionExpression: '#gsi1pk = :incidents',
+        ScanIndexForward: false,
+        FilterExpression: conditions.length > 0 ? conditions.join(' AND ') : undefined,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      },
+      filter?.limit,
+    );
+    return items.map(incidentFromItem);
+  }
+
+  async update(
+    incidentId: string,
+    expectedVersion: number,
+    patch: Partial<
+      Pick<IncidentRecord, 'outcome' | 'executionArn' | 'fencedAt' | 'closedAt' | 'operatorTaskToken'>
+    >,
+  ): Promise<IncidentRecord> {
+    const item = await updateVersioned(
+      this.ctx,
+      metaKey(incidentId),
+      expectedVersion,
+      {
+        outcome: patch.outcome,
+        executionArn: patch.executionArn,
+        fencedAt: patch.fencedAt,
+        closedAt: patch.closedAt,
+        operatorTaskToken: patch.operatorTaskToken,
+      },
+      `incident ${incidentId}`,
+    );
+    return incidentFromItem(item);
+  }
+
+  async appendEvent(event: IncidentEvent): Promise<void> {
+    // (at, kind) is the event's key, so a step delivered twice by Step Functions writes its event once.
+    await putIfAbsent(this.ctx, {
+      ...keyOf({ pk: incidentKey(event.incidentId), sk: eventSk(event.at, event.kind) }),
+      detail: event.detail,
+      data: event.data,
+    });
+  }
+
+  async listEvents(incidentId: string): Promise<IncidentEvent[]> {
+    const items = await queryAll(this.ctx, beginsWith(incidentKey(incidentId), SK_PREFIX.event));
+    return items.map(eventFromItem);
+  }
+}
+
+function metaKey(incidentId: string): Key {
+  return { pk: incidentKey(incidentId), sk: INCIDENT_META_SK };
+}
+
+function incidentToItem(incident: IncidentRecord): Item {
+  return {
+    ...keyOf(metaKey(incident.incidentId)),
+    [GSI1.pk]: INCIDENTS_GSI_PK,
+    [GSI1.sk]: incidentGsiSk(incident.openedAt, incident.incidentId),
+    siteId: incident.siteId,
+    hostId: incident.hostId,
+    cluster: incident.cluster,
+    bootId: incident.bootId,
+    openedAt: incident.openedAt,
+    outcome: incident.outcome,
+    input: incident.input,
+    executionArn: incident.executionArn,
+    fencedAt: incident.fencedAt,
+    closedAt: incident.closedAt,
+    operatorTaskToken: incident.operatorTaskToken,
+    version: incident.version,
+  };
+}
+
+function incidentFromItem(item: Item): IncidentRecord {
+  return {
+    incidentId: idAfter(PK_PREFIX.incident, str(item, 'pk')),
+    siteId: str(item, 'siteId'),
+    hostId: str(item, 'hostId'),
+    cluster: str(item, 'cluster'),
+    bootId: str(item, 'bootId'),
+    openedAt: num(item, 'openedAt'),
+    outcome: str(item, 'outcome') as IncidentOutcome,
+    input: map<IncidentInput>(item, 'input'),
+    executionArn: strOrNull(item, 'executionArn'),
+    fencedAt: numOrNull(item, 'fencedAt'),
+    closedAt: numOrNull(item, 'closedAt'),
+    operatorTaskToken: strOrNull(item, 'operatorTaskToken'),
+    version: num(item, 'version'),
+  };
+}
+
+function eventFromItem(item: Item): IncidentEvent {
+  const { at, kind } = parseEventSk(str(item, 'sk'));
+  const data = mapOrNull<Record<string, unknown>>(item, 'data');
+  return {
+    incidentId: idAfter(PK_PREFIX.incident, str(item, 'pk')),
+    at,
+    kind,
+    detail: str(item, 'detail'),
+    ...(data === null ? {} : { data }),
+  };
+}

@@ -1,0 +1,169 @@
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { VmRecord, VmStore } from '../../app/ports';
+import type { ObservedVm } from '../../contracts/relay-protocol';
+import type { Priority } from '../../core/model';
+import {
+  beginsWith,
+  bool,
+  type DynamoContext,
+  getItem,
+  type Item,
+  type Key,
+  keyOf,
+  num,
+  queryAll,
+  requireAttributes,
+  str,
+  strOrNull,
+  unlessConditionFails,
+} from './dynamo-support';
+import { idAfter, PK_PREFIX, SK_PREFIX, siteKey, vmSk } from './table-definition';
+
+/** Metadata of a VM no operator registered: not HA (safety first), middle priority. */
+const DEFAULT_META = { ha: false, priority: 'medium', antiAffinity: null } as const;
+
+/**
+ * VMs: observed fields (host, size, state) come from agents, metadata (ha, priority, anti-affinity) from
+ * operators; each write sets only its own fields and fills the others' defaults with if_not_exists.
+ */
+export class DynamoVmStore implements VmStore {
+  constructor(private readonly ctx: DynamoContext) {}
+
+  async getVm(siteId: string, vmId: string): Promise<VmRecord | null> {
+    const item = await getItem(this.ctx, vmKey(siteId, vmId));
+    return item === null ? null : vmFromItem(item);
+  }
+
+  async listVms(siteId: string, filter?: { hostId?: string }): Promise<VmRecord[]> {
+    const query = beginsWith(siteKey(siteId), SK_PREFIX.vm);
+    const hostId = filter?.hostId;
+    const items = await queryAll(
+      this.ctx,
+      hostId === undefined
+        ? query
+        : {
+            ...query,
+            FilterExpression: '#hostId = :hostId',
+            ExpressionAttributeNames: { ...query.ExpressionAttributeNames, '#hostId': 'hostId' },
+            ExpressionAttributeValues: { ...query.ExpressionAttributeValues, ':hostId': hostId },
+          },
+    );
+    return items.map(vmFromItem);
+  }
+
+  async saveObserved(siteId: string, hostId: string, vm: ObservedVm, at: number): Promise<void> {
+    // Two relays report the same VM: an observation older than the stored one is dropped, not written
+    // over a newer one (the condition is the rule; a failed condition is the expected no-op).
+    await unlessConditionFails(
+      this.ctx.client.send(
+        new UpdateCommand({
+          TableName: this.ctx.tableName,
+          Key: keyOf(vmKey(siteId, vm.id)),
+          UpdateExpression:
+            'SET #hostId = :hostId, #cpus = :cpus, #memoryMiB = :memoryMiB, #state = :state, ' +
+            '#observedAt = :at, #ha = if_not_exists(#ha, :ha), ' +
+            '#priority = if_not_exists(#priority, :priority), ' +
+            '#antiAffinity = if_not_exists(#antiAffinity, :antiAffinity)',
+          ConditionExpression: 'attribute_not_exists(#pk) OR #observedAt <= :at',
+          ExpressionAttributeNames: {
+            '#pk': 'pk',
+            '#hostId': 'hostId',
+            '#cpus': 'cpus',
+            '#memoryMiB': 'memoryMiB',
+            '#state': 'state',
+            '#observedAt': 'observedAt',
+            '#ha': 'ha',
+            '#priority': 'priority',
+            '#antiAffinity': 'antiAffinity',
+          },
+          ExpressionAttributeValues: {
+            ':hostId': hostId,
+            ':cpus': vm.cpus,
+            ':memoryMiB': vm.memoryMiB,
+            ':state': vm.state,
+            ':at': at,
+            ':ha': DEFAULT_META.ha,
+            ':priority': DEFAULT_META.priority,
+            ':antiAffinity': DEFAULT_META.antiAffinity,
+          },
+        }),
+      ),
+    );
+  }
+
+  async setMetadata(
+    siteId: string,
+    vmId: string,
+    meta: { ha: boolean; priority: Priority; antiAffinity: string | null },
+  ): Promise<VmRecord> {
+    // The operator's word is final for these three fields, so no condition; a VM never observed gets a
+    // placeholder (nowhere, size 0, down, observedAt 0) that its first observation overwrites.
+    const out = await this.ctx.client.send(
+      new UpdateCommand({
+        TableName: this.ctx.tableName,
+        Key: keyOf(vmKey(siteId, vmId)),
+        UpdateExpression:
+          'SET #ha = :ha, #priority = :priority, #antiAffinity = :antiAffinity, ' +
+          '#hostId = if_not_exists(#hostId, :null), #cpus = if_not_exists(#cpus, :zero), ' +
+          '#memoryMiB = if_not_exists(#memoryMiB, :zero), #state = if_not_exists(#state, :down), ' +
+          '#observedAt = if_not_exists(#observedAt, :zero)',
+        ExpressionAttributeNames: {
+          '#ha': 'ha',
+          '#priority': 'priority',
+          '#antiAffinity': 'antiAffinity',
+          '#hostId': 'hostId',
+          '#cpus': 'cpus',
+          '#memoryMiB': 'memoryMiB',
+          '#state': 'state',
+          '#observedAt': 'observedAt',
+        },
+        ExpressionAttributeValues: {
+          ':ha': meta.ha,
+          ':priority': meta.priority,
+          ':antiAffinity': meta.antiAffinity,
+          ':null': null,
+          ':zero': 0,
+          ':down': 'down',
+        },
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return vmFromItem(requireAttributes(out.Attributes, `vm ${siteId}/${vmId}`));
+  }
+
+  async markDown(siteId: string, vmId: string, hostId: string, at: number): Promise<void> {
+    // Only if the VM is still recorded on the fenced host: if it was already seen elsewhere, that newer
+    // truth stays (a failed condition is the expected no-op). hostId stays: where it last ran.
+    await unlessConditionFails(
+      this.ctx.client.send(
+        new UpdateCommand({
+          TableName: this.ctx.tableName,
+          Key: keyOf(vmKey(siteId, vmId)),
+          UpdateExpression: 'SET #state = :down, #observedAt = :at',
+          ConditionExpression: '#hostId = :hostId',
+          ExpressionAttributeNames: { '#hostId': 'hostId', '#state': 'state', '#observedAt': 'observedAt' },
+          ExpressionAttributeValues: { ':down': 'down', ':at': at, ':hostId': hostId },
+        }),
+      ),
+    );
+  }
+}
+
+function vmKey(siteId: string, vmId: string): Key {
+  return { pk: siteKey(siteId), sk: vmSk(vmId) };
+}
+
+function vmFromItem(item: Item): VmRecord {
+  return {
+    siteId: idAfter(PK_PREFIX.site, str(item, 'pk')),
+    vmId: idAfter(SK_PREFIX.vm, str(item, 'sk')),
+    hostId: strOrNull(item, 'hostId'),
+    cpus: num(item, 'cpus'),
+    memoryMiB: num(item, 'memoryMiB'),
+    state: str(item, 'state') as VmRecord['state'],
+    ha: bool(item, 'ha'),
+    priority: str(item, 'priority') as Priority,
+    antiAffinity: strOrNull(item, 'antiAffinity'),
+    observedAt: num(item, 'observedAt'),
+  };
+}

@@ -1,0 +1,74 @@
+import type { IncidentEvent, IncidentRecord, IncidentStore } from '../../app/ports';
+import type { IncidentOutcome } from '../../contracts/workflow';
+import { checkVersion, compareStrings, copy, definedFields, type MemoryState } from './memory-state';
+
+/** Outcomes of an incident still being worked on (the rest are final). */
+const OPEN_OUTCOMES: readonly IncidentOutcome[] = ['in-progress', 'awaiting-operator'];
+
+/** In-memory IncidentStore with the DynamoDB store's semantics. */
+export class MemoryIncidentStore implements IncidentStore {
+  constructor(private readonly state: MemoryState) {}
+
+  async create(
+    incident: Omit<IncidentRecord, 'version'>,
+  ): Promise<{ created: boolean; incident: IncidentRecord }> {
+    const existing = this.state.incidents.get(incident.incidentId);
+    if (existing !== undefined) return { created: false, incident: copy(existing) };
+    const fresh: IncidentRecord = { ...copy(incident), version: 1 };
+    this.state.incidents.set(incident.incidentId, fresh);
+    return { created: true, incident: copy(fresh) };
+  }
+
+  async get(incidentId: string): Promise<IncidentRecord | null> {
+    const incident = this.state.incidents.get(incidentId);
+    return incident === undefined ? null : copy(incident);
+  }
+
+  async list(filter?: { siteId?: string; openOnly?: boolean; limit?: number }): Promise<IncidentRecord[]> {
+    return [...this.state.incidents.values()]
+      .filter((i) => filter?.siteId === undefined || i.siteId === filter.siteId)
+      .filter((i) => filter?.openOnly !== true || OPEN_OUTCOMES.includes(i.outcome))
+      .sort((a, b) => b.openedAt - a.openedAt || compareStrings(b.incidentId, a.incidentId))
+      .slice(0, filter?.limit)
+      .map(copy);
+  }
+
+  async update(
+    incidentId: string,
+    expectedVersion: number,
+    patch: Partial<
+      Pick<IncidentRecord, 'outcome' | 'executionArn' | 'fencedAt' | 'closedAt' | 'operatorTaskToken'>
+    >,
+  ): Promise<IncidentRecord> {
+    const current = checkVersion(
+      this.state.incidents.get(incidentId),
+      expectedVersion,
+      `incident ${incidentId}`,
+    );
+    const { outcome, executionArn, fencedAt, closedAt, operatorTaskToken } = patch;
+    const next: IncidentRecord = {
+      ...current,
+      ...definedFields({ outcome, executionArn, fencedAt, closedAt, operatorTaskToken }),
+      version: current.version + 1,
+    };
+    this.state.incidents.set(incidentId, next);
+    return copy(next);
+  }
+
+  async appendEvent(event: IncidentEvent): Promise<void> {
+    let timeline = this.state.events.get(event.incidentId);
+    if (timeline === undefined) {
+      timeline = new Map();
+      this.state.events.set(event.incidentId, timeline);
+    }
+    const key = `${event.at}\u0000${event.kind}`;
+    // (at, kind) is the event's identity: a step delivered twice writes its event once.
+    if (!timeline.has(key)) timeline.set(key, copy(event));
+  }
+
+  async listEvents(incidentId: string): Promise<IncidentEvent[]> {
+    const timeline = this.state.events.get(incidentId);
+    if (timeline === undefined) return [];
+    return [...timeline.values()].sort((a, b) => a.at - b.at || compareStrings(a.kind, b.kind)).map(copy);
+  }
+}

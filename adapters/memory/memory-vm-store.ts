@@ -1,0 +1,71 @@
+import type { VmRecord, VmStore } from '../../app/ports';
+import type { ObservedVm } from '../../contracts/relay-protocol';
+import type { Priority } from '../../core/model';
+import { copy, type MemoryState, rowKey, rowsOfSite } from './memory-state';
+
+/** Metadata of a VM no operator registered: not HA (safety first), middle priority. */
+const DEFAULT_META = { ha: false, priority: 'medium', antiAffinity: null } as const;
+
+/** In-memory VmStore with the DynamoDB store's semantics. */
+export class MemoryVmStore implements VmStore {
+  constructor(private readonly state: MemoryState) {}
+
+  async getVm(siteId: string, vmId: string): Promise<VmRecord | null> {
+    const vm = this.state.vms.get(rowKey(siteId, vmId));
+    return vm === undefined ? null : copy(vm);
+  }
+
+  async listVms(siteId: string, filter?: { hostId?: string }): Promise<VmRecord[]> {
+    const hostId = filter?.hostId;
+    return rowsOfSite(this.state.vms, siteId).filter((vm) => hostId === undefined || vm.hostId === hostId);
+  }
+
+  async saveObserved(siteId: string, hostId: string, vm: ObservedVm, at: number): Promise<void> {
+    const key = rowKey(siteId, vm.id);
+    const existing = this.state.vms.get(key);
+    // An observation older than the stored one is dropped, not written over a newer one.
+    if (existing !== undefined && existing.observedAt > at) return;
+    this.state.vms.set(key, {
+      siteId,
+      vmId: vm.id,
+      ha: existing?.ha ?? DEFAULT_META.ha,
+      priority: existing?.priority ?? DEFAULT_META.priority,
+      antiAffinity: existing === undefined ? DEFAULT_META.antiAffinity : existing.antiAffinity,
+      hostId,
+      cpus: vm.cpus,
+      memoryMiB: vm.memoryMiB,
+      state: vm.state,
+      observedAt: at,
+    });
+  }
+
+  async setMetadata(
+    siteId: string,
+    vmId: string,
+    meta: { ha: boolean; priority: Priority; antiAffinity: string | null },
+  ): Promise<VmRecord> {
+    const key = rowKey(siteId, vmId);
+    // A VM never observed gets a placeholder (nowhere, size 0, down) that its first observation overwrites.
+    const base: VmRecord = this.state.vms.get(key) ?? {
+      siteId,
+      vmId,
+      hostId: null,
+      cpus: 0,
+      memoryMiB: 0,
+      state: 'down',
+      observedAt: 0,
+      ...DEFAULT_META,
+    };
+    const next: VmRecord = { ...base, ha: meta.ha, priority: meta.priority, antiAffinity: meta.antiAffinity };
+    this.state.vms.set(key, next);
+    return copy(next);
+  }
+
+  async markDown(siteId: string, vmId: string, hostId: string, at: number): Promise<void> {
+    const key = rowKey(siteId, vmId);
+    const vm = this.state.vms.get(key);
+    // Only if still recorded on the fenced host; hostId stays, as where it last ran.
+    if (vm === undefined || vm.hostId !== hostId) return;
+    this.state.vms.set(key, { ...vm, state: 'down', observedAt: at });
+  }
+}
