@@ -56,7 +56,7 @@ export interface RelayRecord {
   readonly lastSeenAt: number | null;
   /** Hosts this relay calls silent, with how long ago it last heard each (at lastSeenAt). */
   readonly silentHosts: Readonly<Record<string, number>>;
-  /** Whether the site had an open incident when this relay last reported (shortens its interval). */
+  /** When the relay's current credential was issued. */
   readonly enrolledAt: number;
 }
 

@@ -24,6 +24,12 @@ export const STATE = {
   AwaitOperator: 'AwaitOperator',
   OperatorOutcome: 'OperatorOutcome?',
   HostCameBack: 'HostCameBack',
+  /** Pass state: turns the operator's decision into the `confirmation` MarkFenced records. */
+  OperatorConfirmedOff: 'OperatorConfirmedOff',
+  /** Fail state: no operator decision before operatorTimeoutSeconds; nothing was restarted. */
+  OperatorNeverAnswered: 'OperatorNeverAnswered',
+  /** Fail state: the operator decision is neither value we know; never read as a confirmation. */
+  UnknownOperatorDecision: 'UnknownOperatorDecision',
   MarkFenced: 'MarkFenced',
   PlanPlacement: 'PlanPlacement',
   StartPriorityWaves: 'StartPriorityWaves',
@@ -36,6 +42,8 @@ export const STATE = {
   VmUnplaced: 'VmUnplaced',
   StartUnconfirmed: 'StartUnconfirmed',
   Close: 'Close',
+  /** Succeed state after Close. */
+  IncidentClosed: 'IncidentClosed',
 } as const;
 
 /** Named errors thrown by steps or sent with SendTaskFailure; Retry/Catch match on these names. */
@@ -47,6 +55,12 @@ export const WORKFLOW_ERROR = {
   NoCapacity: 'NoCapacityError',
   StartAttemptsExhausted: 'StartAttemptsExhaustedError',
   IncidentSuperseded: 'IncidentSupersededError',
+  /** An optimistic-lock write lost a race (app/errors.ts); every Task retries it. */
+  ConcurrentUpdate: 'ConcurrentUpdateError',
+  /** Error of the OperatorNeverAnswered Fail state. */
+  OperatorNeverAnswered: 'OperatorNeverAnsweredError',
+  /** Error of the UnknownOperatorDecision Fail state. */
+  UnknownOperatorDecision: 'UnknownOperatorDecisionError',
 } as const;
 
 const epochMs = z.number().int().nonnegative();

@@ -107,7 +107,12 @@ export type HostCommand =
       readonly operator: string;
     }
   | { readonly type: 'EnterMaintenance'; readonly at: EpochMs }
-  | { readonly type: 'ExitMaintenance'; readonly at: EpochMs; readonly bootId: string };
+  | { readonly type: 'ExitMaintenance'; readonly at: EpochMs; readonly bootId: string }
+  /**
+   * The host is still silent after its incident closed without a fence (the guard held then and no longer
+   * does): a new incident replaces the closed one. The only command that names another incident on purpose.
+   */
+  | { readonly type: 'ReopenSuspicion'; readonly at: EpochMs; readonly incidentId: string };
 
 /** The command variant of one type. */
 export type HostCommandOf<T extends HostCommand['type']> = Extract<HostCommand, { readonly type: T }>;
@@ -115,6 +120,14 @@ export type HostCommandOf<T extends HostCommand['type']> = Extract<HostCommand, 
 /** The facts the lifecycle records. */
 export type HostEvent =
   | { readonly type: 'HostSuspected'; readonly at: EpochMs; readonly incidentId: string }
+  /** A still-silent suspect host moves from its closed incident to a new one. */
+  | {
+      readonly type: 'SuspicionReopened';
+      readonly at: EpochMs;
+      readonly incidentId: string;
+      /** The closed incident it replaces: the one the state must still carry. */
+      readonly previousIncidentId: string;
+    }
   | {
       /** A false alarm, a recovery, or a reboot: `bootIdChanged` tells which. */
       readonly type: 'HostCameBack';
@@ -283,7 +296,8 @@ export function foldHostEvents(initial: HostState, events: readonly HostEvent[])
  * Everything else that does not fit is contradictory and throws a `LifecycleError`; nothing is silently dropped.
  */
 export function decide(command: HostCommand, state: HostState): HostEvent[] {
-  refuseForeignIncident(command, state);
+  // ReopenSuspicion names its new incident by design; every other command must carry the open one.
+  if (command.type !== 'ReopenSuspicion') refuseForeignIncident(command, state);
   switch (state.status) {
     case 'up':
       return decideUp(command, state);
@@ -308,6 +322,9 @@ export function evolve(state: HostState, event: HostEvent): HostState {
   switch (event.type) {
     case 'HostSuspected':
       if (!hasStatus(state, ['up'])) break;
+      return { status: 'suspect', bootId: state.bootId, incidentId: event.incidentId, since: event.at };
+    case 'SuspicionReopened':
+      if (!hasStatus(state, ['suspect'])) break;
       return { status: 'suspect', bootId: state.bootId, incidentId: event.incidentId, since: event.at };
     case 'HostCameBack':
       if (!hasStatus(state, ['up', 'suspect', 'awaiting-operator', 'fenced'])) break;
@@ -392,6 +409,12 @@ function decideUp(command: HostCommand, state: HostStateOf<'up'>): HostEvent[] {
     case 'GiveUpFencing':
     case 'OperatorConfirmsOff':
       throw new IllegalTransitionError(command.type, state.status, 'the host has no open incident');
+    case 'ReopenSuspicion':
+      throw new IllegalTransitionError(
+        command.type,
+        state.status,
+        'the host is not suspect; ReportSilent opens an incident',
+      );
     default:
       return unreachable(command);
   }
@@ -418,6 +441,17 @@ function decideSuspect(command: HostCommand, state: HostStateOf<'suspect'>): Hos
       return [{ type: 'MaintenanceEntered', at: command.at, incidentId: state.incidentId }];
     case 'ExitMaintenance':
       throw new IllegalTransitionError(command.type, state.status, 'the host is not in maintenance');
+    case 'ReopenSuspicion':
+      // Repeating the reopening for the incident it opened is a retried delivery.
+      if (command.incidentId === state.incidentId) return [];
+      return [
+        {
+          type: 'SuspicionReopened',
+          at: command.at,
+          incidentId: command.incidentId,
+          previousIncidentId: state.incidentId,
+        },
+      ];
     default:
       return unreachable(command);
   }
@@ -457,6 +491,8 @@ function decideFencing(command: HostCommand, state: HostStateOf<'fencing'>): Hos
       );
     case 'ExitMaintenance':
       throw new IllegalTransitionError(command.type, state.status, 'the host is not in maintenance');
+    case 'ReopenSuspicion':
+      throw new IllegalTransitionError(command.type, state.status, 'its incident is still fencing the host');
     default:
       return unreachable(command);
   }
@@ -485,6 +521,8 @@ function decideAwaitingOperator(command: HostCommand, state: HostStateOf<'awaiti
       return [{ type: 'MaintenanceEntered', at: command.at, incidentId: state.incidentId }];
     case 'ExitMaintenance':
       throw new IllegalTransitionError(command.type, state.status, 'the host is not in maintenance');
+    case 'ReopenSuspicion':
+      throw new IllegalTransitionError(command.type, state.status, 'its incident waits for the operator');
     default:
       return unreachable(command);
   }
@@ -526,6 +564,12 @@ function decideFenced(command: HostCommand, state: HostStateOf<'fenced'>): HostE
       return [{ type: 'MaintenanceEntered', at: command.at, incidentId: state.incidentId }];
     case 'ExitMaintenance':
       throw new IllegalTransitionError(command.type, state.status, 'the host is not in maintenance');
+    case 'ReopenSuspicion':
+      throw new IllegalTransitionError(
+        command.type,
+        state.status,
+        'the host is powered off; it returns through ReportAlive with a new boot',
+      );
     default:
       return unreachable(command);
   }
@@ -534,6 +578,7 @@ function decideFenced(command: HostCommand, state: HostStateOf<'fenced'>): HostE
 function decideMaintenance(command: HostCommand, state: HostStateOf<'maintenance'>): HostEvent[] {
   switch (command.type) {
     case 'ReportSilent':
+    case 'ReopenSuspicion':
       // Safety rule 7: a maintenance host is never suspected, but the silence is recorded.
       return [
         { type: 'SilenceIgnored', at: command.at, incidentId: command.incidentId, reason: 'maintenance' },
@@ -618,7 +663,13 @@ function refuseForeignIncident(command: HostCommand, state: HostState): void {
 
 function sameIncident(state: HostState, event: HostEvent): boolean {
   const open = 'incidentId' in state ? state.incidentId : null;
-  const carried = 'incidentId' in event ? event.incidentId : null;
+  // A reopened suspicion carries a new incident id; the state must hold the one it replaces.
+  const carried =
+    event.type === 'SuspicionReopened'
+      ? event.previousIncidentId
+      : 'incidentId' in event
+        ? event.incidentId
+        : null;
   return open === null || carried === null || carried === open;
 }
 
