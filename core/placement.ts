@@ -51,6 +51,7 @@ export interface PlacementPlan {
   readonly unplaced: readonly Unplaced[];
   /** VMs that are not HA: never restarted elsewhere. */
   readonly skipped: readonly { readonly vmId: string; readonly reason: 'not-ha' }[];
+  /** The hosts this plan adds VMs to, in id order, with their load afterwards. */
   readonly hostsAfter: readonly HostLoad[];
 }
 
@@ -78,55 +79,127 @@ export function hostLoad(host: Host): HostLoad {
 // Float error in (cpus − reserve) × overcommit must never turn "exactly full" into "over".
 const EPSILON = 1e-9;
 
-/** Mutable working copy of a host while a plan is built. */
-interface Slot {
-  readonly id: string;
-  readonly memoryMiB: number;
-  readonly memLimit: number;
-  readonly cpuLimit: number;
-  readonly cpuCapacity: number;
-  usedMiB: number;
-  usedCpus: number;
-  readonly groups: Set<string>;
-  readonly source: HostLoad;
-}
-
 type Rejection = Exclude<UnplacedReason, 'no-eligible-host'>;
 
-function toSlot(host: HostLoad, policy: PlacementPolicy): Slot {
-  return {
-    id: host.id,
-    memoryMiB: host.memoryMiB,
-    memLimit: host.memoryMiB - policy.reserveMiB,
-    cpuLimit: (host.cpus - policy.reserveCpus) * policy.cpuOvercommit + EPSILON,
-    cpuCapacity: host.cpus * policy.cpuOvercommit,
-    usedMiB: host.usedMiB,
-    usedCpus: host.usedCpus,
-    groups: new Set(host.antiAffinityGroups),
-    source: host,
-  };
+/**
+ * Hosts compiled once into flat arrays, sorted by id: planning scans them for every VM, so the hot loop
+ * touches numbers only. N+1 reuses one compilation for all its plans.
+ */
+export interface CompiledHosts {
+  readonly hosts: readonly HostLoad[];
+  readonly policy: PlacementPolicy;
+  readonly memoryMiB: Float64Array;
+  /** 1 / memoryMiB: load is compared for every host and VM, and a product is cheaper than a quotient. */
+  readonly invMemoryMiB: Float64Array;
+  readonly memLimit: Float64Array;
+  readonly cpuLimit: Float64Array;
+  readonly cpuCapacity: Float64Array;
+  readonly usedMiB: Float64Array;
+  readonly usedCpus: Float64Array;
+  /** 1 where the host takes nothing (maintenance). */
+  readonly ineligible: Uint8Array;
+  /** Hosts already running each anti-affinity group (usually a handful per group). */
+  readonly hostsByGroup: ReadonlyMap<string, ReadonlySet<number>>;
+  readonly indexById: ReadonlyMap<string, number>;
 }
 
-function rejection(vm: Vm, slot: Slot): Rejection | null {
-  if (vm.antiAffinity !== undefined && slot.groups.has(vm.antiAffinity)) return 'anti-affinity';
-  if (slot.usedMiB + vm.memoryMiB > slot.memLimit) return 'memory';
-  if (slot.usedCpus + vm.cpus > slot.cpuLimit) return 'cpu';
+/** Working state of one plan over compiled hosts. */
+interface PlanState {
+  readonly c: CompiledHosts;
+  readonly usedMiB: Float64Array;
+  readonly usedCpus: Float64Array;
+  readonly ineligible: Uint8Array;
+  /** Hosts the plan itself gave a VM of each anti-affinity group. */
+  readonly addedByGroup: Map<string, Set<number>>;
+}
+
+const byId = (a: HostLoad, b: HostLoad): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/** Validates hosts and policy and compiles them for planning. */
+export function compileHosts(hosts: readonly HostLoad[], policy: PlacementPolicy): CompiledHosts {
+  validatePolicy(policy);
+  validateHosts(hosts);
+  const sorted = [...hosts].sort(byId);
+  const n = sorted.length;
+  const c = {
+    hosts: sorted,
+    policy,
+    memoryMiB: new Float64Array(n),
+    invMemoryMiB: new Float64Array(n),
+    memLimit: new Float64Array(n),
+    cpuLimit: new Float64Array(n),
+    cpuCapacity: new Float64Array(n),
+    usedMiB: new Float64Array(n),
+    usedCpus: new Float64Array(n),
+    ineligible: new Uint8Array(n),
+    hostsByGroup: new Map<string, Set<number>>(),
+    indexById: new Map(sorted.map((h, i) => [h.id, i])),
+  };
+  sorted.forEach((h, i) => {
+    c.memoryMiB[i] = h.memoryMiB;
+    c.invMemoryMiB[i] = 1 / h.memoryMiB;
+    c.memLimit[i] = h.memoryMiB - policy.reserveMiB;
+    c.cpuLimit[i] = (h.cpus - policy.reserveCpus) * policy.cpuOvercommit + EPSILON;
+    c.cpuCapacity[i] = h.cpus * policy.cpuOvercommit;
+    c.usedMiB[i] = h.usedMiB;
+    c.usedCpus[i] = h.usedCpus;
+    c.ineligible[i] = h.maintenance ? 1 : 0;
+    for (const g of h.antiAffinityGroups) {
+      const set = c.hostsByGroup.get(g) ?? new Set<number>();
+      set.add(i);
+      c.hostsByGroup.set(g, set);
+    }
+  });
+  return c;
+}
+
+function freshState(c: CompiledHosts, exclude: readonly string[]): PlanState {
+  const ineligible = c.ineligible.slice();
+  for (const id of exclude) {
+    const i = c.indexById.get(id);
+    if (i !== undefined) ineligible[i] = 1;
+  }
+  return { c, usedMiB: c.usedMiB.slice(), usedCpus: c.usedCpus.slice(), ineligible, addedByGroup: new Map() };
+}
+
+/** Element `i` of a host array; every index used is below the host count. */
+const at = (a: Float64Array, i: number): number => a[i] as number;
+
+function hasGroup(s: PlanState, i: number, group: string): boolean {
+  return s.c.hostsByGroup.get(group)?.has(i) === true || s.addedByGroup.get(group)?.has(i) === true;
+}
+
+/** Hosts of the cluster that already run `group` (before or by this plan). */
+function blockedHosts(s: PlanState, group: string | undefined): number[] {
+  if (group === undefined) return [];
+  return [...(s.c.hostsByGroup.get(group) ?? []), ...(s.addedByGroup.get(group) ?? [])];
+}
+
+/** The one statement of the placement rules: why host `i` cannot take `vm` now, or null if it can. */
+function rejection(s: PlanState, i: number, vm: Vm): Rejection | null {
+  if (vm.antiAffinity !== undefined && hasGroup(s, i, vm.antiAffinity)) return 'anti-affinity';
+  if (at(s.usedMiB, i) + vm.memoryMiB > at(s.c.memLimit, i)) return 'memory';
+  if (at(s.usedCpus, i) + vm.cpus > at(s.c.cpuLimit, i)) return 'cpu';
   return null;
 }
 
-const memoryLoadAfter = (vm: Vm, slot: Slot): number => (slot.usedMiB + vm.memoryMiB) / slot.memoryMiB;
-const cpuLoadAfter = (vm: Vm, slot: Slot): number =>
-  slot.cpuCapacity > 0 ? (slot.usedCpus + vm.cpus) / slot.cpuCapacity : Number.POSITIVE_INFINITY;
+const memoryLoadAfter = (s: PlanState, i: number, vm: Vm): number =>
+  (at(s.usedMiB, i) + vm.memoryMiB) * at(s.c.invMemoryMiB, i);
+const cpuLoadAfter = (s: PlanState, i: number, vm: Vm): number =>
+  (at(s.usedCpus, i) + vm.cpus) / at(s.c.cpuCapacity, i);
 
-/** True when host `a` is the better target for `vm` than `b`: lower memory load after, then CPU load, then id. */
-function better(vm: Vm, a: Slot, b: Slot): boolean {
-  const ma = memoryLoadAfter(vm, a);
-  const mb = memoryLoadAfter(vm, b);
-  if (ma !== mb) return ma < mb;
-  const ca = cpuLoadAfter(vm, a);
-  const cb = cpuLoadAfter(vm, b);
-  if (ca !== cb) return ca < cb;
-  return a.id < b.id;
+/** Hosts that can take `vm`, best first: lowest memory load after, then CPU load, then id. */
+function candidates(s: PlanState, vm: Vm): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < s.c.hosts.length; i++) {
+    if (s.ineligible[i] === 0 && rejection(s, i, vm) === null) out.push(i);
+  }
+  // Hosts are in id order and the sort is stable, so ties keep the lowest id first.
+  return out.sort(
+    (a, b) =>
+      memoryLoadAfter(s, a, vm) - memoryLoadAfter(s, b, vm) ||
+      cpuLoadAfter(s, a, vm) - cpuLoadAfter(s, b, vm),
+  );
 }
 
 /** Placement order: wave by priority, then largest memory first, then most CPUs, then id (deterministic). */
@@ -139,21 +212,16 @@ export function comparePlacementOrder(a: Vm, b: Vm): number {
   );
 }
 
-function validate(vms: readonly Vm[], hosts: readonly HostLoad[], policy: PlacementPolicy): void {
+function validatePolicy(policy: PlacementPolicy): void {
   if (!(policy.cpuOvercommit > 0))
     throw new InvalidInputError(`cpuOvercommit must be > 0, got ${policy.cpuOvercommit}`);
   if (!(policy.reserveMiB >= 0))
     throw new InvalidInputError(`reserveMiB must be >= 0, got ${policy.reserveMiB}`);
   if (!(policy.reserveCpus >= 0))
     throw new InvalidInputError(`reserveCpus must be >= 0, got ${policy.reserveCpus}`);
-  const vmIds = new Set<string>();
-  for (const vm of vms) {
-    if (vmIds.has(vm.id)) throw new InvalidInputError(`VM ${vm.id} appears twice`);
-    vmIds.add(vm.id);
-    if (!(vm.cpus > 0) || !(vm.memoryMiB > 0)) {
-      throw new InvalidInputError(`VM ${vm.id} needs positive cpus and memoryMiB`);
-    }
-  }
+}
+
+function validateHosts(hosts: readonly HostLoad[]): void {
   const hostIds = new Set<string>();
   for (const host of hosts) {
     if (hostIds.has(host.id)) throw new InvalidInputError(`host ${host.id} appears twice`);
@@ -164,45 +232,163 @@ function validate(vms: readonly Vm[], hosts: readonly HostLoad[], policy: Placem
   }
 }
 
+function validateVms(vms: readonly Vm[]): void {
+  const vmIds = new Set<string>();
+  for (const vm of vms) {
+    if (vmIds.has(vm.id)) throw new InvalidInputError(`VM ${vm.id} appears twice`);
+    vmIds.add(vm.id);
+    if (!(vm.cpus > 0) || !(vm.memoryMiB > 0)) {
+      throw new InvalidInputError(`VM ${vm.id} needs positive cpus and memoryMiB`);
+    }
+  }
+}
+
 const pct = (x: number): string => `${Math.round(x * 100)}%`;
 
-function explainPlacement(vm: Vm, chosen: Slot, runnerUp: Slot | null, candidates: number): string {
+function explainPlacement(s: PlanState, vm: Vm, chosen: number, runnerUp: number, fits: number): string {
   const size = `${vm.memoryMiB} MiB/${vm.cpus} vCPU`;
-  const where = `memory ${pct(memoryLoadAfter(vm, chosen))} after`;
-  if (runnerUp === null) return `${size}; ${chosen.id} is the only host it fits (${where})`;
+  const host = s.c.hosts[chosen]?.id;
+  const where = `memory ${pct(memoryLoadAfter(s, chosen, vm))} after`;
+  if (runnerUp < 0) return `${size}; ${host} is the only host it fits (${where})`;
   return (
-    `${size}; ${chosen.id} keeps the cluster most even (${where}; ` +
-    `next best ${runnerUp.id} at ${pct(memoryLoadAfter(vm, runnerUp))}, ${candidates} hosts fit)`
+    `${size}; ${host} keeps the cluster most even (${where}; ` +
+    `next best ${s.c.hosts[runnerUp]?.id} at ${pct(memoryLoadAfter(s, runnerUp, vm))}, ${fits} hosts fit)`
   );
 }
 
-function explainUnplaced(vm: Vm, slots: readonly Slot[]): { reason: UnplacedReason; detail: string } {
+function explainUnplaced(s: PlanState, vm: Vm): { reason: UnplacedReason; detail: string } {
   const need = `needs ${vm.memoryMiB} MiB and ${vm.cpus} vCPU`;
-  if (slots.length === 0)
-    return { reason: 'no-eligible-host', detail: `${need}; no host of the cluster is eligible` };
   const counts: Record<Rejection, number> = { memory: 0, cpu: 0, 'anti-affinity': 0 };
-  let roomiest: Slot | null = null;
-  for (const slot of slots) {
-    const why = rejection(vm, slot);
+  let eligible = 0;
+  let roomiest = -1;
+  let roomiestFree = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < s.c.hosts.length; i++) {
+    if (s.ineligible[i] === 1) continue;
+    eligible += 1;
+    const why = rejection(s, i, vm);
     if (why !== null) counts[why] += 1;
-    if (roomiest === null || slot.memLimit - slot.usedMiB > roomiest.memLimit - roomiest.usedMiB)
-      roomiest = slot;
+    const free = at(s.c.memLimit, i) - at(s.usedMiB, i);
+    if (free > roomiestFree) {
+      roomiest = i;
+      roomiestFree = free;
+    }
   }
+  if (eligible === 0)
+    return { reason: 'no-eligible-host', detail: `${need}; no host of the cluster is eligible` };
   // The constraint that turned away the most hosts is the one to relieve first.
   const order: Rejection[] = ['memory', 'cpu', 'anti-affinity'];
   const reason = order.reduce((best, r) => (counts[r] > counts[best] ? r : best), 'memory' as Rejection);
   const parts: string[] = [];
   if (counts.memory > 0) {
-    const free = roomiest === null ? 0 : Math.max(0, roomiest.memLimit - roomiest.usedMiB);
-    parts.push(`${counts.memory} lack memory (most free: ${roomiest?.id} with ${free} MiB)`);
+    const free = Math.max(0, roomiestFree);
+    parts.push(`${counts.memory} lack memory (most free: ${s.c.hosts[roomiest]?.id} with ${free} MiB)`);
   }
   if (counts.cpu > 0) parts.push(`${counts.cpu} lack CPU`);
   if (counts['anti-affinity'] > 0) {
     parts.push(`${counts['anti-affinity']} already run anti-affinity group ${vm.antiAffinity}`);
   }
-  return { reason, detail: `${need}; of ${slots.length} eligible hosts ${parts.join(', ')}` };
+  return { reason, detail: `${need}; of ${eligible} eligible hosts ${parts.join(', ')}` };
 }
 
+/** Places HA VMs over compiled hosts, skipping the hosts in `exclude` (e.g. the failed host itself). */
+export function planOnCompiled(
+  c: CompiledHosts,
+  vms: readonly Vm[],
+  exclude: readonly string[] = [],
+): PlacementPlan {
+  validateVms(vms);
+  const s = freshState(c, exclude);
+  const skipped = vms.filter((vm) => !vm.ha).map((vm) => ({ vmId: vm.id, reason: 'not-ha' as const }));
+  const queue = vms.filter((vm) => vm.ha).sort(comparePlacementOrder);
+  const placements: Placement[] = [];
+  const unplaced: Unplaced[] = [];
+  const touched = new Map<number, string[]>();
+  const n = c.hosts.length;
+  const blocked = new Uint8Array(n);
+  for (const vm of queue) {
+    const mem = vm.memoryMiB;
+    const cpu = vm.cpus;
+    const group = vm.antiAffinity;
+    // Anti-affinity blocks few hosts per group: mark them once per VM instead of a lookup per host.
+    const blockedList = blockedHosts(s, group);
+    for (const i of blockedList) blocked[i] = 1;
+    let best = -1;
+    let bestMem = Number.POSITIVE_INFINITY;
+    let bestCpu = Number.POSITIVE_INFINITY;
+    let second = -1;
+    let secondMem = Number.POSITIVE_INFINITY;
+    let secondCpu = Number.POSITIVE_INFINITY;
+    let fits = 0;
+    // Hot loop (VMs × hosts): plain array reads, the same rules as `rejection`, ties kept by id order.
+    for (let i = 0; i < n; i++) {
+      if (s.ineligible[i] === 1 || blocked[i] === 1) continue;
+      const um = (s.usedMiB[i] as number) + mem;
+      if (um > (c.memLimit[i] as number)) continue;
+      const uc = (s.usedCpus[i] as number) + cpu;
+      if (uc > (c.cpuLimit[i] as number)) continue;
+      fits += 1;
+      const ml = um * (c.invMemoryMiB[i] as number);
+      if (ml > secondMem) continue;
+      const cl = uc / (c.cpuCapacity[i] as number);
+      if (ml < bestMem || (ml === bestMem && cl < bestCpu)) {
+        second = best;
+        secondMem = bestMem;
+        secondCpu = bestCpu;
+        best = i;
+        bestMem = ml;
+        bestCpu = cl;
+      } else if (ml < secondMem || (ml === secondMem && cl < secondCpu)) {
+        second = i;
+        secondMem = ml;
+        secondCpu = cl;
+      }
+    }
+    for (const i of blockedList) blocked[i] = 0;
+    const host = c.hosts[best];
+    if (host === undefined) {
+      unplaced.push({
+        vmId: vm.id,
+        priority: vm.priority,
+        cpus: cpu,
+        memoryMiB: mem,
+        ...explainUnplaced(s, vm),
+      });
+      continue;
+    }
+    const reason = `${vm.priority} wave: ${explainPlacement(s, vm, best, second, fits)}`;
+    s.usedMiB[best] = (s.usedMiB[best] as number) + mem;
+    s.usedCpus[best] = (s.usedCpus[best] as number) + cpu;
+    const groupsAdded = touched.get(best) ?? [];
+    touched.set(best, groupsAdded);
+    if (group !== undefined) {
+      groupsAdded.push(group);
+      const hosts = s.addedByGroup.get(group) ?? new Set<number>();
+      hosts.add(best);
+      s.addedByGroup.set(group, hosts);
+    }
+    placements.push({
+      vmId: vm.id,
+      hostId: host.id,
+      priority: vm.priority,
+      order: placements.length + 1,
+      cpus: cpu,
+      memoryMiB: mem,
+      reason,
+    });
+  }
+  const hostsAfter = [...touched.keys()]
+    .sort((a, b) => a - b)
+    .map((i): HostLoad => {
+      const h = c.hosts[i] as HostLoad;
+      return {
+        ...h,
+        usedMiB: s.usedMiB[i] as number,
+        usedCpus: s.usedCpus[i] as number,
+        antiAffinityGroups: [...h.antiAffinityGroups, ...(touched.get(i) ?? [])],
+      };
+    });
+  return { placements, unplaced, skipped, hostsAfter };
+}
 /**
  * Plans where the given VMs restart: HA VMs in priority waves, largest first, each onto the host that keeps
  * the cluster most even, within memory, CPU overcommit, reserve and anti-affinity. Deterministic.
@@ -212,62 +398,7 @@ export function planPlacement(
   hosts: readonly HostLoad[],
   policy: PlacementPolicy,
 ): PlacementPlan {
-  validate(vms, hosts, policy);
-  const slots = hosts
-    .filter((h) => !h.maintenance)
-    .map((h) => toSlot(h, policy))
-    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const skipped = vms.filter((vm) => !vm.ha).map((vm) => ({ vmId: vm.id, reason: 'not-ha' as const }));
-  const queue = vms.filter((vm) => vm.ha).sort(comparePlacementOrder);
-
-  const placements: Placement[] = [];
-  const unplaced: Unplaced[] = [];
-  for (const vm of queue) {
-    let best: Slot | null = null;
-    let second: Slot | null = null;
-    let fits = 0;
-    for (const slot of slots) {
-      if (rejection(vm, slot) !== null) continue;
-      fits += 1;
-      if (best === null || better(vm, slot, best)) {
-        second = best;
-        best = slot;
-      } else if (second === null || better(vm, slot, second)) {
-        second = slot;
-      }
-    }
-    if (best === null) {
-      unplaced.push({
-        vmId: vm.id,
-        priority: vm.priority,
-        cpus: vm.cpus,
-        memoryMiB: vm.memoryMiB,
-        ...explainUnplaced(vm, slots),
-      });
-      continue;
-    }
-    const reason = `${vm.priority} wave: ${explainPlacement(vm, best, second, fits)}`;
-    best.usedMiB += vm.memoryMiB;
-    best.usedCpus += vm.cpus;
-    if (vm.antiAffinity !== undefined) best.groups.add(vm.antiAffinity);
-    placements.push({
-      vmId: vm.id,
-      hostId: best.id,
-      priority: vm.priority,
-      order: placements.length + 1,
-      cpus: vm.cpus,
-      memoryMiB: vm.memoryMiB,
-      reason,
-    });
-  }
-
-  const after = new Map(slots.map((s) => [s.id, s]));
-  const hostsAfter = hosts.map((h): HostLoad => {
-    const slot = after.get(h.id);
-    if (slot === undefined) return h;
-    return { ...h, usedMiB: slot.usedMiB, usedCpus: slot.usedCpus, antiAffinityGroups: [...slot.groups] };
-  });
-  return { placements, unplaced, skipped, hostsAfter };
+  return planOnCompiled(compileHosts(hosts, policy), vms);
 }
 
 /** One candidate host for a VM, best first. */
@@ -287,17 +418,12 @@ export function rankHosts(
   policy: PlacementPolicy,
   exclude: readonly string[] = [],
 ): RankedHost[] {
-  validate([vm], hosts, policy);
-  const excluded = new Set(exclude);
-  const slots = hosts
-    .filter((h) => !h.maintenance && !excluded.has(h.id))
-    .map((h) => toSlot(h, policy))
-    .filter((slot) => rejection(vm, slot) === null);
-  slots.sort((a, b) => (better(vm, a, b) ? -1 : better(vm, b, a) ? 1 : 0));
-  return slots.map((s) => ({
-    hostId: s.id,
-    memoryLoadAfter: memoryLoadAfter(vm, s),
-    cpuLoadAfter: cpuLoadAfter(vm, s),
+  validateVms([vm]);
+  const s = freshState(compileHosts(hosts, policy), exclude);
+  return candidates(s, vm).map((i) => ({
+    hostId: s.c.hosts[i]?.id ?? '',
+    memoryLoadAfter: memoryLoadAfter(s, i, vm),
+    cpuLoadAfter: cpuLoadAfter(s, i, vm),
   }));
 }
 
