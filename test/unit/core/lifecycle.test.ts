@@ -55,6 +55,7 @@ const cmd = {
     incidentId,
     operator: 'alice',
   }),
+  reopen: (incidentId = OTHER_INC): HostCommand => ({ type: 'ReopenSuspicion', at: AT, incidentId }),
   enterMaintenance: (): HostCommand => ({ type: 'EnterMaintenance', at: AT }),
   exitMaintenance: (bootId = BOOT): HostCommand => ({ type: 'ExitMaintenance', at: AT, bootId }),
 };
@@ -444,6 +445,49 @@ describe('host lifecycle', () => {
       ['OperatorConfirmsOff', cmd.operatorOff()],
     ])('when %s arrives, then it is refused: maintenance hosts are never fenced', (_, command) => {
       given(maintenance).when(command).thenThrows(IllegalTransitionError);
+    });
+  });
+
+  describe('ReopenSuspicion (a still-silent host whose incident closed without a fence)', () => {
+    it('given a suspect host, when a new incident reopens it, then it is suspect in the new incident from now', () => {
+      given(suspected)
+        .when(cmd.reopen())
+        .then([{ type: 'SuspicionReopened', at: AT, incidentId: OTHER_INC, previousIncidentId: INC }])
+        .andState({ status: 'suspect', bootId: BOOT, incidentId: OTHER_INC, since: AT });
+    });
+
+    it('given it was reopened already, when the same reopening repeats, then nothing new is recorded', () => {
+      const reopened: HostEvent[] = [
+        ...suspected,
+        { type: 'SuspicionReopened', at: 200, incidentId: OTHER_INC, previousIncidentId: INC },
+      ];
+      given(reopened).when(cmd.reopen()).then([]);
+    });
+
+    it('given a maintenance host, then the silence is ignored (safety rule 7)', () => {
+      given(maintenance)
+        .when(cmd.reopen())
+        .then([{ type: 'SilenceIgnored', at: AT, incidentId: OTHER_INC, reason: 'maintenance' }])
+        .andState({ status: 'maintenance', bootId: BOOT });
+    });
+
+    it.each([
+      ['up', [] as HostEvent[]],
+      ['fencing', fencing],
+      ['awaiting-operator', awaitingOperator],
+      ['fenced', fenced],
+    ])('given a host that is %s, then it is an illegal transition', (_, history) => {
+      given(history).when(cmd.reopen()).thenThrows(IllegalTransitionError, 'illegal-transition');
+    });
+
+    it('evolve refuses a reopening that does not replace the open incident', () => {
+      const event: HostEvent = {
+        type: 'SuspicionReopened',
+        at: AT,
+        incidentId: 'inc-3',
+        previousIncidentId: OTHER_INC,
+      };
+      expect(() => evolve(suspectState, event)).toThrow(UnexpectedEventError);
     });
   });
 

@@ -1,0 +1,109 @@
+import type { AppContext } from '../context';
+import { openIncident } from '../ingest/open-incident';
+import type { SiteControl } from '../ports';
+import { assessSiteCapacity } from '../shared/capacity';
+import { METRIC } from '../shared/metrics';
+import { clusterPolicy, defaultPolicy } from '../shared/policy';
+import { hostSilence, isLiveRelay } from '../shared/relays';
+
+/** What one detector pass found. */
+export interface DetectorReport {
+  readonly sitesChecked: number;
+  /** Sites whose relays are all silent: alerted on, never fenced (safety rule 2). */
+  readonly partitionedSites: readonly string[];
+  readonly silentRelays: number;
+  readonly silentHosts: number;
+  /** Incidents this pass created (new or reopened). */
+  readonly incidentsOpened: readonly string[];
+  /** Only filled on passes that evaluate capacity. */
+  readonly clustersFailingNPlusOne: readonly { readonly siteId: string; readonly clusterId: string }[];
+}
+
+interface SiteFindings {
+  readonly partitioned: boolean;
+  readonly silentRelays: number;
+  readonly silentHosts: number;
+  readonly opened: readonly string[];
+  readonly failing: readonly string[];
+}
+
+/**
+ * One detector pass over every site: silent relays and partitioned sites are counted and alerted on; a host
+ * every live relay calls silent gets its incident even when no report opened it (the relay that disagreed
+ * died); a suspect host whose incident closed without a fence is reopened once the guard clears; with
+ * `evaluateCapacity`, each cluster's N+1 verdict is published.
+ */
+export async function detectOnce(
+  ctx: AppContext,
+  args: { readonly evaluateCapacity: boolean },
+): Promise<DetectorReport> {
+  const { sites, metrics } = ctx.ports;
+  const partitionedSites: string[] = [];
+  const incidentsOpened: string[] = [];
+  const clustersFailingNPlusOne: { siteId: string; clusterId: string }[] = [];
+  let sitesChecked = 0;
+  let silentRelays = 0;
+  let silentHosts = 0;
+  for (const site of await sites.listSites()) {
+    const control = await sites.loadControl(site.siteId);
+    if (control === null) continue;
+    sitesChecked += 1;
+    const found = await checkSite(ctx, control, args.evaluateCapacity);
+    if (found.partitioned) partitionedSites.push(site.siteId);
+    silentRelays += found.silentRelays;
+    silentHosts += found.silentHosts;
+    incidentsOpened.push(...found.opened);
+    clustersFailingNPlusOne.push(...found.failing.map((clusterId) => ({ siteId: site.siteId, clusterId })));
+  }
+  // Gauges, one datapoint per pass: the alarms read their Maximum.
+  metrics.count(METRIC.RelaysSilent, silentRelays);
+  metrics.count(METRIC.HostsSilent, silentHosts);
+  return {
+    sitesChecked,
+    partitionedSites,
+    silentRelays,
+    silentHosts,
+    incidentsOpened,
+    clustersFailingNPlusOne,
+  };
+}
+
+async function checkSite(
+  ctx: AppContext,
+  control: SiteControl,
+  evaluateCapacity: boolean,
+): Promise<SiteFindings> {
+  const now = ctx.ports.clock.now();
+  const policy = defaultPolicy(ctx);
+  // A relay that never reported says nothing yet; a site with only such relays is new, not partitioned.
+  const relays = control.relays.filter((r) => !r.revoked);
+  const silent = relays.filter((r) => !isLiveRelay(r, now, policy));
+  const partitioned = relays.some((r) => r.lastSeenAt !== null) && silent.length === relays.length;
+  const failing = evaluateCapacity ? await failingClusters(ctx, control) : [];
+  if (partitioned) {
+    ctx.ports.metrics.count(METRIC.SitePartitioned);
+    return { partitioned, silentRelays: silent.length, silentHosts: 0, opened: [], failing };
+  }
+  const opened: string[] = [];
+  let silentHosts = 0;
+  for (const [hostId, summary] of Object.entries(control.hosts)) {
+    const hostPolicy = clusterPolicy(ctx, control.clusters, summary.cluster);
+    if (!hostSilence(control.relays, hostId, now, hostPolicy).silent) continue;
+    silentHosts += 1;
+    if (summary.status !== 'up' && summary.status !== 'suspect') continue;
+    const result = await openIncident(ctx, { control, hostId, now, reopen: summary.status === 'suspect' });
+    if (result?.created === true) opened.push(result.incidentId);
+  }
+  return { partitioned, silentRelays: silent.length, silentHosts, opened, failing };
+}
+
+/** Publishes NPlusOneBroken (1 or 0) for each cluster and returns the ones that fail. */
+async function failingClusters(ctx: AppContext, control: SiteControl): Promise<string[]> {
+  const failing: string[] = [];
+  for (const { clusterId, report } of await assessSiteCapacity(ctx, control)) {
+    const broken = !report.survivesAnyOneHostFailure;
+    ctx.ports.metrics.count(METRIC.NPlusOneBroken, broken ? 1 : 0);
+    if (broken) failing.push(clusterId);
+  }
+  return failing;
+}

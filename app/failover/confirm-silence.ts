@@ -1,0 +1,43 @@
+import type { ConfirmSilenceOutput, IncidentInput } from '../../contracts/workflow';
+import type { AppContext } from '../context';
+import { appendEvent } from '../shared/events';
+import { hostSilence, isLiveRelay } from '../shared/relays';
+import { loadScope, rejectIfSuperseded, requireHost } from './scope';
+
+/**
+ * ConfirmSilence: after the wait, is the host still silent? Yes when every live relay still calls it silent,
+ * and also when no relay is live: then the fencing policy suppresses the fence as a partition (rule 2).
+ */
+export async function confirmSilence(
+  ctx: AppContext,
+  incident: IncidentInput,
+): Promise<ConfirmSilenceOutput> {
+  const now = ctx.ports.clock.now();
+  const { control, policy } = await loadScope(ctx, incident.siteId, incident.cluster);
+  const host = await requireHost(ctx, incident.siteId, incident.hostId);
+  rejectIfSuperseded(host, incident.incidentId);
+  const silence = hostSilence(control.relays, incident.hostId, now, policy);
+  const relays = control.relays
+    .filter((r) => !r.revoked)
+    .map((r) => {
+      const age = r.silentHosts[incident.hostId];
+      return {
+        relayId: r.relayId,
+        live: isLiveRelay(r, now, policy),
+        // Aged to now: the relay measured it when it last reported.
+        lastHeardMsAgo: age === undefined || r.lastSeenAt === null ? null : age + (now - r.lastSeenAt),
+      };
+    });
+  const back = host.lifecycle.status === 'up';
+  const stillSilent = !back && (silence.live.length === 0 || silence.silent);
+  const hearing = silence.views.filter((v) => v.lastHeardMsAgo === null).map((v) => v.relayId);
+  const detail = back
+    ? `${incident.hostId} came back (up, boot ${host.lifecycle.bootId})`
+    : silence.live.length === 0
+      ? 'no relay of the site is live: the site may be partitioned, which the fencing policy decides on'
+      : silence.silent
+        ? `every live relay (${silence.live.length}) still calls ${incident.hostId} silent`
+        : `${hearing.join(', ')} hear${hearing.length === 1 ? 's' : ''} ${incident.hostId} again`;
+  if (stillSilent) await appendEvent(ctx, incident.incidentId, 'silence-confirmed', detail, { relays });
+  return { stillSilent, detail, relays };
+}

@@ -1,0 +1,97 @@
+import type { FenceCommand } from '../../contracts/relay-protocol';
+import type { IncidentInput } from '../../contracts/workflow';
+import type { AppContext } from '../context';
+import { FenceDeadlinePassedError, NoRelayAvailableError } from '../errors';
+import type { CommandRecord, RelayRecord } from '../ports';
+import { appendEvent } from '../shared/events';
+import { requireIncident } from '../shared/incidents';
+import { compareIds } from '../shared/order';
+import { liveRelays } from '../shared/relays';
+import { loadScope, transitionIncidentHost } from './scope';
+
+/** The fence command a Fence task put out. */
+export interface FenceDispatch {
+  readonly commandId: string;
+  readonly relayId: string;
+  readonly notAfter: number;
+}
+
+/**
+ * Fence (callback task): orders a live relay to power the host off and read it back, carrying the task
+ * token the relay's result completes. Each retry goes through a relay not yet tried for this incident, else
+ * the one used longest ago. A redelivered task (same token) finds its command already out.
+ */
+export async function dispatchFence(
+  ctx: AppContext,
+  incident: IncidentInput,
+  taskToken: string,
+): Promise<FenceDispatch> {
+  const now = ctx.ports.clock.now();
+  const { commands } = ctx.ports;
+  const record = await requireIncident(ctx, incident.incidentId);
+  const { control, policy } = await loadScope(ctx, incident.siteId, incident.cluster);
+  const fences = (await commands.listForIncident(incident.siteId, incident.incidentId)).filter(
+    (c) => c.command.kind === 'fence',
+  );
+  const sent = fences.find((c) => c.taskToken === taskToken);
+  if (sent !== undefined) {
+    return { commandId: sent.command.commandId, relayId: sent.relayId, notAfter: sent.command.notAfter };
+  }
+  const deadline = record.openedAt + policy.fenceDeadlineMs;
+  if (now > deadline) {
+    throw new FenceDeadlinePassedError(
+      `fencing ${incident.hostId} gave up: the deadline (${policy.fenceDeadlineMs} ms after opening) passed ${now - deadline} ms ago`,
+    );
+  }
+  const relay = pickRelay(liveRelays(control.relays, now, policy), fences);
+  if (relay === undefined) {
+    throw new NoRelayAvailableError(`no live relay at site ${incident.siteId} can fence ${incident.hostId}`);
+  }
+  await transitionIncidentHost(ctx, incident, () => ({
+    type: 'StartFence',
+    at: now,
+    incidentId: incident.incidentId,
+    relayId: relay.relayId,
+  }));
+  const command: FenceCommand = {
+    kind: 'fence',
+    commandId: `${incident.incidentId}.fence.${fences.length + 1}`,
+    incidentId: incident.incidentId,
+    hostId: incident.hostId,
+    issuedAt: now,
+    notAfter: now + policy.fenceAttemptTimeoutMs,
+  };
+  await commands.create({
+    siteId: incident.siteId,
+    relayId: relay.relayId,
+    command,
+    taskToken,
+    createdAt: now,
+  });
+  const tried = fences.map((c) => c.relayId);
+  await appendEvent(
+    ctx,
+    incident.incidentId,
+    'fence-ordered',
+    `fence attempt ${fences.length + 1} of ${incident.hostId} through relay ${relay.relayId}` +
+      (tried.length === 0 ? '' : ` (tried before: ${tried.join(', ')})`) +
+      `, until ${new Date(command.notAfter).toISOString()}`,
+    {
+      commandId: command.commandId,
+      relayId: relay.relayId,
+      attempt: fences.length + 1,
+      notAfter: command.notAfter,
+    },
+  );
+  return { commandId: command.commandId, relayId: relay.relayId, notAfter: command.notAfter };
+}
+
+/** A live relay not yet used for this incident's fences, else the one whose last fence is oldest. */
+function pickRelay(live: readonly RelayRecord[], fences: readonly CommandRecord[]): RelayRecord | undefined {
+  // -1 for a relay never used: before every real instant, so untried relays come first.
+  const lastUse = (relayId: string): number =>
+    Math.max(-1, ...fences.filter((c) => c.relayId === relayId).map((c) => c.createdAt));
+  return [...live].sort(
+    (a, b) => lastUse(a.relayId) - lastUse(b.relayId) || compareIds(a.relayId, b.relayId),
+  )[0];
+}

@@ -1,0 +1,87 @@
+import type { IncidentInput } from '../../contracts/workflow';
+import type { HostCommand } from '../../core/lifecycle';
+import type { AppContext } from '../context';
+import { FenceNotConfirmedError } from '../errors';
+import { isRunning } from '../shared/capacity';
+import { appendEvent, eventsOf } from '../shared/events';
+import { updateIncident } from '../shared/incidents';
+import { METRIC, secondsBetween } from '../shared/metrics';
+import { transitionIncidentHost } from './scope';
+
+/** How the power-off was confirmed, as VerifyPowerOff or the operator's decision says. */
+export interface FenceConfirmation {
+  readonly by: 'ipmi-read-back' | 'operator';
+  readonly detail: string;
+}
+
+/**
+ * MarkFenced: records the host as fenced and its VMs as down. The lifecycle command is built from stored
+ * evidence only, never from the request: a fence command of this incident whose result read `off`, or the
+ * operator's recorded confirmation. Without it nothing is marked (safety rule 1).
+ */
+export async function markFenced(
+  ctx: AppContext,
+  incident: IncidentInput,
+  confirmation: FenceConfirmation,
+): Promise<{ fencedAt: number; vmsDown: number }> {
+  const now = ctx.ports.clock.now();
+  const command =
+    confirmation.by === 'ipmi-read-back'
+      ? await readBackCommand(ctx, incident, now)
+      : await operatorCommand(ctx, incident, now);
+  await transitionIncidentHost(ctx, incident, () => command);
+  const { incident: record, changed } = await updateIncident(ctx, incident.incidentId, (i) =>
+    i.fencedAt === null ? { fencedAt: now } : null,
+  );
+  const down = (await ctx.ports.vms.listVms(incident.siteId, { hostId: incident.hostId })).filter(isRunning);
+  for (const vm of down) await ctx.ports.vms.markDown(incident.siteId, vm.vmId, incident.hostId, now);
+  const fencedAt = record.fencedAt ?? now;
+  if (changed) {
+    ctx.ports.metrics.seconds(METRIC.SecondsToFence, secondsBetween(record.openedAt, fencedAt));
+    await appendEvent(
+      ctx,
+      incident.incidentId,
+      'fenced',
+      `${incident.hostId} is fenced (${confirmation.by}: ${confirmation.detail}); ${down.length} VM(s) marked down`,
+      { by: confirmation.by, vmsDown: down.map((vm) => vm.vmId) },
+    );
+  }
+  return { fencedAt, vmsDown: down.length };
+}
+
+async function readBackCommand(ctx: AppContext, incident: IncidentInput, now: number): Promise<HostCommand> {
+  const commands = await ctx.ports.commands.listForIncident(incident.siteId, incident.incidentId);
+  const confirmed = commands.find(
+    (c) =>
+      c.command.kind === 'fence' &&
+      c.command.hostId === incident.hostId &&
+      c.status === 'succeeded' &&
+      c.result?.powerState === 'off',
+  );
+  if (confirmed === undefined) {
+    throw new FenceNotConfirmedError(
+      `no fence of incident ${incident.incidentId} read the power back as off`,
+    );
+  }
+  return {
+    type: 'RecordFenceResult',
+    at: now,
+    incidentId: incident.incidentId,
+    relayId: confirmed.relayId,
+    readBack: 'off',
+  };
+}
+
+async function operatorCommand(ctx: AppContext, incident: IncidentInput, now: number): Promise<HostCommand> {
+  const [confirmed] = await eventsOf(
+    ctx,
+    incident.incidentId,
+    'power-off-confirmed',
+    (e) => e.data?.by === 'operator',
+  );
+  const operator = confirmed?.data?.operator;
+  if (typeof operator !== 'string') {
+    throw new FenceNotConfirmedError(`no operator confirmed incident ${incident.incidentId}'s host off`);
+  }
+  return { type: 'OperatorConfirmsOff', at: now, incidentId: incident.incidentId, operator };
+}

@@ -1,0 +1,65 @@
+import type { VmAttempt } from '../../contracts/workflow';
+import { rankHosts } from '../../core/placement';
+import type { AppContext } from '../context';
+import { NoCapacityError } from '../errors';
+import { reservationLimits } from '../shared/capacity';
+import { appendEvent } from '../shared/events';
+import { requireIncident } from '../shared/incidents';
+import { attemptVm, loadScope, survivorLoads } from './scope';
+
+/** The reservation id of one start attempt: a repeated step finds its reservation, never takes a second. */
+export function reservationIdOf(attempt: VmAttempt): string {
+  return `${attempt.incidentId}.${attempt.vm.vmId}.${attempt.attempt}`;
+}
+
+/**
+ * ReserveCapacity (safety rule 5): holds the VM's CPUs and memory on the target with one conditional write
+ * before any start goes out. If the target no longer fits, the next best host (core rankHosts, tried
+ * hosts left out) is reserved instead; none fits → NoCapacityError.
+ */
+export async function reserveCapacity(ctx: AppContext, attempt: VmAttempt): Promise<VmAttempt> {
+  const record = await requireIncident(ctx, attempt.incidentId);
+  const { policy } = await loadScope(ctx, attempt.siteId, record.cluster);
+  const { hosts, loads } = await survivorLoads(ctx, {
+    siteId: attempt.siteId,
+    cluster: record.cluster,
+    failedHostId: attempt.hostId,
+  });
+  const reservationId = reservationIdOf(attempt);
+  const holder = hosts.find((h) => reservationId in h.reservations);
+  if (holder !== undefined) return { ...attempt, targetHostId: holder.hostId, reservationId };
+
+  const vm = await attemptVm(ctx, attempt);
+  const ranked = () =>
+    rankHosts(vm, loads, policy, [...attempt.triedHosts, attempt.targetHostId]).map((r) => r.hostId);
+  const reservation = { id: reservationId, vmId: vm.id, cpus: vm.cpus, memoryMiB: vm.memoryMiB };
+  for (const hostId of candidates(attempt.targetHostId, ranked)) {
+    const host = hosts.find((h) => h.hostId === hostId);
+    // Maintenance, suspect or fenced since the plan: not a target any more (safety rule 7).
+    if (host === undefined || host.lifecycle.status !== 'up') continue;
+    try {
+      await ctx.ports.hosts.reserve(attempt.siteId, hostId, reservation, reservationLimits(host, policy));
+    } catch (error) {
+      if (error instanceof NoCapacityError) continue;
+      throw error;
+    }
+    const moved = hostId === attempt.targetHostId ? '' : ` (planned ${attempt.targetHostId} no longer fits)`;
+    await appendEvent(
+      ctx,
+      attempt.incidentId,
+      'capacity-reserved',
+      `reserved ${vm.memoryMiB} MiB / ${vm.cpus} vCPU on ${hostId} for ${vm.id}, attempt ${attempt.attempt}${moved}`,
+      { vmId: vm.id, hostId, reservationId, attempt: attempt.attempt },
+    );
+    return { ...attempt, targetHostId: hostId, reservationId };
+  }
+  throw new NoCapacityError(
+    `no up host of cluster ${record.cluster} can take ${vm.id} (${vm.memoryMiB} MiB / ${vm.cpus} vCPU)`,
+  );
+}
+
+/** The planned target first, then (computed only if needed) the ranked alternatives. */
+function* candidates(target: string, ranked: () => string[]): Generator<string> {
+  yield target;
+  yield* ranked();
+}

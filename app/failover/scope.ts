@@ -1,0 +1,104 @@
+import type { VmAttempt } from '../../contracts/workflow';
+import type { HostCommand } from '../../core/lifecycle';
+import type { Vm } from '../../core/model';
+import type { HostLoad } from '../../core/placement';
+import type { HaPolicy } from '../../core/policy';
+import type { AppContext } from '../context';
+import { IncidentSupersededError, NotFoundError } from '../errors';
+import type { HostRecord, SiteControl } from '../ports';
+import { placementLoads } from '../shared/capacity';
+import { toAppError } from '../shared/errors';
+import { type HostTransition, incidentOf, transitionHost } from '../shared/host-lifecycle';
+import { clusterPolicy } from '../shared/policy';
+import { requireControl } from '../shared/site';
+
+/** Which incident a step works for: enough to find its host. */
+export interface IncidentRef {
+  readonly incidentId: string;
+  readonly siteId: string;
+  readonly hostId: string;
+}
+
+/** The site's control items and the policy of the incident's cluster, read fresh for each step. */
+export async function loadScope(
+  ctx: AppContext,
+  siteId: string,
+  cluster: string,
+): Promise<{ control: SiteControl; policy: HaPolicy }> {
+  const control = await requireControl(ctx, siteId);
+  return { control, policy: clusterPolicy(ctx, control.clusters, cluster) };
+}
+
+/** The incident's host; NotFoundError if it vanished. */
+export async function requireHost(ctx: AppContext, siteId: string, hostId: string): Promise<HostRecord> {
+  const host = await ctx.ports.hosts.getHost(siteId, hostId);
+  if (host === null) throw new NotFoundError(`host ${siteId}/${hostId} not found`);
+  return host;
+}
+
+/** Throws IncidentSupersededError unless the host's lifecycle is still in this incident. */
+export function requireOwnedBy(host: HostRecord, incidentId: string): void {
+  const owner = incidentOf(host.lifecycle);
+  if (owner !== incidentId) {
+    throw new IncidentSupersededError(
+      `host ${host.hostId} is ${host.lifecycle.status}${owner === null ? '' : ` in incident ${owner}`}: ` +
+        `incident ${incidentId} no longer owns it`,
+    );
+  }
+}
+
+/**
+ * Throws IncidentSupersededError when the host is in another incident now. A host in none (up, in
+ * maintenance) is left to the step to judge: it came back, or maintenance suppresses the fence.
+ */
+export function rejectIfSuperseded(host: HostRecord, incidentId: string): void {
+  const owner = incidentOf(host.lifecycle);
+  if (owner !== null && owner !== incidentId) {
+    throw new IncidentSupersededError(`host ${host.hostId} is in incident ${owner} now, not ${incidentId}`);
+  }
+}
+
+/**
+ * Applies a lifecycle command to the incident's host, which must still be in this incident. Lifecycle
+ * errors surface as the named errors Step Functions matches (IncidentSupersededError, ConflictError).
+ */
+export async function transitionIncidentHost(
+  ctx: AppContext,
+  ref: IncidentRef,
+  command: (host: HostRecord) => HostCommand,
+): Promise<HostTransition> {
+  try {
+    return await transitionHost(ctx, ref.siteId, ref.hostId, (host) => {
+      requireOwnedBy(host, ref.incidentId);
+      return { command: command(host) };
+    });
+  } catch (error) {
+    throw toAppError(error);
+  }
+}
+
+/** The VM of an attempt as placement sees it, with its anti-affinity group from the VM record. */
+export async function attemptVm(ctx: AppContext, attempt: VmAttempt): Promise<Vm> {
+  const record = await ctx.ports.vms.getVm(attempt.siteId, attempt.vm.vmId);
+  return {
+    id: attempt.vm.vmId,
+    cpus: attempt.vm.cpus,
+    memoryMiB: attempt.vm.memoryMiB,
+    ha: true,
+    priority: attempt.vm.priority,
+    antiAffinity: record?.antiAffinity ?? undefined,
+  };
+}
+
+/** The cluster's hosts and their placement loads, the failed host left out. */
+export async function survivorLoads(
+  ctx: AppContext,
+  ref: { readonly siteId: string; readonly cluster: string; readonly failedHostId: string },
+): Promise<{ hosts: HostRecord[]; loads: HostLoad[] }> {
+  const [all, vms] = await Promise.all([
+    ctx.ports.hosts.listHosts(ref.siteId, ref.cluster),
+    ctx.ports.vms.listVms(ref.siteId),
+  ]);
+  const hosts = all.filter((h) => h.hostId !== ref.failedHostId);
+  return { hosts, loads: placementLoads(hosts, vms) };
+}

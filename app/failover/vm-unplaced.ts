@@ -1,0 +1,15 @@
+import type { VmAttempt } from '../../contracts/workflow';
+import type { AppContext } from '../context';
+import { describeError } from '../shared/errors';
+import { recordVmLeftDown } from './left-down';
+
+/** VmUnplaced: no host could take the VM, or its attempts ran out. Reported, never silently dropped. */
+export async function vmUnplaced(
+  ctx: AppContext,
+  attempt: VmAttempt,
+  error: unknown,
+): Promise<{ vmId: string; detail: string }> {
+  const detail = `${attempt.vm.vmId} (${attempt.vm.priority}) stays down: ${describeError(error)}`;
+  await recordVmLeftDown(ctx, attempt, 'vm-unplaced', detail);
+  return { vmId: attempt.vm.vmId, detail };
+}

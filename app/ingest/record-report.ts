@@ -1,0 +1,120 @@
+import {
+  type HostObservation,
+  PROTOCOL_VERSION,
+  type RelayReport,
+  type ReportResponse,
+} from '../../contracts/relay-protocol';
+import { hostSilentAfterMs } from '../../core/policy';
+import type { AppContext } from '../context';
+import { ClockSkewError, UnknownRelayError } from '../errors';
+import type { RelayRecord, SiteControl } from '../ports';
+import { METRIC } from '../shared/metrics';
+import { clusterPolicy, defaultPolicy, reportIntervalMs } from '../shared/policy';
+import { hostSilence } from '../shared/relays';
+import { recordHostsAlive } from './came-back';
+import { relaySecret } from './credential';
+import { commandsFor } from './deliver';
+import { recordInventory } from './inventory';
+import { openIncident } from './open-incident';
+import { recordResults } from './results';
+
+/**
+ * Ingests one relay's site report (POST /v1/reports).
+ *
+ * Cost is the point (data flow 4): an unchanged report is one read of the site's control items and one
+ * conditional liveness write, which is also the replay guard and the credential check; every other write
+ * happens only when something changed. Refusals (credential, site, clock skew, replay) change nothing.
+ */
+export async function recordReport(
+  ctx: AppContext,
+  args: { readonly authorization: string | undefined; readonly report: RelayReport },
+): Promise<ReportResponse> {
+  const { report } = args;
+  const { clock, sites, relays, metrics } = ctx.ports;
+  const secret = relaySecret(args.authorization, report);
+  const now = clock.now();
+  const skew = report.sentAt - now;
+  const { maxClockSkewMs } = defaultPolicy(ctx);
+  if (Math.abs(skew) > maxClockSkewMs) {
+    throw new ClockSkewError(
+      `report sent at ${report.sentAt} is ${skew} ms off the cloud's clock (limit ${maxClockSkewMs} ms)`,
+    );
+  }
+  const control = await sites.loadControl(report.siteId);
+  if (control === null) throw new UnknownRelayError('unknown relay');
+
+  const silentHosts = silentSet(ctx, control, report.hosts);
+  const relay = await relays.acceptReport(report.siteId, report.relayId, {
+    seq: report.seq,
+    at: now,
+    credentialHash: ctx.hasher.hash(secret),
+    silentHosts,
+  });
+  metrics.count(METRIC.ReportsIngested);
+  const view = withRelay(control, relay);
+  const heard = report.hosts.filter((h) => !(h.hostId in silentHosts));
+
+  await recordResults(ctx, { siteId: report.siteId, results: report.results });
+  const { rebooted } = await recordInventory(ctx, { control: view, heard, now });
+  await recordHostsAlive(ctx, { control: view, relayId: report.relayId, heard, rebooted, now });
+  const opened = await openSilentHosts(ctx, view, Object.keys(silentHosts), now);
+
+  // Commands exist only during incidents, so the lookup is skipped (and paid for) only then.
+  const incidentsOpen = control.openIncidents.length > 0 || opened > 0;
+  const commands = incidentsOpen
+    ? await commandsFor(ctx, { siteId: report.siteId, relayId: report.relayId, now })
+    : [];
+  return {
+    protocol: PROTOCOL_VERSION,
+    acceptedSeq: relay.lastSeq,
+    commands,
+    nextReportInMs: reportIntervalMs(ctx, control.clusters, incidentsOpen),
+  };
+}
+
+/** Hosts this relay calls silent under their cluster's policy, with how long ago it last heard each. */
+function silentSet(
+  ctx: AppContext,
+  control: SiteControl,
+  hosts: readonly HostObservation[],
+): Record<string, number> {
+  const silent: Record<string, number> = {};
+  for (const host of hosts) {
+    const policy = clusterPolicy(ctx, control.clusters, host.cluster);
+    if (host.lastHeardMsAgo > hostSilentAfterMs(policy)) silent[host.hostId] = host.lastHeardMsAgo;
+  }
+  return silent;
+}
+
+/** The control items as they stand after this report: the reporting relay with its new silent set. */
+function withRelay(control: SiteControl, relay: RelayRecord): SiteControl {
+  const others = control.relays.filter((r) => r.relayId !== relay.relayId);
+  return { ...control, relays: [...others, relay] };
+}
+
+/**
+ * Opens an incident for each host this relay calls silent that every live relay now calls silent. Hosts
+ * whose opening may have been left half done (suspect with an open incident) are looked at again; hosts in
+ * maintenance, being fenced or already fenced are not.
+ */
+async function openSilentHosts(
+  ctx: AppContext,
+  control: SiteControl,
+  candidates: readonly string[],
+  now: number,
+): Promise<number> {
+  let open = 0;
+  for (const hostId of candidates) {
+    const summary = control.hosts[hostId];
+    if (summary === undefined) continue;
+    const unfinished =
+      summary.status === 'suspect' &&
+      summary.incidentId !== null &&
+      control.openIncidents.includes(summary.incidentId);
+    if (summary.status !== 'up' && !unfinished) continue;
+    const policy = clusterPolicy(ctx, control.clusters, summary.cluster);
+    if (!hostSilence(control.relays, hostId, now, policy).silent) continue;
+    if ((await openIncident(ctx, { control, hostId, now })) !== null) open += 1;
+  }
+  return open;
+}

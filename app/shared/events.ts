@@ -1,0 +1,54 @@
+import type { AppContext } from '../context';
+import type { IncidentEvent } from '../ports';
+
+/** Kinds of timeline events, stable: the review, the simulator and the console read them. */
+export type IncidentEventKind =
+  | 'suspected'
+  | 'silence-confirmed'
+  | 'false-alarm'
+  | 'fencing-suppressed'
+  | 'fence-ordered'
+  | 'power-off-confirmed'
+  | 'fence-failed'
+  | 'awaiting-operator'
+  | 'fenced'
+  | 'placement-planned'
+  | 'capacity-reserved'
+  | 'start-ordered'
+  | 'vm-started'
+  | 'start-failed'
+  | 'vm-unplaced'
+  | 'start-unconfirmed'
+  | 'closed'
+  | 'host-came-back'
+  | 'split-brain'
+  | 'maintenance'
+  | 'reopened';
+
+/** Appends one line to an incident's timeline at the clock's now. */
+export async function appendEvent(
+  ctx: AppContext,
+  incidentId: string,
+  kind: IncidentEventKind,
+  detail: string,
+  data?: Readonly<Record<string, unknown>>,
+): Promise<void> {
+  const event: IncidentEvent = { incidentId, at: ctx.ports.clock.now(), kind, detail };
+  await ctx.ports.incidents.appendEvent(data === undefined ? event : { ...event, data });
+}
+
+/** The incident's events of one kind, optionally narrowed (e.g. to one VM), oldest first. */
+export async function eventsOf(
+  ctx: AppContext,
+  incidentId: string,
+  kind: IncidentEventKind,
+  match: (event: IncidentEvent) => boolean = () => true,
+): Promise<IncidentEvent[]> {
+  const events = await ctx.ports.incidents.listEvents(incidentId);
+  return events.filter((e) => e.kind === kind && match(e));
+}
+
+/** True when the event's data names this VM (per-VM events carry `vmId`). */
+export function aboutVm(vmId: string): (event: IncidentEvent) => boolean {
+  return (event) => event.data?.vmId === vmId;
+}

@@ -1,0 +1,67 @@
+import {
+  decide,
+  foldHostEvents,
+  type HostCommand,
+  type HostEvent,
+  type HostState,
+} from '../../core/lifecycle';
+import type { AppContext } from '../context';
+import { NotFoundError } from '../errors';
+import type { HostRecord, HostSummary } from '../ports';
+import { retryOnConflict } from './retry';
+
+/** What to ask of the host's lifecycle, decided on the freshly read record; null for nothing. */
+export type HostPlan = { readonly command: HostCommand; readonly incidentSeq?: number } | null;
+
+/** The outcome of one lifecycle command: the record after it and the events it proved. */
+export interface HostTransition {
+  readonly host: HostRecord;
+  readonly before: HostState;
+  readonly events: readonly HostEvent[];
+}
+
+/** The summary kept in the site's control item for a host record. */
+export function summaryOf(host: HostRecord): HostSummary {
+  const { lifecycle } = host;
+  return {
+    digest: host.digest,
+    cluster: host.cluster,
+    status: lifecycle.status,
+    incidentId: 'incidentId' in lifecycle ? lifecycle.incidentId : null,
+  };
+}
+
+/**
+ * Reads the host, decides the planned command with core `decide`, and writes the new state with one
+ * conditional write (re-reading on a lost race, so only one writer's decision stands). A command that
+ * proves nothing new, or only audit events that leave the state as it is, writes nothing.
+ * Lifecycle errors propagate as thrown by core.
+ */
+export async function transitionHost(
+  ctx: AppContext,
+  siteId: string,
+  hostId: string,
+  plan: (host: HostRecord) => HostPlan | Promise<HostPlan>,
+): Promise<HostTransition> {
+  const { hosts, sites } = ctx.ports;
+  const transition = await retryOnConflict(async () => {
+    const host = await hosts.getHost(siteId, hostId);
+    if (host === null) throw new NotFoundError(`host ${siteId}/${hostId} not found`);
+    const step = await plan(host);
+    if (step === null) return { host, before: host.lifecycle, events: [] };
+    const events = decide(step.command, host.lifecycle);
+    const next = foldHostEvents(host.lifecycle, events);
+    // evolve hands back the very same state for repeats and audit-only events: nothing to write.
+    if (next === host.lifecycle) return { host, before: host.lifecycle, events };
+    const opts = step.incidentSeq === undefined ? undefined : { incidentSeq: step.incidentSeq };
+    const saved = await hosts.setLifecycle(siteId, hostId, host.version, next, opts);
+    return { host: saved, before: host.lifecycle, events, written: true };
+  });
+  if ('written' in transition) await sites.putHostSummary(siteId, hostId, summaryOf(transition.host));
+  return { host: transition.host, before: transition.before, events: transition.events };
+}
+
+/** The incident a lifecycle state belongs to, if any. */
+export function incidentOf(state: HostState): string | null {
+  return 'incidentId' in state ? state.incidentId : null;
+}

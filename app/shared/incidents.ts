@@ -1,0 +1,66 @@
+import type { IncidentOutcome } from '../../contracts/workflow';
+import type { AppContext } from '../context';
+import { NotFoundError } from '../errors';
+import type { IncidentRecord, IncidentStore } from '../ports';
+import { appendEvent } from './events';
+import { METRIC } from './metrics';
+import { retryOnConflict } from './retry';
+
+type IncidentPatch = Parameters<IncidentStore['update']>[2];
+
+/** The incident record; NotFoundError for an unknown id. */
+export async function requireIncident(ctx: AppContext, incidentId: string): Promise<IncidentRecord> {
+  const incident = await ctx.ports.incidents.get(incidentId);
+  if (incident === null) throw new NotFoundError(`incident ${incidentId} not found`);
+  return incident;
+}
+
+/**
+ * Applies a patch decided on the freshly read record, re-reading on a lost race. The patch function
+ * returns null when the record already says what it would write (a repeated step), and nothing is written.
+ */
+export async function updateIncident(
+  ctx: AppContext,
+  incidentId: string,
+  patch: (incident: IncidentRecord) => IncidentPatch | null,
+): Promise<{ incident: IncidentRecord; changed: boolean }> {
+  return retryOnConflict(async () => {
+    const incident = await requireIncident(ctx, incidentId);
+    const change = patch(incident);
+    if (change === null) return { incident, changed: false };
+    return {
+      incident: await ctx.ports.incidents.update(incidentId, incident.version, change),
+      changed: true,
+    };
+  });
+}
+
+/**
+ * Closes the incident with its outcome, once: the first call writes outcome and closedAt, counts the
+ * metric and appends `closed`; repeats only make sure the site no longer lists it as open.
+ */
+export async function closeIncident(
+  ctx: AppContext,
+  ref: { readonly incidentId: string; readonly siteId: string },
+  outcome: IncidentOutcome,
+  detail: string,
+  data?: Readonly<Record<string, unknown>>,
+): Promise<{ incident: IncidentRecord; changed: boolean }> {
+  const now = ctx.ports.clock.now();
+  const result = await updateIncident(ctx, ref.incidentId, (incident) =>
+    incident.closedAt !== null
+      ? null
+      : // A callback token of a closed incident is dead: nobody may complete it any more.
+        {
+          outcome,
+          closedAt: now,
+          ...(incident.operatorTaskToken === null ? {} : { operatorTaskToken: null }),
+        },
+  );
+  await ctx.ports.sites.setIncidentOpen(ref.siteId, ref.incidentId, false);
+  if (result.changed) {
+    ctx.ports.metrics.count(METRIC.IncidentClosed, 1, { outcome });
+    await appendEvent(ctx, ref.incidentId, 'closed', `closed: ${outcome}. ${detail}`, { outcome, ...data });
+  }
+  return result;
+}

@@ -1,0 +1,29 @@
+/**
+ * Metric names the use cases publish. The alarms (infra/metrics.ts HALO_METRIC) watch a metric by name and
+ * exact dimension set, so names match theirs and only `IncidentClosed` carries a dimension (`outcome`).
+ */
+export const METRIC = {
+  ReportsIngested: 'ReportsIngested',
+  HostsSilent: 'HostsSilent',
+  IncidentOpened: 'IncidentOpened',
+  IncidentClosed: 'IncidentClosed',
+  SecondsToFence: 'SecondsToFence',
+  SecondsToFirstRestart: 'SecondsToFirstRestart',
+  SecondsToLastRestart: 'SecondsToLastRestart',
+  VmsUnplaced: 'VmsUnplaced',
+  FenceFailed: 'FenceFailed',
+  AwaitingOperator: 'AwaitingOperator',
+  SplitBrainDetected: 'SplitBrainDetected',
+  NPlusOneBroken: 'NPlusOneBroken',
+  SitePartitioned: 'SitePartitioned',
+  // Not alarmed on; for the dashboard and the incident review.
+  RelaysSilent: 'RelaysSilent',
+  FencingSuppressed: 'FencingSuppressed',
+  FalseAlarm: 'FalseAlarm',
+  CallbackFailed: 'CallbackFailed',
+} as const;
+
+/** Seconds between two epoch-ms instants, for the Seconds* metrics. */
+export function secondsBetween(from: number, to: number): number {
+  return Math.max(0, (to - from) / 1000);
+}

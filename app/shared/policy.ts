@@ -1,0 +1,49 @@
+import type { WorkflowTiming } from '../../contracts/workflow';
+import { type HaPolicy, resolvePolicy } from '../../core/policy';
+import type { AppContext } from '../context';
+import type { ClusterRecord } from '../ports';
+
+/**
+ * How long AwaitOperator waits for an operator. HaPolicy has no field for it: an operator's answer takes
+ * human time, unrelated to the heartbeat the other timings derive from.
+ */
+export const OPERATOR_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+
+/** The deployment's default policy, for what is site-wide rather than per cluster (clock skew). */
+export function defaultPolicy(ctx: AppContext): HaPolicy {
+  return resolvePolicy(ctx.defaults);
+}
+
+/** A cluster's policy: its overrides over the deployment's defaults (the defaults alone if it is unknown). */
+export function clusterPolicy(
+  ctx: AppContext,
+  clusters: readonly ClusterRecord[],
+  clusterId: string,
+): HaPolicy {
+  const cluster = clusters.find((c) => c.clusterId === clusterId);
+  return resolvePolicy({ ...ctx.defaults, ...cluster?.policy });
+}
+
+/**
+ * When a relay should report next: the fastest interval any of the site's clusters asks for, since one
+ * report serves them all and reporting early is always safe.
+ */
+export function reportIntervalMs(
+  ctx: AppContext,
+  clusters: readonly ClusterRecord[],
+  incidentsOpen: boolean,
+): number {
+  const policies = [defaultPolicy(ctx), ...clusters.map((c) => clusterPolicy(ctx, clusters, c.clusterId))];
+  return Math.min(...policies.map((p) => (incidentsOpen ? p.incidentReportMs : p.relayReportMs)));
+}
+
+/** The timings the state machine needs, in whole seconds rounded up (never shorter than the policy). */
+export function workflowTiming(policy: HaPolicy): WorkflowTiming {
+  const seconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
+  return {
+    confirmSilenceSeconds: Math.ceil(policy.confirmSilenceMs / 1000),
+    fenceAttemptTimeoutSeconds: seconds(policy.fenceAttemptTimeoutMs),
+    startTimeoutSeconds: seconds(policy.startTimeoutMs),
+    operatorTimeoutSeconds: seconds(OPERATOR_TIMEOUT_MS),
+  };
+}

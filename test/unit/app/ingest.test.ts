@@ -1,0 +1,517 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import {
+  BadCredentialError,
+  ClockSkewError,
+  RelayRevokedError,
+  StaleSequenceError,
+  UnauthorizedError,
+  UnknownRelayError,
+  WrongSiteError,
+} from '../../../app/errors';
+import { runStep } from '../../../app/failover/steps';
+import { recordReport } from '../../../app/ingest/record-report';
+import { setMaintenance } from '../../../app/operator/maintenance';
+import type { CommandResult, FenceCommand } from '../../../contracts/relay-protocol';
+import { WORKFLOW_ERROR } from '../../../contracts/workflow';
+import {
+  createWorld,
+  enrolledRelay,
+  GiB,
+  host,
+  openH1Incident,
+  SILENT_MS,
+  SITE,
+  type StandardSite,
+  standardSite,
+  vm,
+  type World,
+} from './world';
+
+let world: World;
+let site: StandardSite;
+
+beforeEach(async () => {
+  world = createWorld();
+  site = await standardSite(world);
+  world.clock.advance(2_000);
+  world.calls.length = 0;
+  world.metrics.points.length = 0;
+});
+
+async function fenceCommand(relayToken = 'tok-fence-1'): Promise<FenceCommand> {
+  const incident = await openH1Incident(world, site);
+  await runStep(world.ctx, { step: 'dispatch-fence', incident, taskToken: relayToken });
+  const commands = await world.stores.commands.listForIncident(SITE, incident.incidentId);
+  const fence = commands[0]?.command;
+  if (fence?.kind !== 'fence') throw new Error('no fence command');
+  return fence;
+}
+
+function fenceResult(fence: FenceCommand, over: Partial<CommandResult> = {}): CommandResult {
+  return {
+    commandId: fence.commandId,
+    incidentId: fence.incidentId,
+    outcome: 'succeeded',
+    powerState: 'off',
+    finishedAt: world.clock.now(),
+    ...over,
+  };
+}
+
+describe('recordReport: the liveness path', () => {
+  it('given nothing changed, when a relay reports, then it costs one read and one liveness write', async () => {
+    const response = await site.r1.report(site.hosts());
+
+    expect(world.calls).toEqual(['sites.loadControl', 'relays.acceptReport']);
+    expect(response).toEqual({ protocol: 1, acceptedSeq: site.r1.seq, commands: [], nextReportInMs: 10_000 });
+    expect(world.metrics.total('ReportsIngested')).toBe(1);
+  });
+
+  it('given a first report, then hosts, VMs, clusters and summaries are recorded', async () => {
+    const h1 = await world.stores.hosts.getHost(SITE, 'h1');
+    expect(h1).toMatchObject({
+      cluster: 'c1',
+      cpus: 16,
+      memoryMiB: 32 * GiB,
+      usedCpus: 8,
+      usedMiB: 15 * GiB,
+      lifecycle: { status: 'up', bootId: 'h1-boot-1' },
+    });
+    expect(await world.stores.vms.getVm(SITE, 'db-1')).toMatchObject({
+      hostId: 'h1',
+      state: 'running',
+      ha: true,
+    });
+    const control = await world.stores.sites.loadControl(SITE);
+    expect(control?.clusters.map((c) => c.clusterId)).toEqual(['c1']);
+    expect(control?.hosts.h1).toMatchObject({ cluster: 'c1', status: 'up', incidentId: null });
+  });
+
+  it('given one host changed its inventory, then only that host and its changed VM are written', async () => {
+    await site.r1.report(site.hosts({ h2: { vms: [vm('app-2', 16 * GiB, 8), vm('new-1', 2 * GiB, 1)] } }));
+
+    expect(world.calls).toEqual([
+      'sites.loadControl',
+      'relays.acceptReport',
+      'vms.listVms',
+      'hosts.getHost',
+      'hosts.saveInventory',
+      'vms.saveObserved',
+      'sites.putHostSummary',
+    ]);
+    expect(await world.stores.vms.getVm(SITE, 'new-1')).toMatchObject({ hostId: 'h2', state: 'running' });
+    expect(await world.stores.hosts.getHost(SITE, 'h2')).toMatchObject({ usedMiB: 18 * GiB, usedCpus: 9 });
+  });
+
+  it('given a VM the host no longer lists, then it is recorded shut off there', async () => {
+    await site.r1.report(site.hosts({ h3: { vms: [] } }));
+
+    expect(await world.stores.vms.getVm(SITE, 'app-3')).toMatchObject({ hostId: 'h3', state: 'shut-off' });
+    expect(await world.stores.hosts.getHost(SITE, 'h3')).toMatchObject({ usedMiB: 0, usedCpus: 0 });
+  });
+
+  it('given the same inventory from the second relay, then it writes nothing more', async () => {
+    await site.r1.report(site.hosts({ h3: { vms: [] } }));
+    world.calls.length = 0;
+
+    await site.r2.report(site.hosts({ h3: { vms: [] } }));
+
+    expect(world.calls).toEqual(['sites.loadControl', 'relays.acceptReport']);
+  });
+
+  it('given an up host that rebooted unnoticed, then its lifecycle records the new boot', async () => {
+    await site.r1.report(site.hosts({ h2: { bootId: 'h2-boot-2' } }));
+
+    expect((await world.stores.hosts.getHost(SITE, 'h2'))?.lifecycle).toEqual({
+      status: 'up',
+      bootId: 'h2-boot-2',
+    });
+  });
+});
+
+describe('recordReport: refusals change nothing', () => {
+  async function unchanged(run: () => Promise<unknown>, error: abstract new (...args: never[]) => Error) {
+    const before = await world.stores.relays.getRelay(SITE, 'r1');
+    await expect(run()).rejects.toBeInstanceOf(error);
+    expect(await world.stores.relays.getRelay(SITE, 'r1')).toEqual(before);
+    // The refused report's only possible write is the conditional liveness write, which refused it.
+    expect(world.calls.filter((c) => !['sites.loadControl', 'relays.acceptReport'].includes(c))).toEqual([]);
+  }
+
+  it('when the Authorization header is missing, then UnauthorizedError', async () => {
+    const report = site.r1.build(site.hosts());
+    await unchanged(() => recordReport(world.ctx, { authorization: undefined, report }), UnauthorizedError);
+  });
+
+  it.each([
+    ['not a bearer token', 'Basic abc'],
+    ['another format', 'Bearer hrc2.dc1.r1.secret'],
+    ['no secret', 'Bearer hrc1.dc1.r1.'],
+    ['no relay id', 'Bearer hrc1.dc1secret'],
+  ])('when the credential is malformed (%s), then UnauthorizedError', async (_, authorization) => {
+    const report = site.r1.build(site.hosts());
+    await unchanged(() => recordReport(world.ctx, { authorization, report }), UnauthorizedError);
+  });
+
+  it('when the secret is wrong, then BadCredentialError', async () => {
+    const report = site.r1.build(site.hosts());
+    await unchanged(
+      () => recordReport(world.ctx, { authorization: 'Bearer hrc1.dc1.r1.c2VjcmV0LWJ1dC13cm9uZw', report }),
+      BadCredentialError,
+    );
+  });
+
+  it("when r1's credential comes with r2's report, then WrongSiteError", async () => {
+    const report = site.r2.build(site.hosts());
+    await unchanged(
+      () => recordReport(world.ctx, { authorization: `Bearer ${site.r1.credential}`, report }),
+      WrongSiteError,
+    );
+  });
+
+  it('when a credential of another site is used, then WrongSiteError', async () => {
+    const other = await enrolledRelay(world, 'r9', 'dc2');
+    const report = site.r1.build(site.hosts());
+    world.calls.length = 0;
+    await unchanged(
+      () => recordReport(world.ctx, { authorization: `Bearer ${other.credential}`, report }),
+      WrongSiteError,
+    );
+  });
+
+  it('when a report is replayed, then StaleSequenceError', async () => {
+    const report = site.r1.build(site.hosts({ h3: { vms: [] } }));
+    await site.r1.send(report);
+    world.calls.length = 0;
+
+    await expect(site.r1.send(report)).rejects.toBeInstanceOf(StaleSequenceError);
+    expect(world.calls).toEqual(['sites.loadControl', 'relays.acceptReport']);
+  });
+
+  it('when the relay clock is off by more than the policy allows, then ClockSkewError before any store call', async () => {
+    const report = { ...site.r1.build(site.hosts()), sentAt: world.clock.now() - 301_000 };
+    await expect(site.r1.send(report)).rejects.toBeInstanceOf(ClockSkewError);
+    expect(world.calls).toEqual([]);
+  });
+
+  it('when the site is unknown, then UnknownRelayError', async () => {
+    const report = { ...site.r1.build([]), siteId: 'dc4' };
+    await expect(
+      recordReport(world.ctx, { authorization: 'Bearer hrc1.dc4.r1.c2VjcmV0', report }),
+    ).rejects.toBeInstanceOf(UnknownRelayError);
+    expect(world.calls).toEqual(['sites.loadControl']);
+  });
+
+  it('when the relay is revoked, then RelayRevokedError', async () => {
+    await world.stores.relays.revoke(SITE, 'r1', world.clock.now());
+    await expect(site.r1.report(site.hosts())).rejects.toBeInstanceOf(RelayRevokedError);
+  });
+});
+
+describe('recordReport: opening incidents', () => {
+  it('given both live relays call h1 silent, then ONE incident opens and ONE execution starts, even on repeats', async () => {
+    const silent = site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } });
+    await site.r1.report(silent);
+    expect(world.workflow.startCalls).toHaveLength(0);
+
+    const response = await site.r2.report(silent);
+    await site.r2.report(silent);
+    await site.r1.report(silent);
+
+    const incidents = await world.stores.incidents.list();
+    expect(incidents.map((i) => i.incidentId)).toEqual(['dc1.h1.1']);
+    expect(world.workflow.startCalls).toHaveLength(1);
+    expect(incidents[0]).toMatchObject({
+      hostId: 'h1',
+      cluster: 'c1',
+      bootId: 'h1-boot-1',
+      outcome: 'in-progress',
+      executionArn: expect.stringContaining('dc1.h1.1'),
+    });
+    expect(world.workflow.startCalls[0]).toMatchObject({
+      incidentId: 'dc1.h1.1',
+      timing: { confirmSilenceSeconds: 2, fenceAttemptTimeoutSeconds: 20, startTimeoutSeconds: 20 },
+      evidence: {
+        relays: [
+          { relayId: 'r1', lastHeardMsAgo: SILENT_MS },
+          { relayId: 'r2', lastHeardMsAgo: SILENT_MS },
+        ],
+        silentAfterMs: 6_000,
+      },
+    });
+    expect((await world.stores.hosts.getHost(SITE, 'h1'))?.lifecycle).toMatchObject({
+      status: 'suspect',
+      incidentId: 'dc1.h1.1',
+    });
+    expect((await world.stores.sites.loadControl(SITE))?.openIncidents).toEqual(['dc1.h1.1']);
+    expect(response.nextReportInMs).toBe(2_000);
+    expect(world.metrics.total('IncidentOpened')).toBe(1);
+  });
+
+  it('given two reports calling h1 silent race each other, then one incident and one execution', async () => {
+    const silent = site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } });
+    await site.r1.report(silent);
+
+    await Promise.all([site.r2.report(silent), site.r1.report(silent)]);
+
+    expect(await world.stores.incidents.list()).toHaveLength(1);
+    expect(world.workflow.executions.size).toBe(1);
+  });
+
+  it('given only one of two live relays calls h1 silent, then no incident opens', async () => {
+    await site.r1.report(site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } }));
+    await site.r2.report(site.hosts());
+
+    expect(await world.stores.incidents.list()).toEqual([]);
+    expect(world.workflow.startCalls).toEqual([]);
+  });
+
+  it('given r2 went silent itself, then r1 alone calling h1 silent opens the incident', async () => {
+    world.clock.advance(31_000);
+    await site.r1.report(site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } }));
+
+    expect(world.workflow.startCalls.map((i) => i.incidentId)).toEqual(['dc1.h1.1']);
+    expect(world.workflow.startCalls[0]?.evidence.relays).toEqual([
+      { relayId: 'r1', lastHeardMsAgo: SILENT_MS },
+    ]);
+  });
+
+  it('given h1 is in maintenance, when every relay calls it silent, then it is never suspected', async () => {
+    await setMaintenance(world.ctx, { siteId: SITE, hostId: 'h1', enabled: true, caller: 'alice' });
+    const silent = site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } });
+    await site.r1.report(silent);
+    await site.r2.report(silent);
+
+    expect(world.workflow.startCalls).toEqual([]);
+    expect((await world.stores.hosts.getHost(SITE, 'h1'))?.lifecycle.status).toBe('maintenance');
+  });
+
+  it('given the opening died before the execution started, then the next report starts it, with the same input', async () => {
+    world.workflow.failNextStart = true;
+    const silent = site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } });
+    await site.r1.report(silent);
+    await expect(site.r2.report(silent)).rejects.toThrow(/simulated/);
+    expect((await world.stores.incidents.get('dc1.h1.1'))?.executionArn).toBeNull();
+
+    await site.r1.report(silent);
+
+    expect(world.workflow.startCalls).toHaveLength(2);
+    expect(world.workflow.startCalls[1]).toEqual(world.workflow.startCalls[0]);
+    expect((await world.stores.incidents.get('dc1.h1.1'))?.executionArn).toContain('dc1.h1.1');
+  });
+});
+
+describe('recordReport: hosts coming back', () => {
+  it('given h1 is suspect, when a relay hears it again, then it is up and the timeline says so', async () => {
+    const incident = await openH1Incident(world, site);
+    await site.r1.report(site.hosts());
+
+    expect((await world.stores.hosts.getHost(SITE, 'h1'))?.lifecycle).toEqual({
+      status: 'up',
+      bootId: 'h1-boot-1',
+    });
+    const events = await world.stores.incidents.listEvents(incident.incidentId);
+    expect(events.map((e) => e.kind)).toContain('host-came-back');
+  });
+
+  it('given h1 awaits the operator, when it comes back, then the operator task completes with host-came-back', async () => {
+    const incident = await openH1Incident(world, site);
+    await runStep(world.ctx, { step: 'fence-failed', incident, error: { Error: 'NoRelayAvailableError' } });
+    await runStep(world.ctx, { step: 'await-operator', incident, taskToken: 'tok-operator' });
+
+    await site.r2.report(site.hosts());
+
+    expect(world.workflow.completionOf('tok-operator')).toEqual({
+      kind: 'success',
+      token: 'tok-operator',
+      output: { decision: 'host-came-back', by: 'relay:r2', at: world.clock.now() },
+    });
+    expect((await world.stores.incidents.get(incident.incidentId))?.operatorTaskToken).toBeNull();
+  });
+
+  it('given h1 was fenced, when its fenced boot is heard alive, then SplitBrainDetected and the report still succeeds', async () => {
+    const fence = await fenceCommand();
+    await site.r1.report(site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } }), [fenceResult(fence)]);
+    const incident = world.workflow.startCalls[0];
+    if (incident === undefined) throw new Error('no incident');
+    await runStep(world.ctx, {
+      step: 'mark-fenced',
+      incident,
+      confirmation: { by: 'ipmi-read-back', detail: 'off' },
+    });
+
+    const response = await site.r1.report(site.hosts());
+
+    expect(response.acceptedSeq).toBe(site.r1.seq);
+    expect(world.metrics.total('SplitBrainDetected')).toBe(1);
+    const events = await world.stores.incidents.listEvents(incident.incidentId);
+    expect(events.filter((e) => e.kind === 'split-brain')).toHaveLength(1);
+  });
+
+  it('given h1 was fenced, when it is heard with a new boot, then it is up again', async () => {
+    const fence = await fenceCommand();
+    await site.r1.report(site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } }), [fenceResult(fence)]);
+    const incident = world.workflow.startCalls[0];
+    if (incident === undefined) throw new Error('no incident');
+    await runStep(world.ctx, {
+      step: 'mark-fenced',
+      incident,
+      confirmation: { by: 'ipmi-read-back', detail: 'off' },
+    });
+
+    await site.r1.report(site.hosts({ h1: { bootId: 'h1-boot-2', vms: [] } }));
+
+    expect((await world.stores.hosts.getHost(SITE, 'h1'))?.lifecycle).toEqual({
+      status: 'up',
+      bootId: 'h1-boot-2',
+    });
+    expect(world.metrics.total('SplitBrainDetected')).toBe(0);
+  });
+});
+
+describe('recordReport: command results', () => {
+  it('given a fence read back off, then the Fence task succeeds with the FenceResult', async () => {
+    const fence = await fenceCommand();
+    const relayId = (await world.stores.commands.listForIncident(SITE, fence.incidentId))[0]?.relayId;
+    const relay = relayId === 'r1' ? site.r1 : site.r2;
+
+    await relay.report(site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } }), [
+      fenceResult(fence, { detail: 'chassis off' }),
+    ]);
+
+    expect(world.workflow.completionOf('tok-fence-1')).toEqual({
+      kind: 'success',
+      token: 'tok-fence-1',
+      output: {
+        commandId: fence.commandId,
+        relayId,
+        powerState: 'off',
+        finishedAt: world.clock.now(),
+        detail: 'chassis off',
+      },
+    });
+  });
+
+  it.each([
+    ['acknowledged but read back on', { powerState: 'on' as const }],
+    ['acknowledged without a read-back', { powerState: undefined }],
+    ['failed', { outcome: 'failed' as const, powerState: 'unknown' as const }],
+  ])('given a fence %s, then the Fence task fails with FenceNotConfirmedError', async (_, over) => {
+    const fence = await fenceCommand();
+    await site.r1.report(site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } }), [fenceResult(fence, over)]);
+
+    expect(world.workflow.completionOf('tok-fence-1')).toMatchObject({
+      kind: 'failure',
+      error: WORKFLOW_ERROR.FenceNotConfirmed,
+    });
+  });
+
+  it('given a result already recorded, when it is reported again, then it is ignored', async () => {
+    const fence = await fenceCommand();
+    const silent = site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } });
+    await site.r1.report(silent, [fenceResult(fence)]);
+    await site.r2.report(silent, [fenceResult(fence, { powerState: 'on' })]);
+
+    expect(world.workflow.completions).toHaveLength(1);
+    expect(world.workflow.completions[0]?.kind).toBe('success');
+  });
+});
+
+describe('recordReport: commands in the response', () => {
+  it('given no open incident, then commands are not even looked up', async () => {
+    const response = await site.r1.report(site.hosts());
+
+    expect(response.commands).toEqual([]);
+    expect(world.calls).not.toContain('commands.listOpen');
+  });
+
+  it('given an open incident, then the relay gets its commands, marked delivered, until notAfter', async () => {
+    const fence = await fenceCommand();
+    const record = (await world.stores.commands.listForIncident(SITE, fence.incidentId))[0];
+    const relay = record?.relayId === 'r1' ? site.r1 : site.r2;
+    const other = relay === site.r1 ? site.r2 : site.r1;
+    const silent = site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } });
+
+    const response = await relay.report(silent);
+    const otherResponse = await other.report(silent);
+
+    expect(response.commands).toEqual([fence]);
+    expect(response.nextReportInMs).toBe(2_000);
+    expect(otherResponse.commands).toEqual([]);
+    expect((await world.stores.commands.listForIncident(SITE, fence.incidentId))[0]?.status).toBe(
+      'delivered',
+    );
+    // Delivered again until done (a response can be lost), but never after notAfter.
+    expect((await relay.report(silent)).commands).toEqual([fence]);
+    world.clock.advance(fence.notAfter - world.clock.now() + 1);
+    expect((await relay.report(silent)).commands).toEqual([]);
+  });
+});
+
+describe('recordReport: split brain (safety rule 6)', () => {
+  it('given db-1 runs on h1, when h2 reports it running while h1 still lists it, then SplitBrainDetected', async () => {
+    await site.r1.report(site.hosts({ h2: { vms: [vm('app-2', 16 * GiB, 8), vm('db-1', 8 * GiB, 4)] } }));
+
+    expect(world.metrics.total('SplitBrainDetected')).toBe(1);
+    expect(await world.stores.vms.getVm(SITE, 'db-1')).toMatchObject({ hostId: 'h2' });
+  });
+
+  it('given db-1 moved from h1 to h2 within one report (live migration), then no alarm', async () => {
+    await site.r1.report(
+      site.hosts({
+        h1: { vms: (site.hosts()[0]?.vms ?? []).filter((v) => v.id !== 'db-1') },
+        h2: { vms: [vm('app-2', 16 * GiB, 8), vm('db-1', 8 * GiB, 4)] },
+      }),
+    );
+
+    expect(world.metrics.total('SplitBrainDetected')).toBe(0);
+    expect(await world.stores.vms.getVm(SITE, 'db-1')).toMatchObject({ hostId: 'h2', state: 'running' });
+  });
+
+  it('given h1 is suspect (not fenced), when h2 reports its VM running, then the alarm goes and the incident records it', async () => {
+    const incident = await openH1Incident(world, site);
+    await site.r1.report(
+      site.hosts({
+        h1: { lastHeardMsAgo: SILENT_MS },
+        h2: { vms: [vm('app-2', 16 * GiB, 8), vm('db-1', 8 * GiB, 4)] },
+      }),
+    );
+
+    expect(world.metrics.total('SplitBrainDetected')).toBe(1);
+    const events = await world.stores.incidents.listEvents(incident.incidentId);
+    expect(events.find((e) => e.kind === 'split-brain')?.data).toMatchObject({
+      vmId: 'db-1',
+      hostId: 'h2',
+      recordedHostId: 'h1',
+    });
+  });
+});
+
+describe('recordReport: reservations', () => {
+  it('given capacity reserved on h3 for db-1, when h3 reports db-1 running, then the reservation is released', async () => {
+    await world.stores.hosts.reserve(
+      SITE,
+      'h3',
+      { id: 'x.db-1.1', vmId: 'db-1', cpus: 4, memoryMiB: 8 * GiB },
+      { memoryMiB: 32 * GiB, cpus: 16 },
+    );
+
+    await site.r1.report(
+      site.hosts({ h1: { vms: [] }, h3: { vms: [vm('app-3', 8 * GiB, 4), vm('db-1', 8 * GiB, 4)] } }),
+    );
+
+    expect((await world.stores.hosts.getHost(SITE, 'h3'))?.reservations).toEqual({});
+  });
+});
+
+describe('recordReport: hosts of several clusters', () => {
+  it('given a cluster with a shorter report interval, then the relay reports at the fastest interval', async () => {
+    await site.r1.report([...site.hosts(), host('k1', { cluster: 'c2' })]);
+    const control = await world.stores.sites.loadControl(SITE);
+    const c2 = control?.clusters.find((c) => c.clusterId === 'c2');
+    if (c2 === undefined) throw new Error('no c2');
+    await world.stores.sites.updateCluster(SITE, 'c2', c2.version, { policy: { relayReportMs: 5_000 } });
+
+    expect((await site.r1.report(site.hosts())).nextReportInMs).toBe(5_000);
+  });
+});

@@ -1,0 +1,296 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { ConflictError, NotFoundError, RelayExistsError, RelayRevokedError } from '../../../app/errors';
+import { runStep } from '../../../app/failover/steps';
+import {
+  capacityReport,
+  confirmPowerOff,
+  enrollRelay,
+  getIncident,
+  listHosts,
+  listIncidents,
+  listSites,
+  listVms,
+  revokeRelay,
+  setFencing,
+  setMaintenance,
+  setVmMetadata,
+} from '../../../app/operator';
+import type { IncidentInput } from '../../../contracts/workflow';
+import { executionArnOf, testHasher } from './fakes';
+import {
+  createWorld,
+  GiB,
+  openH1Incident,
+  SITE,
+  type StandardSite,
+  standardSite,
+  TestRelay,
+  vm,
+  type World,
+} from './world';
+
+let world: World;
+let site: StandardSite;
+
+beforeEach(async () => {
+  world = createWorld();
+  site = await standardSite(world);
+});
+
+describe('inventory views', () => {
+  it('lists sites, hosts and VMs', async () => {
+    expect((await listSites(world.ctx)).map((s) => s.siteId)).toEqual([SITE]);
+    expect((await listHosts(world.ctx, { siteId: SITE })).map((h) => [h.hostId, h.lifecycle.status])).toEqual(
+      [
+        ['h1', 'up'],
+        ['h2', 'up'],
+        ['h3', 'up'],
+      ],
+    );
+    expect((await listVms(world.ctx, { siteId: SITE })).map((v) => v.vmId).sort()).toEqual(
+      ['app-2', 'app-3', 'batch-1', 'db-1', 'scratch-1', 'web-1'].sort(),
+    );
+  });
+
+  it('refuses an unknown site with NotFoundError', async () => {
+    await expect(listHosts(world.ctx, { siteId: 'nowhere' })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(listVms(world.ctx, { siteId: 'nowhere' })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(capacityReport(world.ctx, { siteId: 'nowhere' })).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('capacityReport', () => {
+  it("given room for every host's HA VMs elsewhere, then the cluster survives any one host failure", async () => {
+    const report = await capacityReport(world.ctx, { siteId: SITE });
+
+    expect(report.clusters).toHaveLength(1);
+    expect(report.clusters[0]?.clusterId).toBe('c1');
+    expect(report.clusters[0]?.report.survivesAnyOneHostFailure).toBe(true);
+    const h1Plan = report.clusters[0]?.report.plans.find((p) => p.failedHostId === 'h1');
+    expect(h1Plan?.plan.placements.map((p) => p.vmId)).toEqual(['db-1', 'web-1', 'batch-1']);
+    expect(h1Plan?.plan.skipped).toEqual([{ vmId: 'scratch-1', reason: 'not-ha' }]);
+  });
+
+  it("given h2's big VM is HA and the others are full, then the cluster fails N+1 and says which VM stays down", async () => {
+    await site.r1.report(
+      site.hosts({ h2: { vms: [vm('app-2', 20 * GiB, 8)] }, h3: { vms: [vm('app-3', 24 * GiB, 4)] } }),
+    );
+    await setVmMetadata(world.ctx, {
+      siteId: SITE,
+      vmId: 'app-2',
+      body: { ha: true, priority: 'high', antiAffinity: null },
+    });
+
+    const [cluster] = (await capacityReport(world.ctx, { siteId: SITE })).clusters;
+
+    expect(cluster?.report.survivesAnyOneHostFailure).toBe(false);
+    expect(cluster?.report.staysDown).toEqual([
+      { failedHostId: 'h2', vms: [expect.objectContaining({ vmId: 'app-2', reason: 'memory' })] },
+    ]);
+  });
+});
+
+describe('setVmMetadata', () => {
+  it('sets HA, priority and anti-affinity, keeping what the agents observed', async () => {
+    const vmRecord = await setVmMetadata(world.ctx, {
+      siteId: SITE,
+      vmId: 'app-3',
+      body: { ha: true, priority: 'low', antiAffinity: 'web' },
+    });
+    expect(vmRecord).toMatchObject({
+      vmId: 'app-3',
+      hostId: 'h3',
+      ha: true,
+      priority: 'low',
+      antiAffinity: 'web',
+      state: 'running',
+    });
+  });
+});
+
+describe('setMaintenance (safety rule 7)', () => {
+  it('puts a host into maintenance and takes it out again', async () => {
+    expect(
+      await setMaintenance(world.ctx, { siteId: SITE, hostId: 'h2', enabled: true, caller: 'alice' }),
+    ).toEqual({
+      siteId: SITE,
+      hostId: 'h2',
+      status: 'maintenance',
+      by: 'alice',
+    });
+    expect((await world.stores.sites.loadControl(SITE))?.hosts.h2?.status).toBe('maintenance');
+    expect(
+      (await setMaintenance(world.ctx, { siteId: SITE, hostId: 'h2', enabled: false, caller: 'alice' }))
+        .status,
+    ).toBe('up');
+  });
+
+  it('given a fence in flight, then ConflictError with the reason', async () => {
+    const incident = await openH1Incident(world, site);
+    await runStep(world.ctx, { step: 'dispatch-fence', incident, taskToken: 't' });
+
+    await expect(
+      setMaintenance(world.ctx, { siteId: SITE, hostId: 'h1', enabled: true, caller: 'alice' }),
+    ).rejects.toThrow(
+      expect.objectContaining({
+        name: 'ConflictError',
+        message: expect.stringMatching(/fence is in flight/),
+      }),
+    );
+  });
+
+  it('given a host under suspicion, then maintenance ends its incident, and the timeline says who did it', async () => {
+    const incident = await openH1Incident(world, site);
+    await setMaintenance(world.ctx, { siteId: SITE, hostId: 'h1', enabled: true, caller: 'alice' });
+
+    const events = await world.stores.incidents.listEvents(incident.incidentId);
+    expect(events.find((e) => e.kind === 'maintenance')?.data).toEqual({ by: 'alice' });
+  });
+
+  it('refuses an unknown host with NotFoundError', async () => {
+    await expect(
+      setMaintenance(world.ctx, { siteId: SITE, hostId: 'h9', enabled: true, caller: 'alice' }),
+    ).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('setFencing (safety rule 7)', () => {
+  it("switches the cluster's fencing off and on", async () => {
+    const off = await setFencing(world.ctx, {
+      siteId: SITE,
+      clusterId: 'c1',
+      enabled: false,
+      caller: 'alice',
+    });
+    expect(off).toMatchObject({ cluster: { clusterId: 'c1', fencingEnabled: false }, by: 'alice' });
+    const on = await setFencing(world.ctx, { siteId: SITE, clusterId: 'c1', enabled: true, caller: 'bob' });
+    expect(on.cluster.fencingEnabled).toBe(true);
+  });
+
+  it('refuses an unknown cluster with NotFoundError', async () => {
+    await expect(
+      setFencing(world.ctx, { siteId: SITE, clusterId: 'c9', enabled: false, caller: 'alice' }),
+    ).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('enrollRelay and revokeRelay', () => {
+  it('returns the credential once, stores only its hash, and the credential then works for reports', async () => {
+    const enrolled = await enrollRelay(world.ctx, { siteId: 'dc2', relayId: 'edge.r1' });
+
+    expect(enrolled.credential).toMatch(/^hrc1\.dc2\.edge\.r1\.[A-Za-z0-9_-]{43}$/);
+    const secret = enrolled.credential.split('.').at(-1) ?? '';
+    const record = await world.stores.relays.getRelay('dc2', 'edge.r1');
+    expect(record?.credentialHash).toBe(testHasher.hash(secret));
+    expect(JSON.stringify(record)).not.toContain(secret);
+    expect((await listSites(world.ctx)).map((s) => s.siteId)).toEqual(['dc1', 'dc2']);
+
+    const relay = new TestRelay(world, 'dc2', 'edge.r1', enrolled.credential);
+    expect((await relay.report([])).acceptedSeq).toBe(1);
+  });
+
+  it('refuses to enrol a relay twice with RelayExistsError', async () => {
+    await expect(enrollRelay(world.ctx, { siteId: SITE, relayId: 'r1' })).rejects.toBeInstanceOf(
+      RelayExistsError,
+    );
+  });
+
+  it('revokes a relay: its reports are refused from then on', async () => {
+    await revokeRelay(world.ctx, { siteId: SITE, relayId: 'r2' });
+    await expect(site.r2.report(site.hosts())).rejects.toBeInstanceOf(RelayRevokedError);
+  });
+
+  it('refuses to revoke an unknown relay with NotFoundError', async () => {
+    await expect(revokeRelay(world.ctx, { siteId: SITE, relayId: 'r9' })).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+  });
+});
+
+describe('listIncidents and getIncident', () => {
+  it('lists incidents and shows one with its timeline and execution', async () => {
+    const incident = await openH1Incident(world, site);
+    await runStep(world.ctx, { step: 'suspect', incident });
+
+    expect((await listIncidents(world.ctx, { siteId: SITE, open: true })).map((i) => i.incidentId)).toEqual([
+      incident.incidentId,
+    ]);
+    expect(await listIncidents(world.ctx, { siteId: 'dc2' })).toEqual([]);
+    expect(await listIncidents(world.ctx, { limit: 0 })).toEqual([]);
+    const view = await getIncident(world.ctx, { incidentId: incident.incidentId });
+    expect(view.executionArn).toBe(executionArnOf(incident.incidentId));
+    expect(view.events.map((e) => e.kind)).toEqual(['suspected']);
+  });
+
+  it('refuses an unknown incident with NotFoundError', async () => {
+    await expect(getIncident(world.ctx, { incidentId: 'dc1.h9.1' })).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('confirmPowerOff', () => {
+  let incident: IncidentInput;
+
+  beforeEach(async () => {
+    incident = await openH1Incident(world, site);
+  });
+
+  async function awaitingOperator(): Promise<void> {
+    await runStep(world.ctx, {
+      step: 'fence-failed',
+      incident,
+      error: { Error: 'FenceDeadlinePassedError' },
+    });
+    await runStep(world.ctx, { step: 'await-operator', incident, taskToken: 'tok-op' });
+  }
+
+  it('given the incident awaits the operator, then it completes the task, records who confirmed, once', async () => {
+    await awaitingOperator();
+
+    const decision = await confirmPowerOff(world.ctx, {
+      incidentId: incident.incidentId,
+      hostId: 'h1',
+      operator: 'alice',
+    });
+
+    expect(decision).toEqual({
+      decision: 'confirmed-off',
+      by: 'alice',
+      at: world.clock.now(),
+      incidentId: incident.incidentId,
+      hostId: 'h1',
+    });
+    expect(world.workflow.completionOf('tok-op')).toEqual({
+      kind: 'success',
+      token: 'tok-op',
+      output: { decision: 'confirmed-off', by: 'alice', at: world.clock.now() },
+    });
+    const events = await world.stores.incidents.listEvents(incident.incidentId);
+    expect(events.find((e) => e.kind === 'power-off-confirmed')?.data).toEqual({
+      by: 'operator',
+      operator: 'alice',
+    });
+    await expect(
+      confirmPowerOff(world.ctx, { incidentId: incident.incidentId, hostId: 'h1', operator: 'alice' }),
+    ).rejects.toBeInstanceOf(ConflictError);
+  });
+
+  it('given the incident is not waiting for an operator, then ConflictError and nothing is sent', async () => {
+    await expect(
+      confirmPowerOff(world.ctx, { incidentId: incident.incidentId, hostId: 'h1', operator: 'alice' }),
+    ).rejects.toBeInstanceOf(ConflictError);
+    expect(world.workflow.completions).toEqual([]);
+  });
+
+  it('given another host is named, then ConflictError', async () => {
+    await awaitingOperator();
+    await expect(
+      confirmPowerOff(world.ctx, { incidentId: incident.incidentId, hostId: 'h2', operator: 'alice' }),
+    ).rejects.toBeInstanceOf(ConflictError);
+  });
+
+  it('given an unknown incident, then NotFoundError', async () => {
+    await expect(
+      confirmPowerOff(world.ctx, { incidentId: 'dc1.h9.1', hostId: 'h9', operator: 'alice' }),
+    ).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
