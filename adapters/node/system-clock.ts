@@ -1,0 +1,8 @@
+import type { Clock } from '../../app/ports';
+
+/** The wall clock of the process; the only Clock that reads real time. */
+export class SystemClock implements Clock {
+  now(): number {
+    return Date.now();
+  }
+}
