@@ -6,7 +6,8 @@ module.exports = {
   forbidden: [
     {
       name: 'core-is-pure',
-      comment: 'core/ holds pure domain rules: it may import only other core/ modules (no I/O, AWS, clock or libraries).',
+      comment:
+        'core/ holds pure domain rules: it may import only other core/ modules (no I/O, AWS, clock or libraries).',
       severity: 'error',
       from: { path: '^core/' },
       to: { pathNot: '^core/' },
@@ -23,11 +24,23 @@ module.exports = {
       comment: 'app/ use cases talk to ports, never to AWS, adapters, handlers or node I/O directly.',
       severity: 'error',
       from: { path: '^app/' },
-      to: { path: ['^adapters/', '^functions/', '^infra/', '^local/', '^site/', '^cli/', 'node_modules/@aws-sdk/', IO_MODULES] },
+      to: {
+        path: [
+          '^adapters/',
+          '^functions/',
+          '^infra/',
+          '^local/',
+          '^site/',
+          '^cli/',
+          'node_modules/@aws-sdk/',
+          IO_MODULES,
+        ],
+      },
     },
     {
       name: 'adapters-not-entry-points',
-      comment: 'adapters/ implement ports; they never reach up into handlers, infra, the simulator or the CLI.',
+      comment:
+        'adapters/ implement ports; they never reach up into handlers, infra, the simulator or the CLI.',
       severity: 'error',
       from: { path: '^adapters/' },
       to: { path: ['^functions/', '^infra/', '^local/', '^cli/'] },
@@ -37,7 +50,16 @@ module.exports = {
       comment: 'site/ programs run on-prem: no AWS SDK, no cloud adapters, handlers or infra.',
       severity: 'error',
       from: { path: '^site/' },
-      to: { path: ['^functions/', '^infra/', '^adapters/dynamodb/', '^adapters/sfn/', 'node_modules/@aws-sdk/', '^local/'] },
+      to: {
+        path: [
+          '^functions/',
+          '^infra/',
+          '^adapters/dynamodb/',
+          '^adapters/sfn/',
+          'node_modules/@aws-sdk/',
+          '^local/',
+        ],
+      },
     },
     {
       name: 'functions-not-site',
@@ -65,6 +87,9 @@ module.exports = {
     exclude: { path: ['node_modules', 'cdk.out', 'dist'] },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'] },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default'],
+    },
   },
 };

@@ -1,0 +1,136 @@
+import { Duration, Stack } from 'aws-cdk-lib';
+import { Alarm, ComparisonOperator, type IMetric, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { HALO_METRIC, type HaloMetricName, haloMetric } from '../metrics';
+
+/** Properties of the {@link HaloAlarms}. */
+export interface HaloAlarmsProps {
+  /** Subscribed by email when given (the recipient must confirm the subscription). */
+  readonly alertEmail: string | undefined;
+  readonly stateMachine: IStateMachine;
+  /** Functions whose Errors metric gets an alarm, by a readable name. */
+  readonly functions: Readonly<Record<string, IFunction>>;
+}
+
+/** The Halo alarms on custom metrics, with what each one asks of the operator. */
+const METRIC_ALARMS: readonly {
+  metric: HaloMetricName;
+  statistic: 'Sum' | 'Maximum';
+  period: Duration;
+  description: string;
+}[] = [
+  {
+    metric: HALO_METRIC.FenceFailed,
+    statistic: 'Sum',
+    period: Duration.minutes(1),
+    description: 'A host could not be confirmed powered off. Its VMs stay down until an operator confirms.',
+  },
+  {
+    metric: HALO_METRIC.AwaitingOperator,
+    statistic: 'Sum',
+    period: Duration.minutes(1),
+    description: 'An incident waits for an operator: check the host, then POST confirm-power-off.',
+  },
+  {
+    metric: HALO_METRIC.SplitBrainDetected,
+    statistic: 'Sum',
+    period: Duration.minutes(1),
+    description: 'SEVERITY 1: a VM is running on two hosts at once (safety rule 6). Act now.',
+  },
+  {
+    metric: HALO_METRIC.NPlusOneBroken,
+    statistic: 'Maximum',
+    // A gauge published every detector tick; five minutes rides over one missed publication.
+    period: Duration.minutes(5),
+    description: 'A cluster can no longer restart every HA VM after the loss of any one host.',
+  },
+  {
+    metric: HALO_METRIC.SitePartitioned,
+    statistic: 'Sum',
+    period: Duration.minutes(1),
+    description: 'Every relay of a site is silent: partitioned, not dead. Nothing is fenced (safety rule 2).',
+  },
+];
+
+/**
+ * The alerts topic (KMS-encrypted, TLS only) and every alarm, each notifying on ALARM and on OK.
+ */
+export class HaloAlarms extends Construct {
+  /** The topic every alarm notifies. */
+  readonly topic: Topic;
+  /** Every alarm, by construct id. */
+  readonly alarms: readonly Alarm[];
+
+  constructor(scope: Construct, id: string, props: HaloAlarmsProps) {
+    super(scope, id);
+    // A customer-managed key, not alias/aws/sns: CloudWatch alarms cannot publish to a topic encrypted
+    // with the AWS-managed SNS key (its key policy cannot be changed to let cloudwatch.amazonaws.com
+    // use it), and the alarm notifications would be dropped without an error anywhere.
+    const key = new Key(this, 'TopicKey', {
+      description: 'Encrypts the Halo alerts topic',
+      enableKeyRotation: true,
+    });
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } },
+      }),
+    );
+    this.topic = new Topic(this, 'Topic', {
+      displayName: 'Halo alerts',
+      masterKey: key,
+      enforceSSL: true,
+    });
+    if (props.alertEmail !== undefined) this.topic.addSubscription(new EmailSubscription(props.alertEmail));
+
+    const action = new SnsAction(this.topic);
+    const alarms: Alarm[] = [];
+    const add = (alarmId: string, metric: IMetric, description: string): void => {
+      const alarm = new Alarm(this, alarmId, {
+        metric,
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        // No data means nothing happened: these metrics are only published when something does.
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+        alarmDescription: description,
+      });
+      alarm.addAlarmAction(action);
+      alarm.addOkAction(action);
+      alarms.push(alarm);
+    };
+
+    for (const a of METRIC_ALARMS) {
+      add(a.metric, haloMetric(a.metric, { statistic: a.statistic, period: a.period }), a.description);
+    }
+    const perMinute = { period: Duration.minutes(1), statistic: 'Sum' };
+    add(
+      'ExecutionsFailed',
+      props.stateMachine.metricFailed(perMinute),
+      'A failover execution failed: read its execution history; VMs of that host may still be down.',
+    );
+    add(
+      'ExecutionsTimedOut',
+      props.stateMachine.metricTimedOut(perMinute),
+      'A failover execution hit the workflow timeout: read its execution history.',
+    );
+    for (const [name, fn] of Object.entries(props.functions)) {
+      add(
+        `${name}Errors`,
+        fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+        `The ${name} Lambda failed an invocation: see its log group.`,
+      );
+    }
+    this.alarms = alarms;
+  }
+}
