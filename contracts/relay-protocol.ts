@@ -21,6 +21,17 @@ const id = z
 /** Identifier of a site, relay, host, VM or cluster. */
 export const IdSchema = id;
 
+/**
+ * Identifier composed by the control plane from other ids (incidents, commands): the parts are joined
+ * with ':', which plain ids cannot contain, so two different compositions never collide.
+ */
+export const RefSchema = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, 'letters, digits, ".", "_", ":" and "-" only');
+const ref = RefSchema;
+
 const epochMs = z.number().int().nonnegative();
 
 export const VmPowerStateSchema = z.enum(['running', 'paused', 'shut-off', 'crashed']);
@@ -59,8 +70,8 @@ export type HostObservation = z.infer<typeof HostObservationSchema>;
 
 /** Outcome of a command the relay carried out. */
 export const CommandResultSchema = z.strictObject({
-  commandId: id,
-  incidentId: id,
+  commandId: ref,
+  incidentId: ref,
   outcome: z.enum(['succeeded', 'failed']),
   /** For a fence: the power status read back from the BMC after the power-off. */
   powerState: z.enum(['off', 'on', 'unknown']).optional(),
@@ -85,8 +96,8 @@ export type RelayReport = z.infer<typeof RelayReportSchema>;
 /** Power a host off through its BMC and read the power status back. */
 export const FenceCommandSchema = z.strictObject({
   kind: z.literal('fence'),
-  commandId: id,
-  incidentId: id,
+  commandId: ref,
+  incidentId: ref,
   hostId: id,
   issuedAt: epochMs,
   /** After this the relay must not start the command any more; the cloud has moved on. */
@@ -96,8 +107,8 @@ export const FenceCommandSchema = z.strictObject({
 /** Start a VM on a host through that host's agent. */
 export const StartVmCommandSchema = z.strictObject({
   kind: z.literal('start-vm'),
-  commandId: id,
-  incidentId: id,
+  commandId: ref,
+  incidentId: ref,
   hostId: id,
   vm: z.strictObject({ id, cpus: z.number().int().positive(), memoryMiB: z.number().int().positive() }),
   issuedAt: epochMs,

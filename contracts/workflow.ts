@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IdSchema } from './relay-protocol';
+import { IdSchema, RefSchema } from './relay-protocol';
 
 /**
  * Contract between the failover state machine (infra/workflow) and the `failover-steps` Lambda.
@@ -77,7 +77,7 @@ export type WorkflowTiming = z.infer<typeof WorkflowTimingSchema>;
 
 /** Execution input, written by ingest when every live relay reports a host silent. */
 export const IncidentInputSchema = z.strictObject({
-  incidentId: IdSchema,
+  incidentId: RefSchema,
   siteId: IdSchema,
   hostId: IdSchema,
   cluster: IdSchema,
@@ -92,7 +92,7 @@ export const IncidentInputSchema = z.strictObject({
 });
 export type IncidentInput = z.infer<typeof IncidentInputSchema>;
 
-const incidentRef = { incidentId: IdSchema, siteId: IdSchema, hostId: IdSchema } as const;
+const incidentRef = { incidentId: RefSchema, siteId: IdSchema, hostId: IdSchema } as const;
 
 /** Evidence-carrying outputs: each step's result lands in the execution state under its own key. */
 export const ConfirmSilenceOutputSchema = z.strictObject({
@@ -114,7 +114,7 @@ export type FencingPolicyOutput = z.infer<typeof FencingPolicyOutputSchema>;
 
 /** What the relay's fence result resolves the Fence callback task with (SendTaskSuccess output). */
 export const FenceResultSchema = z.strictObject({
-  commandId: IdSchema,
+  commandId: RefSchema,
   relayId: IdSchema,
   powerState: z.enum(['off', 'on', 'unknown']),
   finishedAt: epochMs,
@@ -164,7 +164,7 @@ export type VmAttempt = z.infer<typeof VmAttemptSchema>;
 
 /** What a relay's start result resolves the StartVm callback task with. */
 export const StartResultSchema = z.strictObject({
-  commandId: IdSchema,
+  commandId: RefSchema,
   vmId: IdSchema,
   hostId: IdSchema,
   finishedAt: epochMs,

@@ -55,7 +55,7 @@ export async function dispatchFence(
   }));
   const command: FenceCommand = {
     kind: 'fence',
-    commandId: `${incident.incidentId}.fence.${fences.length + 1}`,
+    commandId: `${incident.incidentId}:fence:${fences.length + 1}`,
     incidentId: incident.incidentId,
     hostId: incident.hostId,
     issuedAt: now,

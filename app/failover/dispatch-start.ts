@@ -48,7 +48,7 @@ export async function dispatchStart(
   }
   const command: StartVmCommand = {
     kind: 'start-vm',
-    commandId: `${attempt.incidentId}.start.${attempt.vm.vmId}.${attempt.attempt}`,
+    commandId: `${attempt.incidentId}:start:${attempt.vm.vmId}:${attempt.attempt}`,
     incidentId: attempt.incidentId,
     hostId: attempt.targetHostId,
     vm: { id: attempt.vm.vmId, cpus: attempt.vm.cpus, memoryMiB: attempt.vm.memoryMiB },

@@ -19,9 +19,9 @@ export interface OpenedIncident {
   readonly executionArn: string;
 }
 
-/** The id of a host's n-th incident: deterministic, so a repeated report names the same incident. */
+/** The id of a host's n-th incident: deterministic, so a repeated report names the same incident; ":" cannot occur in ids, so no two hosts share one. */
 export function incidentIdFor(siteId: string, hostId: string, seq: number): string {
-  return `${siteId}.${hostId}.${seq}`;
+  return `${siteId}:${hostId}:${seq}`;
 }
 
 /**

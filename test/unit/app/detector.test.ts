@@ -54,7 +54,7 @@ describe('detectOnce', () => {
       partitionedSites: [],
       silentRelays: 1,
       silentHosts: 1,
-      incidentsOpened: ['dc1.h1.1'],
+      incidentsOpened: ['dc1:h1:1'],
     });
     expect(world.workflow.startCalls.map((i) => i.evidence.relays.map((r) => r.relayId))).toEqual([['r1']]);
   });
@@ -98,14 +98,14 @@ describe('detectOnce', () => {
       const report = await detectOnce(world.ctx, { evaluateCapacity: false });
       await detectOnce(world.ctx, { evaluateCapacity: false });
 
-      expect(report.incidentsOpened).toEqual(['dc1.h1.2']);
-      expect(world.workflow.startCalls.map((i) => i.incidentId)).toEqual(['dc1.h1.1', 'dc1.h1.2']);
+      expect(report.incidentsOpened).toEqual(['dc1:h1:2']);
+      expect(world.workflow.startCalls.map((i) => i.incidentId)).toEqual(['dc1:h1:1', 'dc1:h1:2']);
       expect((await world.stores.hosts.getHost(SITE, 'h1'))?.lifecycle).toMatchObject({
         status: 'suspect',
-        incidentId: 'dc1.h1.2',
+        incidentId: 'dc1:h1:2',
       });
-      const old = await world.stores.incidents.listEvents('dc1.h1.1');
-      expect(old.find((e) => e.kind === 'reopened')?.data).toEqual({ newIncidentId: 'dc1.h1.2' });
+      const old = await world.stores.incidents.listEvents('dc1:h1:1');
+      expect(old.find((e) => e.kind === 'reopened')?.data).toEqual({ newIncidentId: 'dc1:h1:2' });
     });
   });
 

@@ -89,7 +89,7 @@ describe('suspect', () => {
 
   it('refuses an unknown incident with NotFoundError', async () => {
     await expect(
-      runStep(world.ctx, { step: 'suspect', incident: { ...incident, incidentId: 'dc1.h9.1' } }),
+      runStep(world.ctx, { step: 'suspect', incident: { ...incident, incidentId: 'dc1:h9:1' } }),
     ).rejects.toBeInstanceOf(NotFoundError);
   });
 });
@@ -236,7 +236,7 @@ describe('dispatch-fence', () => {
       status: 'pending',
       command: {
         kind: 'fence',
-        commandId: `${incident.incidentId}.fence.1`,
+        commandId: `${incident.incidentId}:fence:1`,
         incidentId: incident.incidentId,
         hostId: 'h1',
       },
@@ -259,7 +259,7 @@ describe('dispatch-fence', () => {
 
     expect(second.relayId).not.toBe(first.relayId);
     expect(third.relayId).toBe(first.relayId);
-    expect(third.command.commandId).toBe(`${incident.incidentId}.fence.3`);
+    expect(third.command.commandId).toBe(`${incident.incidentId}:fence:3`);
   });
 
   it('given the fence deadline passed, then FenceDeadlinePassedError and no command', async () => {
@@ -331,7 +331,7 @@ describe('verify-power-off (safety rule 1)', () => {
       runStep(world.ctx, {
         step: 'verify-power-off',
         incident,
-        fence: { ...fence, commandId: 'dc1.h2.1.fence.1' },
+        fence: { ...fence, commandId: 'dc1:h2:1:fence:1' },
       }),
     ).rejects.toBeInstanceOf(FenceNotConfirmedError);
   });

@@ -191,7 +191,7 @@ describe('dispatch-start', () => {
       taskToken: 'tok-s',
       command: {
         kind: 'start-vm',
-        commandId: `${incident.incidentId}.start.db-1.1`,
+        commandId: `${incident.incidentId}:start:db-1:1`,
         hostId: 'h3',
         vm: { id: 'db-1', cpus: 4, memoryMiB: 8 * GiB },
       },

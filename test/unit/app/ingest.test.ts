@@ -219,17 +219,17 @@ describe('recordReport: opening incidents', () => {
     await site.r1.report(silent);
 
     const incidents = await world.stores.incidents.list();
-    expect(incidents.map((i) => i.incidentId)).toEqual(['dc1.h1.1']);
+    expect(incidents.map((i) => i.incidentId)).toEqual(['dc1:h1:1']);
     expect(world.workflow.startCalls).toHaveLength(1);
     expect(incidents[0]).toMatchObject({
       hostId: 'h1',
       cluster: 'c1',
       bootId: 'h1-boot-1',
       outcome: 'in-progress',
-      executionArn: expect.stringContaining('dc1.h1.1'),
+      executionArn: expect.stringContaining('dc1:h1:1'),
     });
     expect(world.workflow.startCalls[0]).toMatchObject({
-      incidentId: 'dc1.h1.1',
+      incidentId: 'dc1:h1:1',
       timing: { confirmSilenceSeconds: 2, fenceAttemptTimeoutSeconds: 20, startTimeoutSeconds: 20 },
       evidence: {
         relays: [
@@ -241,9 +241,9 @@ describe('recordReport: opening incidents', () => {
     });
     expect((await world.stores.hosts.getHost(SITE, 'h1'))?.lifecycle).toMatchObject({
       status: 'suspect',
-      incidentId: 'dc1.h1.1',
+      incidentId: 'dc1:h1:1',
     });
-    expect((await world.stores.sites.loadControl(SITE))?.openIncidents).toEqual(['dc1.h1.1']);
+    expect((await world.stores.sites.loadControl(SITE))?.openIncidents).toEqual(['dc1:h1:1']);
     expect(response.nextReportInMs).toBe(2_000);
     expect(world.metrics.total('IncidentOpened')).toBe(1);
   });
@@ -270,7 +270,7 @@ describe('recordReport: opening incidents', () => {
     world.clock.advance(31_000);
     await site.r1.report(site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } }));
 
-    expect(world.workflow.startCalls.map((i) => i.incidentId)).toEqual(['dc1.h1.1']);
+    expect(world.workflow.startCalls.map((i) => i.incidentId)).toEqual(['dc1:h1:1']);
     expect(world.workflow.startCalls[0]?.evidence.relays).toEqual([
       { relayId: 'r1', lastHeardMsAgo: SILENT_MS },
     ]);
@@ -291,13 +291,13 @@ describe('recordReport: opening incidents', () => {
     const silent = site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } });
     await site.r1.report(silent);
     await expect(site.r2.report(silent)).rejects.toThrow(/simulated/);
-    expect((await world.stores.incidents.get('dc1.h1.1'))?.executionArn).toBeNull();
+    expect((await world.stores.incidents.get('dc1:h1:1'))?.executionArn).toBeNull();
 
     await site.r1.report(silent);
 
     expect(world.workflow.startCalls).toHaveLength(2);
     expect(world.workflow.startCalls[1]).toEqual(world.workflow.startCalls[0]);
-    expect((await world.stores.incidents.get('dc1.h1.1'))?.executionArn).toContain('dc1.h1.1');
+    expect((await world.stores.incidents.get('dc1:h1:1'))?.executionArn).toContain('dc1:h1:1');
   });
 });
 

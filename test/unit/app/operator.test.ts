@@ -223,7 +223,7 @@ describe('listIncidents and getIncident', () => {
   });
 
   it('refuses an unknown incident with NotFoundError', async () => {
-    await expect(getIncident(world.ctx, { incidentId: 'dc1.h9.1' })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(getIncident(world.ctx, { incidentId: 'dc1:h9:1' })).rejects.toBeInstanceOf(NotFoundError);
   });
 });
 
@@ -290,7 +290,7 @@ describe('confirmPowerOff', () => {
 
   it('given an unknown incident, then NotFoundError', async () => {
     await expect(
-      confirmPowerOff(world.ctx, { incidentId: 'dc1.h9.1', hostId: 'h9', operator: 'alice' }),
+      confirmPowerOff(world.ctx, { incidentId: 'dc1:h9:1', hostId: 'h9', operator: 'alice' }),
     ).rejects.toBeInstanceOf(NotFoundError);
   });
 });
