@@ -1,5 +1,13 @@
 import { type Host, InvalidInputError, type PlacementPolicy } from './model';
-import { type HostLoad, hostLoad, type PlacementPlan, planPlacement, type Unplaced } from './placement';
+import {
+  type CompiledHosts,
+  compileHosts,
+  type HostLoad,
+  hostLoad,
+  type PlacementPlan,
+  planOnCompiled,
+  type Unplaced,
+} from './placement';
 
 /** CPUs and memory, as a demand, a spare amount or a shortfall. */
 export interface Resources {
@@ -31,37 +39,38 @@ export interface CapacityReport {
   readonly staysDown: readonly { readonly failedHostId: string; readonly vms: readonly Unplaced[] }[];
 }
 
-function spareOf(hosts: readonly HostLoad[], policy: PlacementPolicy): Resources {
+/** Free room of one host within its limits; nothing for a host in maintenance. */
+function spareOf(h: HostLoad, policy: PlacementPolicy): Resources {
+  if (h.maintenance) return { cpus: 0, memoryMiB: 0 };
+  return {
+    memoryMiB: Math.max(0, h.memoryMiB - policy.reserveMiB - h.usedMiB),
+    cpus: Math.max(0, (h.cpus - policy.reserveCpus) * policy.cpuOvercommit - h.usedCpus),
+  };
+}
+
+function sum(rs: readonly Resources[]): Resources {
   let cpus = 0;
   let memoryMiB = 0;
-  for (const h of hosts) {
-    if (h.maintenance) continue;
-    memoryMiB += Math.max(0, h.memoryMiB - policy.reserveMiB - h.usedMiB);
-    cpus += Math.max(0, (h.cpus - policy.reserveCpus) * policy.cpuOvercommit - h.usedCpus);
+  for (const r of rs) {
+    cpus += r.cpus;
+    memoryMiB += r.memoryMiB;
   }
   return { cpus, memoryMiB };
 }
 
-function failoverPlanFor(
-  failed: Host,
-  survivors: readonly HostLoad[],
-  policy: PlacementPolicy,
-): FailoverPlan {
-  const plan = planPlacement(failed.vms, survivors, policy);
-  let cpus = 0;
-  let memoryMiB = 0;
-  for (const vm of failed.vms) {
-    if (!vm.ha) continue;
-    cpus += vm.cpus;
-    memoryMiB += vm.memoryMiB;
-  }
-  const spare = spareOf(survivors, policy);
+/** The failover plan of `failed` over a compiled cluster; `spare` is the survivors' free room. */
+function failoverPlanFor(failed: Host, cluster: CompiledHosts, spare: Resources): FailoverPlan {
+  const plan = planOnCompiled(cluster, failed.vms, [failed.id]);
+  const demand = sum(failed.vms.filter((vm) => vm.ha));
   return {
     failedHostId: failed.id,
     plan,
-    demand: { cpus, memoryMiB },
+    demand,
     spare,
-    shortfall: { cpus: Math.max(0, cpus - spare.cpus), memoryMiB: Math.max(0, memoryMiB - spare.memoryMiB) },
+    shortfall: {
+      cpus: Math.max(0, demand.cpus - spare.cpus),
+      memoryMiB: Math.max(0, demand.memoryMiB - spare.memoryMiB),
+    },
     survives: plan.unplaced.length === 0,
   };
 }
@@ -75,25 +84,27 @@ export function planHostFailure(
   const failed = hosts.find((h) => h.id === failedHostId);
   if (failed === undefined) throw new InvalidInputError(`host ${failedHostId} is not in the cluster`);
   const survivors = hosts.filter((h) => h.id !== failedHostId).map(hostLoad);
-  return failoverPlanFor(failed, survivors, policy);
+  return failoverPlanFor(
+    failed,
+    compileHosts(survivors, policy),
+    sum(survivors.map((h) => spareOf(h, policy))),
+  );
 }
 
 /** N+1: for every host, the plan if it failed, and whether the cluster survives any one host failure. */
 export function assessCapacity(hosts: readonly Host[], policy: PlacementPolicy): CapacityReport {
-  const ids = new Set<string>();
-  for (const h of hosts) {
-    if (ids.has(h.id)) throw new InvalidInputError(`host ${h.id} appears twice`);
-    ids.add(h.id);
-  }
-  // Loads are computed once; each plan places onto the other hosts' loads as they are now.
+  // Compiled once (this also rejects duplicate hosts); each plan excludes its failed host.
   const loads = hosts.map(hostLoad);
-  const plans = hosts.map((failed, i) =>
-    failoverPlanFor(
-      failed,
-      loads.filter((_, j) => j !== i),
-      policy,
-    ),
-  );
+  const cluster = compileHosts(loads, policy);
+  const spares = loads.map((h) => spareOf(h, policy));
+  const total = sum(spares);
+  const plans = hosts.map((failed, i) => {
+    const own = spares[i] ?? { cpus: 0, memoryMiB: 0 };
+    return failoverPlanFor(failed, cluster, {
+      cpus: total.cpus - own.cpus,
+      memoryMiB: total.memoryMiB - own.memoryMiB,
+    });
+  });
   const worstShortfall = plans.reduce<Resources>(
     (worst, p) => ({
       cpus: Math.max(worst.cpus, p.shortfall.cpus),

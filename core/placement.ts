@@ -98,6 +98,12 @@ export interface CompiledHosts {
   readonly usedCpus: Float64Array;
   /** 1 where the host takes nothing (maintenance). */
   readonly ineligible: Uint8Array;
+  /**
+   * Hosts of identical shape (size, limits) grouped together, each group sorted by load (used memory, then
+   * used CPUs, then id). Inside a group the first host that fits is the best one, so planning looks at a
+   * few hosts per group instead of every host of the cluster.
+   */
+  readonly shapes: readonly (readonly number[])[];
   /** Hosts already running each anti-affinity group (usually a handful per group). */
   readonly hostsByGroup: ReadonlyMap<string, ReadonlySet<number>>;
   readonly indexById: ReadonlyMap<string, number>;
@@ -132,6 +138,7 @@ export function compileHosts(hosts: readonly HostLoad[], policy: PlacementPolicy
     usedMiB: new Float64Array(n),
     usedCpus: new Float64Array(n),
     ineligible: new Uint8Array(n),
+    shapes: [] as number[][],
     hostsByGroup: new Map<string, Set<number>>(),
     indexById: new Map(sorted.map((h, i) => [h.id, i])),
   };
@@ -150,7 +157,37 @@ export function compileHosts(hosts: readonly HostLoad[], policy: PlacementPolicy
       c.hostsByGroup.set(g, set);
     }
   });
+  const byShape = new Map<string, number[]>();
+  for (let i = 0; i < n; i++) {
+    const key = `${c.memoryMiB[i]}/${c.memLimit[i]}/${c.cpuLimit[i]}/${c.cpuCapacity[i]}`;
+    const members = byShape.get(key) ?? [];
+    members.push(i);
+    byShape.set(key, members);
+  }
+  for (const members of byShape.values()) {
+    c.shapes.push(members.sort((a, b) => compareLoad(c.usedMiB, c.usedCpus, a, b)));
+  }
   return c;
+}
+
+/** Load order inside a shape group: less memory used first, then fewer CPUs, then id (index order). */
+function compareLoad(usedMiB: Float64Array, usedCpus: Float64Array, a: number, b: number): number {
+  return at(usedMiB, a) - at(usedMiB, b) || at(usedCpus, a) - at(usedCpus, b) || a - b;
+}
+
+/** Moves host `i` to its place in its sorted shape group after its load grew. */
+function resort(members: number[], s: PlanState, i: number): void {
+  const from = members.indexOf(i);
+  members.splice(from, 1);
+  let lo = from;
+  let hi = members.length;
+  // Load only grows, so the host moves towards the end: binary-search from its old place.
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareLoad(s.usedMiB, s.usedCpus, members[mid] as number, i) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  members.splice(lo, 0, i);
 }
 
 function freshState(c: CompiledHosts, exclude: readonly string[]): PlanState {
@@ -163,16 +200,19 @@ function freshState(c: CompiledHosts, exclude: readonly string[]): PlanState {
 }
 
 /** Element `i` of a host array; every index used is below the host count. */
-const at = (a: Float64Array, i: number): number => a[i] as number;
+function at(a: Float64Array, i: number): number {
+  return a[i] as number;
+}
 
 function hasGroup(s: PlanState, i: number, group: string): boolean {
   return s.c.hostsByGroup.get(group)?.has(i) === true || s.addedByGroup.get(group)?.has(i) === true;
 }
 
-/** Hosts of the cluster that already run `group` (before or by this plan). */
-function blockedHosts(s: PlanState, group: string | undefined): number[] {
-  if (group === undefined) return [];
-  return [...(s.c.hostsByGroup.get(group) ?? []), ...(s.addedByGroup.get(group) ?? [])];
+/** Sets `mask` to `value` for every host that already runs `group` (before or by this plan). */
+function markGroup(s: PlanState, group: string | undefined, mask: Uint8Array, value: 0 | 1): void {
+  if (group === undefined) return;
+  for (const i of s.c.hostsByGroup.get(group) ?? []) mask[i] = value;
+  for (const i of s.addedByGroup.get(group) ?? []) mask[i] = value;
 }
 
 /** The one statement of the placement rules: why host `i` cannot take `vm` now, or null if it can. */
@@ -245,14 +285,14 @@ function validateVms(vms: readonly Vm[]): void {
 
 const pct = (x: number): string => `${Math.round(x * 100)}%`;
 
-function explainPlacement(s: PlanState, vm: Vm, chosen: number, runnerUp: number, fits: number): string {
+function explainPlacement(s: PlanState, vm: Vm, chosen: number, runnerUp: number): string {
   const size = `${vm.memoryMiB} MiB/${vm.cpus} vCPU`;
   const host = s.c.hosts[chosen]?.id;
   const where = `memory ${pct(memoryLoadAfter(s, chosen, vm))} after`;
   if (runnerUp < 0) return `${size}; ${host} is the only host it fits (${where})`;
   return (
     `${size}; ${host} keeps the cluster most even (${where}; ` +
-    `next best ${s.c.hosts[runnerUp]?.id} at ${pct(memoryLoadAfter(s, runnerUp, vm))}, ${fits} hosts fit)`
+    `next best ${s.c.hosts[runnerUp]?.id} at ${pct(memoryLoadAfter(s, runnerUp, vm))})`
   );
 }
 
@@ -303,47 +343,56 @@ export function planOnCompiled(
   const placements: Placement[] = [];
   const unplaced: Unplaced[] = [];
   const touched = new Map<number, string[]>();
-  const n = c.hosts.length;
-  const blocked = new Uint8Array(n);
+  const blocked = new Uint8Array(c.hosts.length);
+  const shapes = c.shapes.map((members) => [...members]);
+  const shapeOf = new Int32Array(c.hosts.length);
+  shapes.forEach((members, k) => {
+    for (const i of members) shapeOf[i] = k;
+  });
   for (const vm of queue) {
     const mem = vm.memoryMiB;
     const cpu = vm.cpus;
     const group = vm.antiAffinity;
     // Anti-affinity blocks few hosts per group: mark them once per VM instead of a lookup per host.
-    const blockedList = blockedHosts(s, group);
-    for (const i of blockedList) blocked[i] = 1;
+    markGroup(s, group, blocked, 1);
     let best = -1;
     let bestMem = Number.POSITIVE_INFINITY;
     let bestCpu = Number.POSITIVE_INFINITY;
     let second = -1;
     let secondMem = Number.POSITIVE_INFINITY;
     let secondCpu = Number.POSITIVE_INFINITY;
-    let fits = 0;
-    // Hot loop (VMs × hosts): plain array reads, the same rules as `rejection`, ties kept by id order.
-    for (let i = 0; i < n; i++) {
-      if (s.ineligible[i] === 1 || blocked[i] === 1) continue;
-      const um = (s.usedMiB[i] as number) + mem;
-      if (um > (c.memLimit[i] as number)) continue;
-      const uc = (s.usedCpus[i] as number) + cpu;
-      if (uc > (c.cpuLimit[i] as number)) continue;
-      fits += 1;
-      const ml = um * (c.invMemoryMiB[i] as number);
-      if (ml > secondMem) continue;
-      const cl = uc / (c.cpuCapacity[i] as number);
-      if (ml < bestMem || (ml === bestMem && cl < bestCpu)) {
-        second = best;
-        secondMem = bestMem;
-        secondCpu = bestCpu;
-        best = i;
-        bestMem = ml;
-        bestCpu = cl;
-      } else if (ml < secondMem || (ml === secondMem && cl < secondCpu)) {
-        second = i;
-        secondMem = ml;
-        secondCpu = cl;
+    // The best two of each shape group are its first two hosts that fit; the plan's best two are among them.
+    for (const members of shapes) {
+      let found = 0;
+      for (let k = 0; k < members.length && found < 2; k++) {
+        const i = members[k] as number;
+        if (s.ineligible[i] === 1 || blocked[i] === 1) continue;
+        const um = at(s.usedMiB, i) + mem;
+        // Sorted by used memory under one limit: if this host lacks memory, so does every later one.
+        if (um > at(c.memLimit, i)) break;
+        const uc = at(s.usedCpus, i) + cpu;
+        if (uc > at(c.cpuLimit, i)) continue;
+        found += 1;
+        const ml = um * at(c.invMemoryMiB, i);
+        const cl = uc / at(c.cpuCapacity, i);
+        if (ml < bestMem || (ml === bestMem && (cl < bestCpu || (cl === bestCpu && i < best)))) {
+          second = best;
+          secondMem = bestMem;
+          secondCpu = bestCpu;
+          best = i;
+          bestMem = ml;
+          bestCpu = cl;
+        } else if (
+          ml < secondMem ||
+          (ml === secondMem && (cl < secondCpu || (cl === secondCpu && i < second)))
+        ) {
+          second = i;
+          secondMem = ml;
+          secondCpu = cl;
+        }
       }
     }
-    for (const i of blockedList) blocked[i] = 0;
+    markGroup(s, group, blocked, 0);
     const host = c.hosts[best];
     if (host === undefined) {
       unplaced.push({
@@ -355,9 +404,11 @@ export function planOnCompiled(
       });
       continue;
     }
-    const reason = `${vm.priority} wave: ${explainPlacement(s, vm, best, second, fits)}`;
-    s.usedMiB[best] = (s.usedMiB[best] as number) + mem;
-    s.usedCpus[best] = (s.usedCpus[best] as number) + cpu;
+    const reason = `${vm.priority} wave: ${explainPlacement(s, vm, best, second)}`;
+    s.usedMiB[best] = at(s.usedMiB, best) + mem;
+    s.usedCpus[best] = at(s.usedCpus, best) + cpu;
+    const shape = shapes[shapeOf[best] as number];
+    if (shape !== undefined) resort(shape, s, best);
     const groupsAdded = touched.get(best) ?? [];
     touched.set(best, groupsAdded);
     if (group !== undefined) {

@@ -52,6 +52,30 @@ const arbHosts: fc.Arbitrary<HostLoad[]> = fc.integer({ min: 1, max: 8 }).chain(
   ),
 );
 
+/** Hosts of only a few shapes, as real clusters are: exercises the planner's per-shape shortcut. */
+const arbShapedHosts: fc.Arbitrary<HostLoad[]> = fc
+  .array(
+    fc.record({
+      shape: fc.constantFrom({ cpus: 8, memoryMiB: 16384 }, { cpus: 16, memoryMiB: 32768 }),
+      usedMiB: fc.integer({ min: 0, max: 12 }).map((n) => n * 1024),
+      usedCpus: fc.integer({ min: 0, max: 8 }),
+      groups: fc.subarray(['web', 'db', 'dns']),
+    }),
+    { minLength: 1, maxLength: 10 },
+  )
+  .map((hs) =>
+    hs.map(
+      (h, i): HostLoad => ({
+        id: `host-${String.fromCharCode(106 - i)}`,
+        ...h.shape,
+        usedMiB: h.usedMiB,
+        usedCpus: h.usedCpus,
+        antiAffinityGroups: h.groups,
+        maintenance: i === 3,
+      }),
+    ),
+  );
+
 /** Independent oracle of "does this VM fit on this host in this state". */
 function fits(
   vm: Vm,
@@ -210,6 +234,64 @@ describe('placement properties', () => {
         );
         const largest = Math.max(...plan.placements.map((p) => p.memoryMiB), 0);
         expect(Math.max(...added) - Math.min(...added)).toBeLessThanOrEqual(largest);
+      }),
+      RUNS,
+    );
+  });
+
+  it('matches a brute-force planner that scans every host for every VM', () => {
+    // The planner only looks at the first hosts of each shape group; this oracle looks at all of them.
+    const bruteForce = (vms: readonly Vm[], hosts: readonly HostLoad[], p: PlacementPolicy) => {
+      const state = [...hosts]
+        .sort((a, b) => (a.id < b.id ? -1 : 1))
+        .filter((h) => !h.maintenance)
+        .map((h) => ({ ...h, groups: new Set(h.antiAffinityGroups) }));
+      const order = vms
+        .filter((v) => v.ha)
+        .sort(
+          (a, b) =>
+            priorityRank(a.priority) - priorityRank(b.priority) ||
+            b.memoryMiB - a.memoryMiB ||
+            b.cpus - a.cpus ||
+            (a.id < b.id ? -1 : 1),
+        );
+      const out: [string, string | null][] = [];
+      for (const v of order) {
+        let best: (typeof state)[number] | null = null;
+        let bestKey: [number, number] = [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY];
+        for (const h of state) {
+          if (!fits(v, h, p)) continue;
+          const key: [number, number] = [
+            (h.usedMiB + v.memoryMiB) / h.memoryMiB,
+            (h.usedCpus + v.cpus) / (h.cpus * p.cpuOvercommit),
+          ];
+          // Relative tolerance: the planner multiplies by 1/memory where this divides.
+          const close = (x: number, y: number) => Math.abs(x - y) <= 1e-12 * Math.max(1, Math.abs(y));
+          const better =
+            best === null ||
+            (!close(key[0], bestKey[0]) && key[0] < bestKey[0]) ||
+            (close(key[0], bestKey[0]) && !close(key[1], bestKey[1]) && key[1] < bestKey[1]);
+          if (better) {
+            best = h;
+            bestKey = key;
+          }
+        }
+        out.push([v.id, best?.id ?? null]);
+        if (best !== null) {
+          best.usedMiB += v.memoryMiB;
+          best.usedCpus += v.cpus;
+          if (v.antiAffinity !== undefined) best.groups.add(v.antiAffinity);
+        }
+      }
+      return out;
+    };
+    fc.assert(
+      fc.property(arbVms, fc.oneof(arbHosts, arbShapedHosts), arbPolicy, (vms, hosts, policy) => {
+        const plan = planPlacement(vms, hosts, policy);
+        const got = new Map<string, string | null>(plan.placements.map((p) => [p.vmId, p.hostId]));
+        for (const u of plan.unplaced) got.set(u.vmId, null);
+        for (const [vmId, hostId] of bruteForce(vms, hosts, policy))
+          expect([vmId, got.get(vmId)]).toEqual([vmId, hostId]);
       }),
       RUNS,
     );
