@@ -140,6 +140,11 @@ export interface IncidentEvent {
   readonly at: number;
   /** Stable kind, e.g. `suspected`, `fence-ordered`, `power-off-confirmed`, `vm-started`. */
   readonly kind: string;
+  /**
+   * What the event is about when a kind can happen for several things at once (a VM, a command), so two
+   * VMs started in the same millisecond are two events. Identity is (at, kind, key); empty when unused.
+   */
+  readonly key?: string;
   readonly detail: string;
   readonly data?: Readonly<Record<string, unknown>>;
 }

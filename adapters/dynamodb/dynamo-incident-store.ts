@@ -112,9 +112,11 @@ export class DynamoIncidentStore implements IncidentStore {
   }
 
   async appendEvent(event: IncidentEvent): Promise<void> {
-    // (at, kind) is the event's key, so a step delivered twice by Step Functions writes its event once.
+    // (at, kind, key) is the event's identity: the same fact written twice is stored once.
     await putIfAbsent(this.ctx, {
-      ...keyOf({ pk: incidentKey(event.incidentId), sk: eventSk(event.at, event.kind) }),
+      ...keyOf({ pk: incidentKey(event.incidentId), sk: eventSk(event.at, event.kind, event.key) }),
+      kind: event.kind,
+      key: event.key,
       detail: event.detail,
       data: event.data,
     });
@@ -169,12 +171,14 @@ function incidentFromItem(item: Item): IncidentRecord {
 }
 
 function eventFromItem(item: Item): IncidentEvent {
-  const { at, kind } = parseEventSk(str(item, 'sk'));
+  const { at } = parseEventSk(str(item, 'sk'));
   const data = mapOrNull<Record<string, unknown>>(item, 'data');
+  const key = typeof item.key === 'string' ? item.key : '';
   return {
     incidentId: idAfter(PK_PREFIX.incident, str(item, 'pk')),
     at,
-    kind,
+    kind: str(item, 'kind'),
+    ...(key === '' ? {} : { key }),
     detail: str(item, 'detail'),
     ...(data === null ? {} : { data }),
   };

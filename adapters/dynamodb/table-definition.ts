@@ -144,9 +144,9 @@ export function incidentGsiSk(openedAt: number, incidentId: string): string {
   return `${padEpochMs(openedAt)}#${incidentId}`;
 }
 
-/** Sort key of a timeline event: time first, so the timeline reads in order; (at, kind) is its identity. */
-export function eventSk(at: number, kind: string): string {
-  return `${SK_PREFIX.event}${padEpochMs(at)}#${kind}`;
+/** Sort key of a timeline event: time first, so the timeline reads in order; (at, kind, key) is its identity. */
+export function eventSk(at: number, kind: string, key = ''): string {
+  return `${SK_PREFIX.event}${padEpochMs(at)}#${kind}${key === '' ? '' : `#${key}`}`;
 }
 
 /** The id after a key's prefix (`SITE#s1` → `s1`); ids never contain `#`, kinds may (see eventSk). */
@@ -155,8 +155,8 @@ export function idAfter(prefix: string, key: string): string {
   return key.slice(prefix.length);
 }
 
-/** Splits an event sort key back into its time and kind. */
-export function parseEventSk(sk: string): { at: number; kind: string } {
+/** The time in an event sort key (kind and key are stored as attributes: they may contain `#`). */
+export function parseEventSk(sk: string): { at: number } {
   const rest = idAfter(SK_PREFIX.event, sk);
-  return { at: Number(rest.slice(0, EPOCH_MS_WIDTH)), kind: rest.slice(EPOCH_MS_WIDTH + 1) };
+  return { at: Number(rest.slice(0, EPOCH_MS_WIDTH)) };
 }

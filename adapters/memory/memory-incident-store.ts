@@ -61,14 +61,18 @@ export class MemoryIncidentStore implements IncidentStore {
       timeline = new Map();
       this.state.events.set(event.incidentId, timeline);
     }
-    const key = `${event.at}\u0000${event.kind}`;
-    // (at, kind) is the event's identity: a step delivered twice writes its event once.
+    const key = `${event.at}\u0000${event.kind}\u0000${event.key ?? ''}`;
+    // (at, kind, key) is the event's identity: the same fact written twice is stored once.
     if (!timeline.has(key)) timeline.set(key, copy(event));
   }
 
   async listEvents(incidentId: string): Promise<IncidentEvent[]> {
     const timeline = this.state.events.get(incidentId);
     if (timeline === undefined) return [];
-    return [...timeline.values()].sort((a, b) => a.at - b.at || compareStrings(a.kind, b.kind)).map(copy);
+    return [...timeline.values()]
+      .sort(
+        (a, b) => a.at - b.at || compareStrings(a.kind, b.kind) || compareStrings(a.key ?? '', b.key ?? ''),
+      )
+      .map(copy);
   }
 }

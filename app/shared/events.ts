@@ -33,7 +33,15 @@ export async function appendEvent(
   detail: string,
   data?: Readonly<Record<string, unknown>>,
 ): Promise<void> {
-  const event: IncidentEvent = { incidentId, at: ctx.ports.clock.now(), kind, detail };
+  // The subject (a command, else a VM, else a relay) keeps same-millisecond events of one kind apart.
+  const subject = data?.commandId ?? data?.vmId ?? data?.relayId;
+  const event: IncidentEvent = {
+    incidentId,
+    at: ctx.ports.clock.now(),
+    kind,
+    detail,
+    ...(typeof subject === 'string' ? { key: subject } : {}),
+  };
   await ctx.ports.incidents.appendEvent(data === undefined ? event : { ...event, data });
 }
 

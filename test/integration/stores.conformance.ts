@@ -962,6 +962,15 @@ export function describeStoreConformance(
         expect(await stores.incidents.listEvents('i1')).toEqual([event]);
       });
 
+      it('keeps events of one time and kind apart when their keys (subjects) differ', async () => {
+        const v1 = { incidentId: 'i1', at: T0, kind: 'vm-started', key: 'vm-1', detail: 'vm-1 on h2' };
+        const v2 = { incidentId: 'i1', at: T0, kind: 'vm-started', key: 'vm-2', detail: 'vm-2 on h3' };
+        await stores.incidents.appendEvent(v2);
+        await stores.incidents.appendEvent(v1);
+        await stores.incidents.appendEvent({ ...v1, detail: 'repeat' });
+        expect(await stores.incidents.listEvents('i1')).toEqual([v1, v2]);
+      });
+
       it('has an empty timeline for an incident without events', async () => {
         expect(await stores.incidents.listEvents('nope')).toEqual([]);
       });
