@@ -285,6 +285,11 @@ export interface IncidentStore {
 export interface CommandStore {
   /** Stores a command with its task token; repeat-safe by commandId. */
   create(command: Omit<CommandRecord, 'status' | 'deliveredAt' | 'result'>): Promise<{ created: boolean }>;
+  /**
+   * Points an existing command at a new task token (Step Functions ran the dispatching task again, so the
+   * old token is dead) and returns it; null if no such command exists.
+   */
+  adoptTaskToken(siteId: string, commandId: string, taskToken: string): Promise<CommandRecord | null>;
   /** Commands for this relay still pending or delivered and not finished. */
   listOpen(siteId: string, relayId: string): Promise<CommandRecord[]>;
   listForIncident(siteId: string, incidentId: string): Promise<CommandRecord[]>;

@@ -72,6 +72,24 @@ export class DynamoCommandStore implements CommandStore {
     return inIssueOrder(items.map(commandFromItem));
   }
 
+  async adoptTaskToken(siteId: string, commandId: string, taskToken: string): Promise<CommandRecord | null> {
+    const out = await unlessConditionFails(
+      this.ctx.client.send(
+        new UpdateCommand({
+          TableName: this.ctx.tableName,
+          Key: keyOf(commandKey(siteId, commandId)),
+          UpdateExpression: 'SET #taskToken = :taskToken',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { '#taskToken': 'taskToken' },
+          ExpressionAttributeValues: { ':taskToken': taskToken },
+          ReturnValues: 'ALL_NEW',
+        }),
+      ),
+    );
+    if (out === CONDITION_FAILED) return null;
+    return commandFromItem(requireAttributes(out.Attributes, `command ${siteId}/${commandId}`));
+  }
+
   async markDelivered(siteId: string, commandId: string, at: number): Promise<void> {
     // Only the first delivery counts: a command re-sent with every response keeps its first deliveredAt,
     // and a finished or unknown command is left alone (the failed condition is the expected no-op).

@@ -15,6 +15,15 @@ export class MemoryCommandStore implements CommandStore {
     return { created: true };
   }
 
+  async adoptTaskToken(siteId: string, commandId: string, taskToken: string): Promise<CommandRecord | null> {
+    const key = rowKey(siteId, commandId);
+    const command = this.state.commands.get(key);
+    if (command === undefined) return null;
+    const next = { ...command, taskToken };
+    this.state.commands.set(key, next);
+    return copy(next);
+  }
+
   async listOpen(siteId: string, relayId: string): Promise<CommandRecord[]> {
     return inIssueOrder(
       rowsOfSite(this.state.commands, siteId).filter(

@@ -2,6 +2,7 @@ import type { StartVmCommand } from '../../contracts/relay-protocol';
 import type { VmAttempt } from '../../contracts/workflow';
 import type { AppContext } from '../context';
 import { FenceNotConfirmedError, NoCapacityError, NoRelayAvailableError } from '../errors';
+import { outcomeOf, settleTask } from '../shared/callbacks';
 import { appendEvent } from '../shared/events';
 import { requireIncident } from '../shared/incidents';
 import { compareIds } from '../shared/order';
@@ -62,7 +63,13 @@ export async function dispatchStart(
     taskToken,
     createdAt: now,
   });
-  if (!created) return { commandId: command.commandId, relayId: null, notAfter: command.notAfter };
+  if (!created) {
+    // Step Functions ran this task again with a new token: the command stays the same (never a second
+    // start), its result goes to the live token, and a result that already came is delivered at once.
+    const existing = await ctx.ports.commands.adoptTaskToken(attempt.siteId, command.commandId, taskToken);
+    if (existing?.result != null) await settleTask(ctx, taskToken, outcomeOf(existing, existing.result));
+    return { commandId: command.commandId, relayId: existing?.relayId ?? null, notAfter: command.notAfter };
+  }
   await appendEvent(
     ctx,
     attempt.incidentId,

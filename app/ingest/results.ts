@@ -1,8 +1,6 @@
 import type { CommandResult } from '../../contracts/relay-protocol';
-import { type FenceResult, type StartResult, WORKFLOW_ERROR } from '../../contracts/workflow';
 import type { AppContext } from '../context';
-import type { CommandRecord } from '../ports';
-import { settleTask } from '../shared/callbacks';
+import { outcomeOf, settleTask } from '../shared/callbacks';
 import { appendEvent } from '../shared/events';
 
 /**
@@ -35,51 +33,4 @@ export async function recordResults(
       );
     }
   }
-}
-
-function outcomeOf(
-  record: CommandRecord,
-  result: CommandResult,
-): { output: FenceResult | StartResult } | { error: string; cause: string } {
-  const { command } = record;
-  const said = `${result.outcome}${result.detail === undefined ? '' : `: ${result.detail}`}`;
-  switch (command.kind) {
-    case 'fence': {
-      if (result.outcome === 'succeeded' && result.powerState === 'off') {
-        const output: FenceResult = {
-          commandId: command.commandId,
-          relayId: record.relayId,
-          powerState: 'off',
-          finishedAt: result.finishedAt,
-          ...(result.detail === undefined ? {} : { detail: result.detail }),
-        };
-        return { output };
-      }
-      return {
-        error: WORKFLOW_ERROR.FenceNotConfirmed,
-        cause: `relay ${record.relayId} fence ${command.commandId} of ${command.hostId}: ${said}; power read back ${result.powerState ?? 'not at all'}`,
-      };
-    }
-    case 'start-vm': {
-      if (result.outcome === 'succeeded') {
-        const output: StartResult = {
-          commandId: command.commandId,
-          vmId: command.vm.id,
-          hostId: command.hostId,
-          finishedAt: result.finishedAt,
-        };
-        return { output };
-      }
-      return {
-        error: WORKFLOW_ERROR.VmStartFailed,
-        cause: `relay ${record.relayId} start of ${command.vm.id} on ${command.hostId}: ${said}`,
-      };
-    }
-    default:
-      return unreachable(command);
-  }
-}
-
-function unreachable(value: never): never {
-  throw new Error(`unhandled command kind: ${JSON.stringify(value)}`);
 }

@@ -1061,6 +1061,19 @@ export function describeStoreConformance(
         });
       });
 
+      it('adopts a new task token for an existing command, whatever its status; null for none', async () => {
+        await stores.commands.create(newCommand('c1'));
+        expect(await stores.commands.adoptTaskToken(SITE, 'c1', 'tok-2')).toMatchObject({
+          taskToken: 'tok-2',
+        });
+        await stores.commands.complete(SITE, 'c1', resultOf('c1'));
+        expect(await stores.commands.adoptTaskToken(SITE, 'c1', 'tok-3')).toMatchObject({
+          taskToken: 'tok-3',
+          status: 'succeeded',
+        });
+        expect(await stores.commands.adoptTaskToken(SITE, 'nope', 'tok')).toBeNull();
+      });
+
       it('returns null for a repeated result and changes nothing', async () => {
         await stores.commands.create(newCommand('c1'));
         const first = await stores.commands.complete(SITE, 'c1', resultOf('c1'));

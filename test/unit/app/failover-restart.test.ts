@@ -199,6 +199,30 @@ describe('dispatch-start', () => {
     expect(await kinds()).toContain('start-ordered');
   });
 
+  it('given the task ran again with a new token, then one command, answered on the new token', async () => {
+    const attempt = await reserved(await attemptFor('db-1'));
+    await step(world, { step: 'dispatch-start', attempt, taskToken: 'tok-old' });
+    await step(world, { step: 'dispatch-start', attempt, taskToken: 'tok-new' });
+    const starts = (await world.stores.commands.listForIncident(SITE, incident.incidentId)).filter(
+      (c) => c.command.kind === 'start-vm',
+    );
+    expect(starts.map((c) => c.taskToken)).toEqual(['tok-new']);
+
+    // A result that arrived before a third run is delivered to that run's token at once.
+    const commandId = `${incident.incidentId}:start:db-1:1`;
+    await world.stores.commands.complete(SITE, commandId, {
+      commandId,
+      incidentId: incident.incidentId,
+      outcome: 'succeeded',
+      finishedAt: world.clock.now(),
+    });
+    await step(world, { step: 'dispatch-start', attempt, taskToken: 'tok-third' });
+    expect(world.workflow.completionOf('tok-third')).toMatchObject({
+      kind: 'success',
+      output: { commandId, vmId: 'db-1', hostId: 'h3' },
+    });
+  });
+
   it('given no reservation is held, then NoCapacityError and no command', async () => {
     const attempt = await attemptFor('db-1');
     await expect(
