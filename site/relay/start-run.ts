@@ -1,0 +1,78 @@
+import type { CommandResult, StartVmCommand } from '../../contracts/relay-protocol';
+import type { StartVmReply, StartVmRequest } from '../lan-protocol';
+import type { Clock, Lan } from '../ports';
+import { type CommandRun, finished, NOT_FINISHED, type StepOutcome } from './command-run';
+
+/** What a VM start needs from the relay. */
+export interface StartDeps {
+  readonly relayId: string;
+  readonly lan: Lan;
+  readonly clock: Clock;
+  readonly resendMs: number;
+  /** Whether the host's latest heartbeat shows the VM running. */
+  readonly seenRunning: (hostId: string, vmId: string) => boolean;
+}
+
+/**
+ * A VM start: the request goes to the host's agent over the LAN, again every `resendMs` until it answers
+ * (the LAN drops messages; the agent acts once per command id), until notAfter.
+ *
+ * With no answer by notAfter nothing is reported: the agent may have started the VM and lost its answer,
+ * and a `failed` would send the VM to another host while it runs here (safety rule 6). The control plane's
+ * start timeout then keeps the VM's reservation until the host's inventory tells. A heartbeat that shows
+ * the VM running is an answer too.
+ */
+export class StartRun implements CommandRun {
+  dueAt: number;
+  private sent = false;
+
+  constructor(
+    private readonly command: StartVmCommand,
+    private readonly deps: StartDeps,
+  ) {
+    this.dueAt = deps.clock.now();
+  }
+
+  async step(): Promise<StepOutcome> {
+    const { clock, lan } = this.deps;
+    const { hostId, vm } = this.command;
+    if (this.sent && this.deps.seenRunning(hostId, vm.id)) {
+      return finished(
+        this.result(
+          'succeeded',
+          `no answer from ${hostId}'s agent, but its heartbeat shows ${vm.id} running`,
+        ),
+      );
+    }
+    const now = clock.now();
+    if (now > this.command.notAfter) return finished(null);
+    const request: StartVmRequest = {
+      kind: 'start-vm',
+      commandId: this.command.commandId,
+      relayId: this.deps.relayId,
+      hostId,
+      vm,
+      notAfter: this.command.notAfter,
+    };
+    lan.send(hostId, request);
+    this.sent = true;
+    this.dueAt = Math.min(now + this.deps.resendMs, this.command.notAfter + 1);
+    return NOT_FINISHED;
+  }
+
+  /** The result an agent's answer makes; null for an answer from another host than the command's. */
+  answered(reply: StartVmReply): CommandResult | null {
+    if (reply.hostId !== this.command.hostId) return null;
+    return this.result(reply.outcome, reply.detail ?? `agent of ${reply.hostId} answered ${reply.outcome}`);
+  }
+
+  private result(outcome: CommandResult['outcome'], detail: string): CommandResult {
+    return {
+      commandId: this.command.commandId,
+      incidentId: this.command.incidentId,
+      outcome,
+      detail,
+      finishedAt: this.deps.clock.now(),
+    };
+  }
+}

@@ -1,0 +1,263 @@
+import type { ObservedVm, RelayReport, ReportResponse } from '../../../contracts/relay-protocol';
+import type { LanMessage } from '../../../site/lan-protocol';
+import {
+  type BmcPower,
+  type BmcTarget,
+  type Clock,
+  type HostCapacity,
+  type Hypervisor,
+  type Lan,
+  type PowerStatus,
+  type RelayState,
+  type RelayStateStore,
+  type Uplink,
+  UplinkError,
+  type VmSpec,
+} from '../../../site/ports';
+
+/** Test time zero. */
+export const T0 = 1_760_000_000_000;
+
+/** A clock that moves only when the test says; sleepers wake as it passes their time. */
+export class ManualClock implements Clock {
+  private sleepers: { until: number; wake: () => void }[] = [];
+
+  constructor(private current = T0) {}
+
+  now(): number {
+    return this.current;
+  }
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((wake) => this.sleepers.push({ until: this.current + ms, wake }));
+  }
+
+  /** Moves time on and wakes every sleeper whose time has come. */
+  advance(ms: number): number {
+    this.current += ms;
+    const due = this.sleepers.filter((s) => s.until <= this.current);
+    this.sleepers = this.sleepers.filter((s) => s.until > this.current);
+    for (const s of due) s.wake();
+    return this.current;
+  }
+
+  /** Sets the time (a restarted program on a clock that went backwards). */
+  set(at: number): void {
+    this.current = at;
+  }
+}
+
+/** Lets every pending promise callback run. */
+export async function flush(rounds = 20): Promise<void> {
+  for (let i = 0; i < rounds; i++) await Promise.resolve();
+}
+
+/** What the fake BMC answers for one host: a status per read (the last one repeats), or `no-answer`. */
+export type BmcScript = readonly (PowerStatus | 'no-answer')[];
+
+/** BMCs of the site: scripted status reads, every call recorded with the target it was given. */
+export class FakeBmc implements BmcPower {
+  readonly calls: { op: 'status' | 'off'; target: BmcTarget }[] = [];
+  private readonly scripts = new Map<string, BmcScript>();
+  private readonly reads = new Map<string, number>();
+  /** Makes power-off fail for these hosts, with this message. */
+  readonly offFails = new Map<string, string>();
+  /** A host whose status reads `off` from the n-th read after its power-off was acknowledged. */
+  readonly offAfterReads = new Map<string, number>();
+  private readonly ackedAtRead = new Map<string, number>();
+
+  script(hostId: string, script: BmcScript): void {
+    this.scripts.set(hostId, script);
+  }
+
+  async powerOff(target: BmcTarget): Promise<void> {
+    this.calls.push({ op: 'off', target });
+    const failure = this.offFails.get(target.hostId);
+    if (failure !== undefined) throw new Error(failure);
+    this.ackedAtRead.set(target.hostId, this.reads.get(target.hostId) ?? 0);
+  }
+
+  async powerStatus(target: BmcTarget): Promise<PowerStatus> {
+    this.calls.push({ op: 'status', target });
+    const n = this.reads.get(target.hostId) ?? 0;
+    this.reads.set(target.hostId, n + 1);
+    const acked = this.ackedAtRead.get(target.hostId);
+    const delay = this.offAfterReads.get(target.hostId);
+    if (acked !== undefined && delay !== undefined && n >= acked + delay - 1) return 'off';
+    const script = this.scripts.get(target.hostId) ?? ['on'];
+    const answer = script[Math.min(n, script.length - 1)] ?? 'on';
+    if (answer === 'no-answer') {
+      throw new Error(
+        `Error: Unable to establish IPMI v2 / RMCP+ session to ${target.address} as ${target.user}`,
+      );
+    }
+    return answer;
+  }
+
+  /** The operations sent to one host's BMC, in order. */
+  opsFor(hostId: string): ('status' | 'off')[] {
+    return this.calls.filter((c) => c.target.hostId === hostId).map((c) => c.op);
+  }
+}
+
+/** A hypervisor holding VMs in memory; `startVm` makes a VM running and counts the calls. */
+export class FakeHypervisor implements Hypervisor {
+  readonly started: VmSpec[] = [];
+  /** Makes `startVm` fail with this message. */
+  startFails: string | null = null;
+  /** Makes the inventory reads fail (libvirtd restarting). */
+  down = false;
+  /** Holds every start until released, to test a repeat that arrives mid-start. */
+  private gate: Promise<void> | null = null;
+  private openGate: (() => void) | null = null;
+
+  constructor(
+    public boot = 'boot-1',
+    public cap: HostCapacity = { cpus: 16, memoryMiB: 32_768 },
+    public vms: ObservedVm[] = [],
+  ) {}
+
+  async bootId(): Promise<string> {
+    if (this.down) throw new Error('libvirtd not answering');
+    return this.boot;
+  }
+
+  async capacity(): Promise<HostCapacity> {
+    if (this.down) throw new Error('libvirtd not answering');
+    return this.cap;
+  }
+
+  async listVms(): Promise<ObservedVm[]> {
+    if (this.down) throw new Error('libvirtd not answering');
+    return this.vms.map((vm) => ({ ...vm }));
+  }
+
+  async startVm(vm: VmSpec): Promise<void> {
+    this.started.push(vm);
+    if (this.gate !== null) await this.gate;
+    if (this.startFails !== null) throw new Error(this.startFails);
+    const existing = this.vms.find((v) => v.id === vm.id);
+    if (existing !== undefined) existing.state = 'running';
+    else this.vms.push({ ...vm, state: 'running' });
+  }
+
+  /** Starts hold until `release()`. */
+  hold(): void {
+    this.gate = new Promise((open) => {
+      this.openGate = open;
+    });
+  }
+
+  release(): void {
+    this.openGate?.();
+    this.gate = null;
+  }
+}
+
+/** Something that takes LAN messages: an agent or a relay. */
+export interface LanPeer {
+  receive(message: LanMessage): void | Promise<void>;
+}
+
+/** The site LAN: messages wait in a queue until `deliver()`; a drop rule loses the ones it matches. */
+export class FakeLan implements Lan {
+  readonly sent: { to: string; message: LanMessage }[] = [];
+  private queue: { to: string; message: LanMessage }[] = [];
+  private readonly peers = new Map<string, LanPeer>();
+  /** Messages it returns true for are lost. */
+  drop: (to: string, message: LanMessage) => boolean = () => false;
+
+  send(to: string, message: LanMessage): void {
+    this.sent.push({ to, message });
+    if (!this.drop(to, message)) this.queue.push({ to, message });
+  }
+
+  attach(id: string, peer: LanPeer): void {
+    this.peers.set(id, peer);
+  }
+
+  detach(id: string): void {
+    this.peers.delete(id);
+  }
+
+  /** Delivers every queued message (and the ones their handling sends) to attached peers. */
+  async deliver(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      for (const { to, message } of batch) await this.peers.get(to)?.receive(message);
+    }
+  }
+
+  /** Messages sent to one peer, of one kind. */
+  sentTo<K extends LanMessage['kind']>(to: string, kind: K): Extract<LanMessage, { kind: K }>[] {
+    return this.sent
+      .filter((s) => s.to === to)
+      .map((s) => s.message)
+      .filter((m): m is Extract<LanMessage, { kind: K }> => m.kind === kind);
+  }
+}
+
+/**
+ * The control plane as a relay sees it. Every report handed over is kept, the ones that failed too, with
+ * the credential, so tests can look at exactly what left the site.
+ */
+export class FakeUplink implements Uplink {
+  readonly attempts: { report: RelayReport; credential: string; accepted: boolean }[] = [];
+  /** Commands every response carries until changed. */
+  commands: ReportResponse['commands'] = [];
+  nextReportInMs = 10_000;
+  /** When set, every send fails like this. */
+  failure: UplinkError | null = null;
+
+  async send(report: RelayReport, credential: string): Promise<ReportResponse> {
+    // A deep copy: what was on the wire, unaffected by later changes to the relay's objects.
+    const sent = structuredClone(report);
+    if (this.failure !== null) {
+      this.attempts.push({ report: sent, credential, accepted: false });
+      throw this.failure;
+    }
+    this.attempts.push({ report: sent, credential, accepted: true });
+    return {
+      protocol: 1,
+      acceptedSeq: report.seq,
+      commands: this.commands,
+      nextReportInMs: this.nextReportInMs,
+    };
+  }
+
+  /** Reports the control plane accepted. */
+  get accepted(): RelayReport[] {
+    return this.attempts.filter((a) => a.accepted).map((a) => a.report);
+  }
+
+  /** Every report handed to the uplink, accepted or not. */
+  get reports(): RelayReport[] {
+    return this.attempts.map((a) => a.report);
+  }
+
+  /** The last report handed over. */
+  get last(): RelayReport | undefined {
+    return this.attempts.at(-1)?.report;
+  }
+}
+
+/** A network failure, as the HTTPS adapter reports one. */
+export function networkDown(): UplinkError {
+  return new UplinkError(null, null, 'connect ETIMEDOUT');
+}
+
+/** The relay's state file, in memory; survives a relay's restart when handed to the next one. */
+export class MemoryStateStore implements RelayStateStore {
+  saved: RelayState | null = null;
+  saves = 0;
+
+  async load(): Promise<RelayState | null> {
+    return this.saved === null ? null : structuredClone(this.saved);
+  }
+
+  async save(state: RelayState): Promise<void> {
+    this.saves += 1;
+    this.saved = structuredClone(state);
+  }
+}

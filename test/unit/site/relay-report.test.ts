@@ -1,0 +1,242 @@
+import { describe, expect, it } from 'vitest';
+import { UplinkError } from '../../../site/ports';
+import { Relay } from '../../../site/relay/relay';
+import { FakeBmc, FakeLan, FakeUplink, flush, ManualClock, MemoryStateStore, networkDown, T0 } from './fakes';
+import { BMC, CREDENTIAL, SILENT_MS, TestSite, TIMING } from './site-harness';
+
+/** The site's first report: a relay listens one silence threshold before it speaks. */
+async function firstReport(site: TestSite): Promise<void> {
+  await site.run(SILENT_MS);
+  expect(site.uplink.reports).toHaveLength(1);
+}
+
+describe('relay report', () => {
+  it('listens one silence threshold after starting, then reports every host heard', async () => {
+    // given a relay that just started and hears h1 and h2 every 2 s
+    const site = await TestSite.open();
+
+    // when less than the threshold has passed, then it has sent nothing
+    await site.run(SILENT_MS - 100);
+    expect(site.uplink.reports).toEqual([]);
+
+    // when the threshold is reached, then the report carries each host as heard, with how long ago
+    await site.run(100);
+    expect(site.uplink.last).toEqual({
+      protocol: 1,
+      siteId: 'dc1',
+      relayId: 'r1',
+      seq: T0,
+      sentAt: T0 + SILENT_MS,
+      hosts: ['h1', 'h2'].map((hostId) => ({
+        hostId,
+        cluster: 'c1',
+        bootId: `${hostId}-boot-1`,
+        lastHeardMsAgo: 0,
+        cpus: 16,
+        memoryMiB: 32_768,
+        vms: [{ id: `${hostId}-vm`, cpus: 2, memoryMiB: 4096, state: 'running' }],
+      })),
+      results: [],
+    });
+    expect(site.uplink.attempts[0]?.credential).toBe(site.config.credential);
+  });
+
+  it('reports every relayReportMs while nothing changes, sooner when the response asks', async () => {
+    const site = await TestSite.open();
+    await firstReport(site);
+
+    await site.run(10_000);
+    expect(site.uplink.reports.map((r) => r.sentAt - T0)).toEqual([6000, 16_000]);
+
+    // An open incident: the control plane asks for a report every 2 s.
+    site.uplink.nextReportInMs = 2000;
+    await site.run(14_000);
+    expect(site.uplink.reports.map((r) => r.sentAt - T0)).toEqual([6000, 16_000, 26_000, 28_000, 30_000]);
+  });
+
+  it('reports at once when a host crosses the silence threshold, not before', async () => {
+    // given h2 last heard at T0+6000, with the first report just sent
+    const site = await TestSite.open();
+    await firstReport(site);
+    site.kill('h2');
+
+    // when exactly the threshold has passed, then no report: silence is strictly above it
+    await site.run(SILENT_MS);
+    expect(site.uplink.reports).toHaveLength(1);
+
+    // when the next tick comes, then the report goes out at once, well before the 10 s interval
+    await site.run(100);
+    const report = site.uplink.last;
+    expect(report?.sentAt).toBe(T0 + 2 * SILENT_MS + 100);
+    expect(report?.hosts.map((h) => [h.hostId, h.lastHeardMsAgo])).toEqual([
+      ['h1', 100],
+      ['h2', SILENT_MS + 100],
+    ]);
+  });
+
+  it('reports at once when the silent host comes back', async () => {
+    const site = await TestSite.open();
+    await firstReport(site);
+    site.kill('h2');
+    await site.run(SILENT_MS + 100);
+    const before = site.uplink.reports.length;
+
+    // when h2's agent is heard again (at the next step: its heartbeat is overdue)
+    site.revive('h2');
+    await site.run(2000);
+
+    // then the report goes out as soon as the least gap after the last one (250 ms) allows
+    expect(site.uplink.reports).toHaveLength(before + 1);
+    expect(site.uplink.last?.sentAt).toBe(T0 + 2 * SILENT_MS + 100 + 300);
+    expect(site.uplink.last?.hosts.find((h) => h.hostId === 'h2')?.lastHeardMsAgo).toBe(200);
+  });
+
+  it('reports at once when a VM changes state', async () => {
+    // given the first report sent at T0+6000
+    const site = await TestSite.open();
+    await firstReport(site);
+
+    // when h1's VM crashes, seen in its next heartbeat at T0+8000
+    const vms = site.host('h1').hypervisor.vms;
+    vms[0] = { ...(vms[0] ?? { id: 'h1-vm', cpus: 2, memoryMiB: 4096 }), state: 'crashed' };
+    await site.run(2000);
+
+    // then that heartbeat's content goes out at once
+    expect(site.uplink.reports).toHaveLength(2);
+    expect(site.uplink.last?.sentAt).toBe(T0 + 8000);
+    expect(site.uplink.last?.hosts.find((h) => h.hostId === 'h1')?.vms[0]?.state).toBe('crashed');
+  });
+
+  it('drops a malformed heartbeat rather than send a report the control plane would refuse', async () => {
+    const site = await TestSite.open({ hostIds: ['h1'] });
+    site.relay.receive({
+      kind: 'heartbeat',
+      hostId: 'bad host id!',
+      cluster: 'c1',
+      bootId: 'b',
+      cpus: 1,
+      memoryMiB: 1,
+      vms: [],
+      sentAt: T0,
+    });
+    await firstReport(site);
+    expect(site.uplink.last?.hosts.map((h) => h.hostId)).toEqual(['h1']);
+  });
+});
+
+describe('relay sequence numbers', () => {
+  it('strictly increase, and a restarted relay never reuses one, even on a clock set back', async () => {
+    // given a relay that has sent a few reports
+    const state = new MemoryStateStore();
+    const site = await TestSite.open({ state });
+    site.uplink.nextReportInMs = 1000;
+    await site.run(SILENT_MS + 3000);
+    const before = site.uplink.reports.map((r) => r.seq);
+    expect(before.length).toBeGreaterThan(2);
+
+    // when it restarts on a clock that went back a minute
+    site.clock.set(T0 - 60_000);
+    await site.restartRelay();
+    await site.run(SILENT_MS + 3000);
+
+    // then every seq ever sent is above the one before it
+    const seqs = site.uplink.reports.map((r) => r.seq);
+    expect(seqs.length).toBeGreaterThan(before.length);
+    for (let i = 1; i < seqs.length; i++)
+      expect(seqs[i]).toBeGreaterThan(seqs[i - 1] ?? Number.POSITIVE_INFINITY);
+    expect(state.saved?.seq).toBe(seqs.at(-1));
+  });
+
+  it('increase on every attempt while the uplink is down', async () => {
+    const site = await TestSite.open();
+    await firstReport(site);
+    site.uplink.failure = networkDown();
+    await site.run(20_000);
+    site.uplink.failure = null;
+    await site.run(10_000);
+    const seqs = site.uplink.reports.map((r) => r.seq);
+    expect(site.uplink.attempts.filter((a) => !a.accepted).length).toBeGreaterThan(2);
+    expect(seqs).toEqual(seqs.map((_, i) => T0 + i));
+  });
+
+  it('retries with a growing backoff, capped at relayReportMs', async () => {
+    const site = await TestSite.open();
+    await firstReport(site);
+    site.uplink.failure = networkDown();
+    await site.run(40_000);
+    const sentAt = site.uplink.reports.map((r) => r.sentAt - T0);
+    // 16 s: the regular report fails; then 1, 2, 4, 8 s, then every 10 s.
+    expect(sentAt).toEqual([6000, 16_000, 17_000, 19_000, 23_000, 31_000, 41_000]);
+  });
+
+  it('leaps ahead when the control plane calls its seq a replay (its state file was lost)', async () => {
+    const site = await TestSite.open();
+    await firstReport(site);
+    site.uplink.failure = new UplinkError(409, 'stale-sequence', 'seq not above the last accepted one');
+    await site.run(14_000);
+    const seqs = site.uplink.reports.map((r) => r.seq);
+    expect(seqs.length).toBe(4);
+    const steps = seqs.slice(1).map((s, i) => s - (seqs[i] ?? 0));
+    expect(steps.slice(1).every((step) => step > 1000)).toBe(true);
+  });
+
+  it('reports a host that died while the relay was down as silent after the restart', async () => {
+    // given h2 dies while the relay is down for 20 s
+    const state = new MemoryStateStore();
+    const site = await TestSite.open({ state });
+    await firstReport(site);
+    site.kill('h2');
+    site.clock.advance(20_000);
+
+    // when the relay restarts
+    await site.restartRelay();
+    await site.run(SILENT_MS);
+
+    // then its first report (after listening one threshold) has h1 heard (last at T0+30100) and h2 silent
+    // since before the restart
+    const report = site.uplink.last;
+    expect(report?.sentAt).toBe(T0 + 32_000);
+    expect(report?.hosts.map((h) => [h.hostId, h.lastHeardMsAgo])).toEqual([
+      ['h1', 1900],
+      ['h2', 26_000],
+    ]);
+  });
+});
+
+describe('relay run loop', () => {
+  it('ticks on its clock every loopMs until aborted', async () => {
+    // given a relay program that heard one host
+    const clock = new ManualClock();
+    const uplink = new FakeUplink();
+    const relay = await Relay.open(
+      { siteId: 'dc1', relayId: 'r1', credential: CREDENTIAL, timing: TIMING, bmc: BMC, loopMs: 100 },
+      { clock, lan: new FakeLan(), bmc: new FakeBmc(), uplink, state: new MemoryStateStore() },
+    );
+    relay.receive({
+      kind: 'heartbeat',
+      hostId: 'h1',
+      cluster: 'c1',
+      bootId: 'b1',
+      cpus: 4,
+      memoryMiB: 8192,
+      vms: [],
+      sentAt: T0,
+    });
+
+    // when it runs for the silence threshold and a bit, then stops
+    const abort = new AbortController();
+    const running = relay.run(abort.signal);
+    for (let t = 0; t <= SILENT_MS + 200; t += 100) {
+      clock.advance(100);
+      await flush();
+    }
+    abort.abort();
+    clock.advance(100);
+    await running;
+
+    // then it reported on its own at the end of the threshold, and again once h1 went silent (after the
+    // least gap between two reports)
+    expect(uplink.reports.map((r) => r.sentAt - T0)).toEqual([SILENT_MS, SILENT_MS + 300]);
+    expect(uplink.last?.hosts[0]?.lastHeardMsAgo).toBe(SILENT_MS + 300);
+  });
+});
