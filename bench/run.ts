@@ -1,12 +1,23 @@
 import { cpus } from 'node:os';
+import { bundleSuite } from './bundle.bench';
 import type { BenchSuite } from './harness';
 import { printTable, resultRows } from './harness';
+import { ingestSuite } from './ingest.bench';
 import { placementSuite } from './placement.bench';
+import type { ReportSuite } from './report-suite';
 
-// A new bench is one module exporting a BenchSuite, added here.
-const SUITES: readonly BenchSuite[] = [placementSuite];
+// A new bench is one module exporting a BenchSuite (one timing table) or a ReportSuite (async, several
+// tables), added here.
+const SUITES: readonly (BenchSuite | ReportSuite)[] = [placementSuite, ingestSuite, bundleSuite];
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 console.log(`Node ${process.version} on ${process.platform}/${process.arch}, ${cpus().length} × ${cpu}`);
-for (const suite of SUITES) printTable(suite.title, resultRows(suite.run()));
+for (const suite of SUITES) {
+  if ('report' in suite) {
+    console.log(`\n== ${suite.title} ==`);
+    for (const table of await suite.report()) printTable(table.title, table.rows);
+  } else {
+    printTable(suite.title, resultRows(suite.run()));
+  }
+}
 console.log('\nPASS: p99 under the target. p99 is nearest-rank: with 20 runs it is the slowest run.');

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Wire protocol v1 between a site relay and the control plane (POST /v1/reports).

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * Environment of each Lambda, as a zod schema: the handler parses it at cold start (a missing variable

@@ -1,6 +1,6 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { type HaPolicy, type HaPolicyInput, resolvePolicy } from '../core/policy';
 
 /**

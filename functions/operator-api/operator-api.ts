@@ -1,5 +1,5 @@
 import type { APIGatewayEventRequestContextV2, APIGatewayProxyEventV2WithRequestContext } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { AppContext } from '../../app/context';
 import { NotFoundError, UnauthorizedError } from '../../app/errors';
 import {

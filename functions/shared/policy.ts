@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { type HaPolicy, type HaPolicyInput, resolvePolicy } from '../../core/policy';
 
 // No SDK imports here: functions/env.ts (and through it the CDK app) can check HALO_POLICY at synth time.

@@ -10,7 +10,13 @@ import {
   SystemLogLevel,
   Tracing,
 } from 'aws-cdk-lib/aws-lambda';
-import { LogLevel, NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
+import {
+  type BundlingOptions,
+  LogLevel,
+  NodejsFunction,
+  OutputFormat,
+  SourceMapMode,
+} from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { z } from 'zod';
@@ -24,6 +30,45 @@ export const HALO_RUNTIME = Runtime.NODEJS_22_X;
 
 /** An environment map with exactly the keys of a function's env schema, every value a string. */
 export type LambdaEnvironment<T> = { readonly [K in keyof T]-?: string };
+
+/** Memory of every function, in MB; Lambda allots CPU in proportion (the cost model in bench/ reads it). */
+export const HALO_MEMORY_MB = 256;
+
+/**
+ * Packages left out of every bundle because the Node.js 22 Lambda runtime ships them: the AWS SDK v3
+ * clients Halo imports (client-dynamodb, lib-dynamodb, client-sfn). Bundled, the SDK is ~390 KB of each
+ * ~1.1 MB bundle, over the 300 KB budget by itself (docs/cost.md, "Bundle size"). `@smithy/*` stays
+ * bundled: Halo never imports it, the runtime's clients bring their own, and the one Smithy package that
+ * is bundled (aws-xray-sdk-core's service-error-classification) then keeps the version it declares
+ * instead of whatever the runtime happens to hoist.
+ */
+export const RUNTIME_PROVIDED_MODULES: readonly string[] = ['@aws-sdk/*'];
+
+/**
+ * esbuild options of every Halo function, as NodejsFunction takes them. The one definition: the construct
+ * bundles with it and bench/bundle.bench.ts measures the bundles it produces.
+ */
+export const HALO_BUNDLING: Readonly<BundlingOptions> = {
+  forceDockerBundling: false,
+  target: 'node22',
+  format: OutputFormat.ESM,
+  // Prefer the ESM builds of dependencies (middy 7 ships only ESM).
+  mainFields: ['module', 'main'],
+  // CommonJS dependencies (aws-xray-sdk-core) call require() on Node built-ins; ESM has none.
+  banner:
+    "import { createRequire as __haloCreateRequire } from 'node:module'; const require = __haloCreateRequire(import.meta.url);",
+  minify: true,
+  keepNames: true,
+  sourceMap: true,
+  sourceMapMode: SourceMapMode.DEFAULT,
+  // Maps without embedded sources stay small; stack traces still resolve to file:line.
+  sourcesContent: false,
+  // The runtime's SDK, not the tested one: same major (v3), and Halo uses only long-stable calls (DynamoDB
+  // document client Get/Put/Update/Query, SFN StartExecution/SendTask*); see docs/cost.md for the trade.
+  externalModules: [...RUNTIME_PROVIDED_MODULES],
+  // esbuild's size table on every synth is noise; warnings and errors still print.
+  logLevel: LogLevel.WARNING,
+};
 
 /** Properties of a {@link HaloFunction}. */
 export interface HaloFunctionProps<T extends object> {
@@ -82,7 +127,7 @@ export class HaloFunction<T extends object> extends Construct {
       description: props.description,
       runtime: HALO_RUNTIME,
       architecture: Architecture.ARM_64,
-      memorySize: 256,
+      memorySize: HALO_MEMORY_MB,
       timeout: props.timeout ?? Duration.seconds(10),
       role: this.role,
       logGroup: this.logGroup,
@@ -91,26 +136,7 @@ export class HaloFunction<T extends object> extends Construct {
       applicationLogLevelV2: ApplicationLogLevel.INFO,
       tracing: Tracing.ACTIVE,
       environment: { ...props.environment, NODE_OPTIONS: '--enable-source-maps' },
-      bundling: {
-        forceDockerBundling: false,
-        target: 'node22',
-        format: OutputFormat.ESM,
-        // Prefer the ESM builds of dependencies (middy 7 ships only ESM).
-        mainFields: ['module', 'main'],
-        // CommonJS dependencies (aws-xray-sdk-core) call require() on Node built-ins; ESM has none.
-        banner:
-          "import { createRequire as __haloCreateRequire } from 'node:module'; const require = __haloCreateRequire(import.meta.url);",
-        minify: true,
-        keepNames: true,
-        sourceMap: true,
-        sourceMapMode: SourceMapMode.DEFAULT,
-        // Maps without embedded sources stay small; stack traces still resolve to file:line.
-        sourcesContent: false,
-        // Bundle the SDK instead of using the runtime's copy: Lambda then runs the version the tests ran.
-        bundleAwsSDK: true,
-        // esbuild's size table on every synth is noise; warnings and errors still print.
-        logLevel: LogLevel.WARNING,
-      },
+      bundling: HALO_BUNDLING,
     });
 
     acknowledge(
