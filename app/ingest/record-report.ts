@@ -54,7 +54,7 @@ export async function recordReport(
   const view = withRelay(control, relay);
   const heard = report.hosts.filter((h) => !(h.hostId in silentHosts));
 
-  await recordResults(ctx, { siteId: report.siteId, results: report.results });
+  await recordResults(ctx, { siteId: report.siteId, relayId: report.relayId, results: report.results });
   const { rebooted } = await recordInventory(ctx, { control: view, heard, now });
   await recordHostsAlive(ctx, { control: view, relayId: report.relayId, heard, rebooted, now });
   const opened = await openSilentHosts(ctx, view, Object.keys(silentHosts), now);

@@ -5,14 +5,28 @@ import { appendEvent } from '../shared/events';
 
 /**
  * Records each command result once and completes the command's callback task. A repeated or unknown result
- * (the store returns null) changes nothing. Only a power status read back as `off` resolves a fence
- * (safety rule 1): an acknowledged power-off alone fails the task with FenceNotConfirmedError.
+ * (the store returns null) changes nothing, and so does a result for a command sent to another relay: only
+ * the relay that was told to fence can have read the power back. Only a power status read back as `off`
+ * resolves a fence (safety rule 1): an acknowledged power-off alone fails the task with
+ * FenceNotConfirmedError.
  */
 export async function recordResults(
   ctx: AppContext,
-  args: { readonly siteId: string; readonly results: readonly CommandResult[] },
+  args: {
+    readonly siteId: string;
+    /** The reporting relay: results count only for commands addressed to it. */
+    readonly relayId: string;
+    readonly results: readonly CommandResult[];
+  },
 ): Promise<void> {
+  if (args.results.length === 0) return;
+  // A command's relay never changes, so reading it before the conditional complete() is race-free. One
+  // query, and only for reports that carry results (incidents are rare).
+  const mine = new Set(
+    (await ctx.ports.commands.listOpen(args.siteId, args.relayId)).map((c) => c.command.commandId),
+  );
   for (const result of args.results) {
+    if (!mine.has(result.commandId)) continue;
     const command = await ctx.ports.commands.complete(args.siteId, result.commandId, result);
     if (command === null) continue;
     const outcome = outcomeOf(command, result);
