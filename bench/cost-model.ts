@@ -20,9 +20,6 @@ export const PRICES = {
   xrayPerTrace: 5.0 / 1e6,
 } as const;
 
-/** Lambda's default X-Ray sampling with active tracing: the first request each second, 5 % of the rest. */
-export const XRAY_SAMPLING = { reservoirPerSecond: 1, rate: 0.05 } as const;
-
 /** AWS bills a month as 730 hours. */
 export const SECONDS_PER_MONTH = 730 * 3600;
 const GB = 1024 ** 3;
@@ -86,13 +83,6 @@ export function reportsPerMonth(fleet: Fleet): number {
   return sitesOf(fleet) * fleet.relaysPerSite * (SECONDS_PER_MONTH / fleet.reportIntervalSeconds);
 }
 
-/** Traces recorded a month by Lambda's default sampling at `perSecond` steady requests. */
-export function sampledTracesPerMonth(perSecond: number): number {
-  const reservoir = Math.min(perSecond, XRAY_SAMPLING.reservoirPerSecond);
-  const rest = Math.max(0, perSecond - XRAY_SAMPLING.reservoirPerSecond) * XRAY_SAMPLING.rate;
-  return (reservoir + rest) * SECONDS_PER_MONTH;
-}
-
 /**
  * Ticks of one detector invocation, as functions/detector/detector.ts loops: a tick every `tickSeconds`
  * while the next one would start before `runSeconds`, so the last tick starts at (ticks − 1) · tick.
@@ -109,7 +99,6 @@ export function monthlyCost(fleet: Fleet, ingest: IngestFigures, detector: Detec
   const sites = sitesOf(fleet);
   const gbSecondsPerReport = (ingest.billedMs / 1000) * (ingest.memoryMb / 1024);
   const apiUnits = Math.max(1, Math.ceil(ingest.reportBodyBytes / PRICES.apiMeteringBytes));
-  const traces = sampledTracesPerMonth(reports / SECONDS_PER_MONTH);
 
   const invocations = SECONDS_PER_MONTH / 60;
   const ticks = detectorTicks(detector.tickSeconds, detector.runSeconds);
@@ -164,12 +153,6 @@ export function monthlyCost(fleet: Fleet, ingest: IngestFigures, detector: Detec
       group: 'liveness',
       dollars: ((reports * ingest.accessLogBytes) / GB) * PRICES.logsPerGbIngested,
       quantity: `${((reports * ingest.accessLogBytes) / GB).toFixed(2)} GB`,
-    },
-    {
-      item: 'X-Ray traces (ingest, active tracing)',
-      group: 'liveness',
-      dollars: traces * PRICES.xrayPerTrace,
-      quantity: `${fmt(traces)} traces`,
     },
     {
       item: `Detector Lambda (${detector.memoryMb} MB, ${ticks} ticks, ${(detectorBilledMs / 1000).toFixed(1)} s)`,

@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { Tracer } from '@aws-lambda-powertools/tracer';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import {
@@ -97,7 +96,7 @@ function deployedContext(): { policy: string; detectorTickSeconds: number } {
   };
 }
 
-/** Powertools as a deployed function configures it: INFO logs (applicationLogLevelV2), EMF metrics, no X-Ray locally. */
+/** Powertools as the deployed ingest configures it: INFO logs (applicationLogLevelV2), EMF metrics, no X-Ray. */
 function benchPowertools(): Powertools {
   // As Lambda sets it for an on-demand environment: Powertools then emits the ColdStart metric once.
   const saved = process.env.AWS_LAMBDA_INITIALIZATION_TYPE;
@@ -105,8 +104,8 @@ function benchPowertools(): Powertools {
   try {
     const logger = new Logger({ serviceName: METRICS_SERVICE, logLevel: 'INFO' });
     const metrics = new Metrics({ serviceName: METRICS_SERVICE, namespace: METRICS_NAMESPACE, logger });
-    const tracer = new Tracer({ serviceName: METRICS_SERVICE, enabled: false });
-    return { logger, metrics, tracer };
+    // Ingest runs without a tracer, as deployed (infra: tracing off for ingest).
+    return { logger, metrics };
   } finally {
     if (saved === undefined) delete process.env.AWS_LAMBDA_INITIALIZATION_TYPE;
     else process.env.AWS_LAMBDA_INITIALIZATION_TYPE = saved;

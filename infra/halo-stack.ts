@@ -54,6 +54,7 @@ export class HaloStack extends Stack {
     const withMachine = { ...common, STATE_MACHINE_ARN: stateMachine.stateMachineArn };
 
     const ingest = new HaloFunction(this, 'Ingest', {
+      tracing: false,
       entry: FUNCTION_ENTRIES.ingest,
       description: 'Halo: relay reports in, pending commands out; opens incidents',
       envSchema: IngestEnvSchema,

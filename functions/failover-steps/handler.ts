@@ -1,7 +1,7 @@
 import { FailoverStepsEnvSchema } from '../env';
 import { createAppContext } from '../shared/context';
 import { withHaloMiddleware } from '../shared/middleware';
-import { powertools } from '../shared/powertools';
+import { tracedPowertools as powertools } from '../shared/tracer';
 import { makeFailoverStepsHandler } from './failover-steps';
 
 // Cold start: a missing variable or a bad HALO_POLICY fails here, loudly; clients live as long as the container.

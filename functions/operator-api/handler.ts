@@ -1,7 +1,7 @@
 import { OperatorApiEnvSchema } from '../env';
 import { createAppContext } from '../shared/context';
 import { withHaloMiddleware } from '../shared/middleware';
-import { powertools } from '../shared/powertools';
+import { tracedPowertools as powertools } from '../shared/tracer';
 import { makeOperatorApiHandler } from './operator-api';
 
 // Cold start: a missing variable or a bad HALO_POLICY fails here, loudly; clients live as long as the container.

@@ -26,7 +26,7 @@ import {
   SetMaintenanceBodySchema,
   SetVmMetadataBodySchema,
 } from '../../contracts/operator-api';
-import { IdSchema } from '../../contracts/relay-protocol';
+import { IdSchema, RefSchema } from '../../contracts/relay-protocol';
 import { errorResponse, type HttpResponse, json, noContent, parseJsonBody, validate } from '../shared/http';
 import { type HandlerLogger, logger as sharedLogger } from '../shared/powertools';
 
@@ -60,7 +60,8 @@ const VmParams = z.object({ siteId: IdSchema, vmId: IdSchema });
 const HostParams = z.object({ siteId: IdSchema, hostId: IdSchema });
 const ClusterParams = z.object({ siteId: IdSchema, clusterId: IdSchema });
 const RelayParams = z.object({ siteId: IdSchema, relayId: IdSchema });
-const IncidentParams = z.object({ incidentId: IdSchema });
+// Incident ids are composed (site:host:n), so they are refs, not plain ids.
+const IncidentParams = z.object({ incidentId: RefSchema });
 
 const ok = (body: unknown): RouteResult => ({ status: 200, body });
 

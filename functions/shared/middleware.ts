@@ -1,6 +1,5 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy, { type MiddyfiedHandler } from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Powertools } from './powertools';
@@ -9,17 +8,17 @@ import type { Powertools } from './powertools';
 export type RawHandler<TEvent, TResult> = (event: TEvent, context: Context) => Promise<TResult>;
 
 /**
- * The one middleware bundle of every Halo Lambda: tracing, Lambda context in every log line, and metrics
+ * The one middleware bundle of every Halo Lambda: tracing where on, Lambda context in every log line, and metrics
  * flushed per invocation with a cold-start metric. Errors are not mapped here: HTTP handlers map them in
  * functions/shared/http.ts and failover-steps must re-throw them unchanged for Step Functions.
  */
 export function withHaloMiddleware<TEvent, TResult>(
   handler: RawHandler<TEvent, TResult>,
-  { logger, metrics, tracer }: Powertools,
+  { logger, metrics, tracing }: Powertools,
 ): MiddyfiedHandler<TEvent, TResult> {
-  // Responses stay out of X-Ray: enrollRelay's carries a relay credential, ingest's carries commands.
-  return middy<TEvent, TResult>()
-    .use(captureLambdaHandler(tracer, { captureResponse: false }))
+  const chain = middy<TEvent, TResult>();
+  if (tracing !== undefined) chain.use(tracing);
+  return chain
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(logMetrics(metrics, { captureColdStartMetric: true }))
     .handler(handler);

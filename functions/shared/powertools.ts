@@ -1,9 +1,10 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { Tracer } from '@aws-lambda-powertools/tracer';
+import type { MiddlewareObj } from '@middy/core';
 
 /**
- * The one place logger, metrics and tracer are configured; every handler reuses these instances.
+ * The one place logger and metrics are configured (the tracer is in ./tracer, which only the functions
+ * that trace import: ingest runs on every report and stays small); every handler reuses these instances.
  * Service name and namespace come from the environment (each function's env schema requires them in
  * Lambda); the fallbacks only serve tests and the local endpoint.
  */
@@ -19,18 +20,15 @@ export const logger = new Logger({ serviceName });
  */
 export const metrics = new Metrics({ serviceName, namespace, logger });
 
-/** X-Ray tracer; a no-op outside Lambda. */
-export const tracer = new Tracer({ serviceName });
-
-/** The three Powertools utilities, as handed to the middleware bundle. */
+/** The Powertools utilities, as handed to the middleware bundle; tracing only where it is on (./tracer). */
 export interface Powertools {
   readonly logger: Logger;
   readonly metrics: Metrics;
-  readonly tracer: Tracer;
+  readonly tracing?: MiddlewareObj;
 }
 
-/** The shared instances as one bundle. */
-export const powertools: Powertools = { logger, metrics, tracer };
+/** Logger and metrics, shared by every handler. */
+export const powertools: Powertools = { logger, metrics };
 
 /** The logging a handler needs; the Powertools Logger in Lambda and in the local endpoint. */
 export type HandlerLogger = Pick<Logger, 'info' | 'warn' | 'error'>;

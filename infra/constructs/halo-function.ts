@@ -82,6 +82,11 @@ export interface HaloFunctionProps<T extends object> {
   readonly logRetention: RetentionDays;
   /** @default 10 seconds */
   readonly timeout?: Duration;
+  /**
+   * Active X-Ray tracing (default true). Off for ingest: it runs on every report of every relay, where
+   * traces would dominate the liveness bill and the tracer's SDK would double the bundle.
+   */
+  readonly tracing?: boolean;
 }
 
 /**
@@ -134,7 +139,7 @@ export class HaloFunction<T extends object> extends Construct {
       loggingFormat: LoggingFormat.JSON,
       systemLogLevelV2: SystemLogLevel.WARN,
       applicationLogLevelV2: ApplicationLogLevel.INFO,
-      tracing: Tracing.ACTIVE,
+      tracing: props.tracing === false ? Tracing.DISABLED : Tracing.ACTIVE,
       environment: { ...props.environment, NODE_OPTIONS: '--enable-source-maps' },
       bundling: HALO_BUNDLING,
     });
@@ -144,10 +149,12 @@ export class HaloFunction<T extends object> extends Construct {
       'AwsSolutions-L1',
       'Node.js 22 on purpose, not 24: the repository pins node@22 for its tests and local mode (aws-local-stepfunctions needs 22+), so Lambda runs the major every test ran on; nodejs22.x is a supported Lambda runtime. Move to 24 together with the devDependency.',
     );
-    acknowledge(
-      this.role,
-      'AwsSolutions-IAM5[Resource::*]',
-      'Added by Tracing.ACTIVE: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so their Resource must be *.',
-    );
+    if (props.tracing !== false) {
+      acknowledge(
+        this.role,
+        'AwsSolutions-IAM5[Resource::*]',
+        'Added by Tracing.ACTIVE: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so their Resource must be *.',
+      );
+    }
   }
 }

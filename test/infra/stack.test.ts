@@ -86,15 +86,23 @@ describe('table', () => {
 });
 
 describe('functions', () => {
-  it('are four, each arm64 on nodejs22.x with source maps, JSON logs, X-Ray and 256 MB', () => {
+  it('are four, each arm64 on nodejs22.x with source maps, JSON logs and 256 MB; X-Ray on all but ingest', () => {
     const functions = ofType('AWS::Lambda::Function');
     expect(functions).toHaveLength(4);
+    const traced = functions.filter(([, fn]) =>
+      JSON.stringify(properties(fn).TracingConfig ?? null).includes('"Active"'),
+    );
+    expect(traced.map(([id]) => id).sort()).toEqual(
+      functions
+        .map(([id]) => id)
+        .filter((id) => !id.startsWith('Ingest'))
+        .sort(),
+    );
     for (const [, fn] of functions) {
       expect(properties(fn)).toMatchObject({
         Architectures: ['arm64'],
         Runtime: 'nodejs22.x',
         MemorySize: 256,
-        TracingConfig: { Mode: 'Active' },
         LoggingConfig: { LogFormat: 'JSON', SystemLogLevel: 'WARN' },
         Environment: {
           Variables: { NODE_OPTIONS: '--enable-source-maps', POWERTOOLS_METRICS_NAMESPACE: 'Halo' },

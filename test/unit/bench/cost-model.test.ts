@@ -6,8 +6,6 @@ import {
   type IngestFigures,
   monthlyCost,
   reportsPerMonth,
-  SECONDS_PER_MONTH,
-  sampledTracesPerMonth,
   summarizeCost,
 } from '../../../bench/cost-model';
 import { makeDetectorHandler } from '../../../functions/detector/detector';
@@ -64,11 +62,6 @@ describe('cost model', () => {
       monthlyCost(fleet, { ...base, reportBodyBytes: bytes }, DETECTOR).find((l) => l.item.startsWith('API'))
         ?.dollars;
     expect(api(512 * 1024 + 1)).toBeCloseTo(2 * (api(512 * 1024) ?? 0), 10);
-  });
-
-  it('samples X-Ray traces as Lambda does: the first each second, then 5 %', () => {
-    expect(sampledTracesPerMonth(0.5)).toBeCloseTo(0.5 * SECONDS_PER_MONTH);
-    expect(sampledTracesPerMonth(21)).toBeCloseTo(2 * SECONDS_PER_MONTH);
   });
 });
 
