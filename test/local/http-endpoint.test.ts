@@ -1,0 +1,208 @@
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorBodySchema, ReportResponseSchema } from '../../contracts/relay-protocol';
+import { type LocalControlPlane, startLocalControlPlane } from '../../local/control-plane';
+import {
+  LOCAL_OPERATOR_ARN,
+  MAX_LOCAL_BODY_BYTES,
+  matchRoute,
+  REPORT_ROUTE_KEY,
+  toApiEvent,
+} from '../../local/http-endpoint';
+import { credentialOf, HOSTS, HttpRelay, observed, postJson, SITE, TEST_POLICY } from './support';
+
+/** The local endpoint end to end: real HTTP, the ingest and operator handlers, DynamoDB on dynalite. */
+
+let plane: LocalControlPlane;
+let startupMs = 0;
+
+beforeAll(async () => {
+  const started = performance.now();
+  plane = await startLocalControlPlane({ policy: TEST_POLICY, detectorTickMs: 0 });
+  startupMs = performance.now() - started;
+});
+
+afterAll(async () => {
+  await plane.stop();
+});
+
+/** A request whose body is streamed chunked (no content-length), `total` bytes in 64 KiB chunks. */
+function streamedPost(url: string, total: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/v1/reports`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    // The server may close the connection once it has answered: that is not the test's failure.
+    req.on('error', (error) => (req.destroyed ? undefined : reject(error)));
+    const chunk = Buffer.alloc(64 * 1024, 'a');
+    let sent = 0;
+    const pump = () => {
+      while (sent < total) {
+        sent += chunk.length;
+        if (!req.write(chunk)) {
+          req.once('drain', pump);
+          return;
+        }
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+describe('local HTTP endpoint', () => {
+  it('starts in a few seconds (synth, dynalite, table, endpoint)', () => {
+    expect(plane.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    // Reported by the suite so that a slow start shows up in its output.
+    console.info(`local control plane started in ${Math.round(startupMs)} ms`);
+    expect(startupMs).toBeLessThan(20_000);
+  });
+
+  it('enrols a relay through the operator API and accepts its report over HTTP', async () => {
+    const enrolled = await plane.operator('enrollRelay', {
+      params: { siteId: SITE },
+      body: { relayId: 'relay-a' },
+    });
+    expect(enrolled.status).toBe(201);
+    const relay = new HttpRelay(plane.url, 'relay-a', credentialOf(enrolled.body));
+
+    const answer = await relay.report(HOSTS.map((h) => observed(h)));
+    expect(answer.status).toBe(200);
+    const response = ReportResponseSchema.parse(answer.body);
+    expect(response.acceptedSeq).toBe(1);
+    expect(response.commands).toEqual([]);
+
+    // What the report wrote is in dynalite, read back through the operator API.
+    const hosts = await plane.operator('listHosts', { params: { siteId: SITE } });
+    expect(hosts.status).toBe(200);
+    expect(JSON.stringify(hosts.body)).toContain('node01');
+    const sites = await plane.operator('listSites');
+    expect(sites).toMatchObject({ status: 200, body: [{ siteId: SITE }] });
+    expect(plane.metrics.total('ReportsIngested')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('refuses a report without a valid credential with 401', async () => {
+    const answer = await postJson(`${plane.url}/v1/reports`, {
+      protocol: 1,
+      siteId: SITE,
+      relayId: 'relay-a',
+      seq: 99,
+      sentAt: Date.now(),
+      hosts: [],
+    });
+    expect(answer.status).toBe(401);
+    expect(ErrorBodySchema.parse(answer.body).error).toBeTruthy();
+  });
+
+  it('answers a bad body with 400 and its issues, and bad JSON with 400 invalid-json', async () => {
+    const bad = await postJson(`${plane.url}/v1/reports`, { protocol: 2, siteId: '' });
+    expect(bad.status).toBe(400);
+    const body = ErrorBodySchema.parse(bad.body);
+    expect(body.error).toBe('invalid-request');
+    expect(body.issues?.map((i) => i.path)).toEqual(expect.arrayContaining(['protocol', 'siteId']));
+
+    const notJson = await postJson(`${plane.url}/v1/reports`, '{"protocol":');
+    expect(notJson.status).toBe(400);
+    expect(ErrorBodySchema.parse(notJson.body).error).toBe('invalid-json');
+
+    const noBody = await plane.operator('enrollRelay', { params: { siteId: SITE } });
+    expect(noBody.status).toBe(400);
+  });
+
+  it('answers an unknown route, or a known path with another method, with 404 JSON', async () => {
+    const unknown = await fetch(`${plane.url}/v2/nothing`);
+    expect(unknown.status).toBe(404);
+    expect(ErrorBodySchema.parse(await unknown.json()).error).toBe('not-found');
+    const wrongMethod = await fetch(`${plane.url}/v1/reports`);
+    expect(wrongMethod.status).toBe(404);
+    await wrongMethod.body?.cancel();
+  });
+
+  it('refuses a body over 1 MiB with 413, declared or streamed, and keeps serving', async () => {
+    const declared = await fetch(`${plane.url}/v1/reports`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: 'a'.repeat(MAX_LOCAL_BODY_BYTES + 1),
+    });
+    expect(declared.status).toBe(413);
+    expect(ErrorBodySchema.parse(await declared.json()).error).toBe('payload-too-large');
+
+    expect(await streamedPost(plane.url, 2 * MAX_LOCAL_BODY_BYTES)).toBe(413);
+
+    const after = await plane.operator('listSites');
+    expect(after.status).toBe(200);
+  });
+
+  it('gives operator routes the local IAM identity and the report route none', async () => {
+    const request = {
+      method: 'GET',
+      rawPath: '/v1/sites/s%2D1/hosts',
+      rawQueryString: 'a=1&a=2',
+      headers: { 'X-Trace': 'x', accept: ['a', 'b'] },
+      body: Buffer.alloc(0),
+      sourceIp: '127.0.0.1',
+      protocol: 'HTTP/1.1',
+    };
+    const match = matchRoute('GET', '/v1/sites/s%2D1/hosts');
+    expect(match).toMatchObject({
+      routeKey: 'GET /v1/sites/{siteId}/hosts',
+      pathParameters: { siteId: 's-1' },
+    });
+    if (match === null) return;
+    const event = toApiEvent(request, match, 1_700_000_000_000, 'req-1');
+    expect(event).toMatchObject({
+      version: '2.0',
+      routeKey: 'GET /v1/sites/{siteId}/hosts',
+      rawPath: '/v1/sites/s%2D1/hosts',
+      headers: { 'x-trace': 'x', accept: 'a,b' },
+      queryStringParameters: { a: '1,2' },
+      isBase64Encoded: false,
+      requestContext: {
+        http: { method: 'GET', path: '/v1/sites/s%2D1/hosts', sourceIp: '127.0.0.1' },
+        authorizer: { iam: { userArn: LOCAL_OPERATOR_ARN } },
+        time: '14/Nov/2023:22:13:20 +0000',
+      },
+    });
+    expect(event.body).toBeUndefined();
+
+    const report = matchRoute('POST', '/v1/reports');
+    expect(report?.routeKey).toBe(REPORT_ROUTE_KEY);
+    if (report === null) return;
+    const reportEvent = toApiEvent(
+      { ...request, method: 'POST', rawPath: '/v1/reports', body: Buffer.from('{}') },
+      report,
+      0,
+    );
+    expect(reportEvent.requestContext.authorizer).toBeUndefined();
+    expect(reportEvent.body).toBe('{}');
+    // Bytes that are not UTF-8 go on base64-encoded, so the handler refuses them as it would in Lambda.
+    const binary = toApiEvent({ ...request, body: Buffer.from([0xff, 0xfe]) }, report, 0);
+    expect(binary).toMatchObject({ isBase64Encoded: true, body: '//4=' });
+
+    expect(matchRoute('GET', '/v1/sites/')).toBeNull();
+    expect(matchRoute('GET', '/v1/sites/%E0%A4%A/hosts')).toBeNull();
+  });
+});
+
+describe('stop', () => {
+  it('releases the port, and a second stop is harmless', async () => {
+    const other = await startLocalControlPlane({ policy: TEST_POLICY, detectorTickMs: 0 });
+    const port = Number(new URL(other.url).port);
+    await Promise.all([other.stop(), other.stop()]);
+    await other.stop();
+    await expect(fetch(`${other.url}/v1/sites`)).rejects.toThrow();
+    // The port is free again: something else can listen on it.
+    const probe = createServer();
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen(port, '127.0.0.1', () => resolve());
+    });
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+  });
+});
