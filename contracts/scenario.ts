@@ -68,7 +68,9 @@ export const ScenarioVmSchema = z.strictObject({
 });
 
 const at = { atMs: ms };
-const hostFault = (type: string) => z.strictObject({ ...at, type: z.literal(type), host: IdSchema });
+// Generic so that each fault keeps its literal `type`: with `type: string` the union cannot be narrowed.
+const hostFault = <T extends string>(type: T) =>
+  z.strictObject({ ...at, type: z.literal(type), host: IdSchema });
 
 /** Every fault the simulator can inject, each with its target. */
 export const ScenarioFaultSchema = z.discriminatedUnion('type', [

@@ -1,0 +1,250 @@
+import { REPORT_ROUTE } from '../../contracts/operator-api';
+import type { ObservedVm } from '../../contracts/relay-protocol';
+import {
+  ErrorBodySchema,
+  type RelayReport,
+  type ReportResponse,
+  ReportResponseSchema,
+} from '../../contracts/relay-protocol';
+import type { LanMessage } from '../../site/lan-protocol';
+import {
+  type BmcPower,
+  type BmcTarget,
+  type Clock,
+  type HostCapacity,
+  type Hypervisor,
+  type Lan,
+  type PowerStatus,
+  type RelayState,
+  type RelayStateStore,
+  type Uplink,
+  UplinkError,
+  type VmSpec,
+} from '../../site/ports';
+import type { World } from './world';
+
+/**
+ * Simulated implementations of the site ports (site/ports.ts): the same relay and agent code runs on them,
+ * and they let it do only what the physical world allows.
+ */
+
+/** Real time: scenario timings are small, and the control plane (Step Functions runner) runs on it too. */
+export const realClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
+};
+
+/** The hypervisor of one simulated host: what runs there is what the world says. */
+export class SimHypervisor implements Hypervisor {
+  constructor(
+    private readonly world: World,
+    private readonly hostId: string,
+    private readonly clock: Clock,
+    private readonly vmBootMs: number,
+  ) {}
+
+  private alive(): void {
+    const host = this.world.host(this.hostId);
+    if (!host.power || !host.running) throw new Error(`${this.hostId} is down`);
+  }
+
+  async bootId(): Promise<string> {
+    this.alive();
+    return this.world.host(this.hostId).bootId;
+  }
+
+  async capacity(): Promise<HostCapacity> {
+    this.alive();
+    const host = this.world.host(this.hostId);
+    return { cpus: host.cpus, memoryMiB: host.memoryMiB };
+  }
+
+  async listVms(): Promise<ObservedVm[]> {
+    this.alive();
+    return this.world
+      .vmsOn(this.hostId)
+      .map((vm) => ({ id: vm.id, cpus: vm.cpus, memoryMiB: vm.memoryMiB, state: 'running' }));
+  }
+
+  async startVm(vm: VmSpec): Promise<void> {
+    this.alive();
+    if (this.world.runningOn.get(vm.id)?.has(this.hostId) === true) return;
+    if (this.world.startWouldFail(vm.id, this.hostId)) {
+      throw new Error(`libvirt: ${vm.id} failed to start on ${this.hostId} (injected)`);
+    }
+    if (this.vmBootMs > 0) await this.clock.sleep(this.vmBootMs);
+    // The host may have died while the VM was booting.
+    this.alive();
+    if (!this.world.vms.has(vm.id)) {
+      this.world.vms.set(vm.id, { id: vm.id, cpus: vm.cpus, memoryMiB: vm.memoryMiB });
+    }
+    this.world.startVm(vm.id, this.hostId);
+  }
+}
+
+/** The BMCs as one relay reaches them over the management network. */
+export class SimBmc implements BmcPower {
+  constructor(
+    private readonly world: World,
+    private readonly relayId: string,
+  ) {}
+
+  private reachable(target: BmcTarget): void {
+    if (!this.world.relayUp(this.relayId)) throw new Error(`relay ${this.relayId} is down`);
+    if (this.world.host(target.hostId).bmc === 'unreachable') {
+      throw new Error(`ipmitool: unable to establish IPMI v2 / RMCP+ session with ${target.address}`);
+    }
+  }
+
+  async powerOff(target: BmcTarget): Promise<void> {
+    this.reachable(target);
+    // A BMC that ignores power-off acknowledges it all the same: only the read-back tells.
+    if (this.world.host(target.hostId).bmc === 'ignores-off') return;
+    this.world.powerOff(target.hostId, `fenced through ${this.relayId}`);
+  }
+
+  async powerStatus(target: BmcTarget): Promise<PowerStatus> {
+    this.reachable(target);
+    return this.world.host(target.hostId).power ? 'on' : 'off';
+  }
+}
+
+/** Something that takes LAN messages: an agent or a relay. */
+export interface LanPeer {
+  receive(message: LanMessage): unknown;
+}
+
+/**
+ * The site LANs: delivers a message (on the next turn of the event loop, like a datagram) when both ends
+ * are up and reachable, else drops it silently. Peers register by id and are looked up at delivery, so a
+ * message to a restarted program reaches the new instance.
+ */
+export class SimNetwork {
+  private readonly peers = new Map<string, LanPeer>();
+  /** Messages delivered and dropped, for the curious. */
+  delivered = 0;
+  dropped = 0;
+
+  constructor(
+    private readonly world: World,
+    private readonly onError: (error: unknown) => void = () => undefined,
+  ) {}
+
+  attach(id: string, peer: LanPeer): void {
+    this.peers.set(id, peer);
+  }
+
+  detach(id: string, peer: LanPeer): void {
+    if (this.peers.get(id) === peer) this.peers.delete(id);
+  }
+
+  /** The LAN port of one program (a host agent by host id, a relay by relay id). */
+  lanFor(selfId: string): Lan {
+    return { send: (to, message) => this.send(selfId, to, message) };
+  }
+
+  private up(id: string): boolean {
+    if (this.world.relaysUp.has(id)) return this.world.relayUp(id);
+    return this.world.onLan(id);
+  }
+
+  private siteOf(id: string): string | undefined {
+    return this.world.relaySite.get(id) ?? this.world.hosts.get(id)?.site;
+  }
+
+  private send(from: string, to: string, message: LanMessage): void {
+    if (!this.up(from) || !this.up(to) || this.siteOf(from) !== this.siteOf(to)) {
+      this.dropped += 1;
+      return;
+    }
+    setImmediate(() => {
+      // Checked again on arrival: a cable cut while the datagram was in flight loses it.
+      const peer = this.peers.get(to);
+      if (peer === undefined || !this.up(to) || !this.up(from)) {
+        this.dropped += 1;
+        return;
+      }
+      this.delivered += 1;
+      try {
+        const result = peer.receive(message);
+        if (result instanceof Promise) result.catch(this.onError);
+      } catch (error) {
+        this.onError(error);
+      }
+    });
+  }
+}
+
+/**
+ * A relay's uplink: the real wire protocol over HTTP to the local control plane, unless the relay is down
+ * or its site's internet link is cut, which fail like an unreachable endpoint (no status).
+ */
+export class SimUplink implements Uplink {
+  constructor(
+    private readonly world: World,
+    private readonly relayId: string,
+    private readonly siteId: string,
+    private readonly baseUrl: string,
+  ) {}
+
+  async send(report: RelayReport, credential: string): Promise<ReportResponse> {
+    this.reachable();
+    let response: Response;
+    try {
+      response = await fetch(new URL(REPORT_ROUTE.path, this.baseUrl), {
+        method: REPORT_ROUTE.method,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${credential}` },
+        body: JSON.stringify(report),
+      });
+    } catch (error) {
+      throw new UplinkError(null, null, `POST ${REPORT_ROUTE.path} failed: ${describe(error)}`);
+    }
+    const text = await response.text();
+    // The link may have been cut while the request was out: the response never arrives.
+    this.reachable();
+    const body = parseJson(text);
+    if (response.status !== 200) {
+      const error = ErrorBodySchema.safeParse(body);
+      throw new UplinkError(
+        response.status,
+        error.success ? error.data.error : null,
+        error.success ? error.data.message : `HTTP ${response.status}`,
+      );
+    }
+    const parsed = ReportResponseSchema.safeParse(body);
+    if (!parsed.success) throw new UplinkError(200, null, 'response does not follow the protocol');
+    return parsed.data;
+  }
+
+  private reachable(): void {
+    if (!this.world.relayUp(this.relayId)) throw new UplinkError(null, null, `relay ${this.relayId} is down`);
+    if (!this.world.uplinkUp(this.siteId)) {
+      throw new UplinkError(null, null, `site ${this.siteId} has no internet link`);
+    }
+  }
+}
+
+/** A relay's state file, kept in memory: survives the relay going down and up. */
+export class MemoryRelayStateStore implements RelayStateStore {
+  private state: RelayState | null = null;
+
+  async load(): Promise<RelayState | null> {
+    return this.state;
+  }
+
+  async save(state: RelayState): Promise<void> {
+    this.state = state;
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,274 @@
+import type { Scenario, ScenarioFault } from '../../contracts/scenario';
+
+/**
+ * The simulated physical world: the simulator's truth. The control plane, relays and agents only ever see
+ * it through the simulated ports (local/sim/adapters), and the oracle checks the safety rules against it.
+ * Every change is emitted as a {@link WorldEvent} stamped with the ms since the scenario started.
+ */
+
+/** How a host's BMC behaves. */
+export type BmcMode = 'ok' | 'unreachable' | 'ignores-off';
+
+/** One change of the world. */
+export type WorldChange =
+  | { readonly kind: 'fault'; readonly fault: ScenarioFault }
+  | { readonly kind: 'power'; readonly host: string; readonly on: boolean; readonly why: string }
+  | {
+      readonly kind: 'os';
+      readonly host: string;
+      readonly running: boolean;
+      readonly bootId: string;
+      readonly why: string;
+    }
+  | { readonly kind: 'lan'; readonly host: string; readonly reachable: boolean }
+  | { readonly kind: 'bmc'; readonly host: string; readonly mode: BmcMode }
+  | { readonly kind: 'vm-start'; readonly vm: string; readonly host: string }
+  | { readonly kind: 'vm-stop'; readonly vm: string; readonly host: string; readonly why: string }
+  | { readonly kind: 'relay'; readonly relay: string; readonly up: boolean }
+  | { readonly kind: 'uplink'; readonly site: string; readonly up: boolean }
+  | { readonly kind: 'start-fails'; readonly vm: string; readonly host: string }
+  | { readonly kind: 'operator-confirms-off'; readonly host: string };
+
+/** A change with the time it happened, in ms since the scenario started. */
+export type WorldEvent = WorldChange & { readonly atMs: number };
+
+/** A host as it physically is. */
+export interface HostTruth {
+  readonly id: string;
+  readonly site: string;
+  readonly cluster: string;
+  readonly cpus: number;
+  readonly memoryMiB: number;
+  power: boolean;
+  /** The OS (and its agent) runs; false after a crash or without power. */
+  running: boolean;
+  bootId: string;
+  boots: number;
+  /** Reachable on the site's LAN (false: cable cut). */
+  lan: boolean;
+  bmc: BmcMode;
+}
+
+/** A VM's fixed shape. */
+export interface VmShape {
+  readonly id: string;
+  readonly cpus: number;
+  readonly memoryMiB: number;
+}
+
+/** The world of one scenario. Mutators emit one event per real change and nothing for a no-op. */
+export class World {
+  readonly hosts = new Map<string, HostTruth>();
+  readonly vms = new Map<string, VmShape>();
+  /** Where each VM really runs: a set, so a VM on two hosts (split brain) is representable. */
+  readonly runningOn = new Map<string, Set<string>>();
+  readonly relaysUp = new Map<string, boolean>();
+  readonly uplinksUp = new Map<string, boolean>();
+  /** The site of each relay. */
+  readonly relaySite = new Map<string, string>();
+  readonly events: WorldEvent[] = [];
+  private readonly startFails = new Set<string>();
+  private readonly listeners: ((event: WorldEvent) => void)[] = [];
+
+  constructor(
+    scenario: Pick<Scenario, 'sites' | 'hosts' | 'vms'>,
+    /** Ms since the scenario started; the runner passes a real-time clock, tests a hand-driven one. */
+    private readonly elapsed: () => number,
+  ) {
+    for (const site of scenario.sites) {
+      this.uplinksUp.set(site.id, true);
+      for (const relay of site.relays) {
+        this.relaysUp.set(relay, true);
+        this.relaySite.set(relay, site.id);
+      }
+    }
+    for (const h of scenario.hosts) {
+      this.hosts.set(h.id, {
+        id: h.id,
+        site: h.site,
+        cluster: h.cluster,
+        cpus: h.cpus,
+        memoryMiB: h.memoryMiB,
+        power: true,
+        running: true,
+        bootId: `${h.id}-boot-1`,
+        boots: 1,
+        lan: true,
+        bmc: 'ok',
+      });
+    }
+    for (const vm of scenario.vms) {
+      this.vms.set(vm.id, { id: vm.id, cpus: vm.cpus, memoryMiB: vm.memoryMiB });
+      this.runningOn.set(vm.id, new Set([vm.host]));
+    }
+  }
+
+  /** Calls `listener` with every later event, synchronously, as it happens. */
+  subscribe(listener: (event: WorldEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  now(): number {
+    return this.elapsed();
+  }
+
+  host(id: string): HostTruth {
+    const host = this.hosts.get(id);
+    if (host === undefined) throw new Error(`unknown host ${id}`);
+    return host;
+  }
+
+  /** VMs running on the host, in id order. */
+  vmsOn(hostId: string): VmShape[] {
+    const out: VmShape[] = [];
+    for (const [vmId, hosts] of this.runningOn) {
+      const vm = this.vms.get(vmId);
+      if (vm !== undefined && hosts.has(hostId)) out.push(vm);
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** Whether the host's agent can talk on the LAN: powered, its OS running, its cable in. */
+  onLan(hostId: string): boolean {
+    const host = this.hosts.get(hostId);
+    return host?.power === true && host.running && host.lan;
+  }
+
+  relayUp(relayId: string): boolean {
+    return this.relaysUp.get(relayId) === true;
+  }
+
+  uplinkUp(siteId: string): boolean {
+    return this.uplinksUp.get(siteId) === true;
+  }
+
+  startWouldFail(vmId: string, hostId: string): boolean {
+    return this.startFails.has(`${vmId}\u0000${hostId}`);
+  }
+
+  /** Applies a scenario fault. `operator-confirms-off` only records the operator's act: the runner calls the API. */
+  inject(fault: ScenarioFault): void {
+    this.emit({ kind: 'fault', fault });
+    switch (fault.type) {
+      case 'host-crash':
+        this.crash(fault.host, 'crashed');
+        return;
+      case 'host-isolate':
+        this.setLan(fault.host, false);
+        return;
+      case 'host-recover':
+        this.recover(fault.host);
+        return;
+      case 'bmc-unreachable':
+        this.setBmc(fault.host, 'unreachable');
+        return;
+      case 'bmc-ignores-off':
+        this.setBmc(fault.host, 'ignores-off');
+        return;
+      case 'power-loss':
+        // A dead PSU or PDU takes the BMC with it: nothing answers, nothing can confirm.
+        this.setBmc(fault.host, 'unreachable');
+        this.powerOff(fault.host, 'power lost');
+        return;
+      case 'operator-confirms-off':
+        this.emit({ kind: 'operator-confirms-off', host: fault.host });
+        return;
+      case 'relay-down':
+      case 'relay-up':
+        if (this.relayUp(fault.relay) !== (fault.type === 'relay-up')) {
+          this.relaysUp.set(fault.relay, fault.type === 'relay-up');
+          this.emit({ kind: 'relay', relay: fault.relay, up: fault.type === 'relay-up' });
+        }
+        return;
+      case 'uplink-down':
+      case 'uplink-up':
+        if (this.uplinkUp(fault.site) !== (fault.type === 'uplink-up')) {
+          this.uplinksUp.set(fault.site, fault.type === 'uplink-up');
+          this.emit({ kind: 'uplink', site: fault.site, up: fault.type === 'uplink-up' });
+        }
+        return;
+      case 'vm-start-fails':
+        this.startFails.add(`${fault.vm}\u0000${fault.host}`);
+        this.emit({ kind: 'start-fails', vm: fault.vm, host: fault.host });
+        return;
+    }
+  }
+
+  /** The OS dies; power stays on. Its VMs die with it. */
+  crash(hostId: string, why: string): void {
+    const host = this.host(hostId);
+    if (!host.running) return;
+    host.running = false;
+    this.emit({ kind: 'os', host: hostId, running: false, bootId: host.bootId, why });
+    this.stopAllOn(hostId, why);
+  }
+
+  /** The host loses power: OS and VMs stop. */
+  powerOff(hostId: string, why: string): void {
+    const host = this.host(hostId);
+    if (!host.power) return;
+    host.power = false;
+    this.emit({ kind: 'power', host: hostId, on: false, why });
+    if (host.running) {
+      host.running = false;
+      this.emit({ kind: 'os', host: hostId, running: false, bootId: host.bootId, why });
+    }
+    this.stopAllOn(hostId, why);
+  }
+
+  /** The host is whole again: powered, booted (a new boot if it was down), on the LAN, its BMC answering. */
+  recover(hostId: string): void {
+    const host = this.host(hostId);
+    this.setBmc(hostId, 'ok');
+    if (!host.power) {
+      host.power = true;
+      this.emit({ kind: 'power', host: hostId, on: true, why: 'recovered' });
+    }
+    if (!host.running) {
+      host.boots += 1;
+      host.bootId = `${hostId}-boot-${host.boots}`;
+      host.running = true;
+      this.emit({ kind: 'os', host: hostId, running: true, bootId: host.bootId, why: 'booted' });
+    }
+    this.setLan(hostId, true);
+  }
+
+  setLan(hostId: string, reachable: boolean): void {
+    const host = this.host(hostId);
+    if (host.lan === reachable) return;
+    host.lan = reachable;
+    this.emit({ kind: 'lan', host: hostId, reachable });
+  }
+
+  setBmc(hostId: string, mode: BmcMode): void {
+    const host = this.host(hostId);
+    if (host.bmc === mode) return;
+    host.bmc = mode;
+    this.emit({ kind: 'bmc', host: hostId, mode });
+  }
+
+  /** The VM now runs on the host (also where it already runs elsewhere: that is split brain, for the oracle). */
+  startVm(vmId: string, hostId: string): void {
+    const hosts = this.runningOn.get(vmId) ?? new Set<string>();
+    this.runningOn.set(vmId, hosts);
+    if (hosts.has(hostId)) return;
+    hosts.add(hostId);
+    this.emit({ kind: 'vm-start', vm: vmId, host: hostId });
+  }
+
+  stopVm(vmId: string, hostId: string, why: string): void {
+    const hosts = this.runningOn.get(vmId);
+    if (hosts === undefined || !hosts.delete(hostId)) return;
+    this.emit({ kind: 'vm-stop', vm: vmId, host: hostId, why });
+  }
+
+  private stopAllOn(hostId: string, why: string): void {
+    for (const vm of this.vmsOn(hostId)) this.stopVm(vm.id, hostId, why);
+  }
+
+  private emit(change: WorldChange): void {
+    const event: WorldEvent = { ...change, atMs: this.elapsed() };
+    this.events.push(event);
+    for (const listener of this.listeners) listener(event);
+  }
+}

@@ -1,0 +1,184 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ScenarioReport } from '../../contracts/scenario';
+import { synthesizedDefinition } from '../../local/definition';
+import { type RunResult, runScenario } from '../../local/sim/runner';
+import { parseScenario } from '../../local/sim/scenario-file';
+
+/**
+ * Every scenario file under scenarios/ run end to end on the local control plane: the expected outcome of
+ * each lives here (the files stay in the scenario format), and every run must break no safety rule.
+ * Runs are concurrent (real time, mostly waiting), so the suite takes about as long as its slowest few.
+ */
+
+const DIR = join(import.meta.dirname, '..', '..', 'scenarios');
+
+/** At most this many runs at once: each has its own dynalite and Step Functions runner on real time. */
+const PARALLEL = 4;
+let running = 0;
+const queue: (() => void)[] = [];
+
+async function run(name: string): Promise<RunResult> {
+  if (running >= PARALLEL) await new Promise<void>((resolve) => queue.push(resolve));
+  running += 1;
+  try {
+    const file = join(DIR, `${name}.json`);
+    return await runScenario(parseScenario(readFileSync(file, 'utf8'), file), { seed: 7 });
+  } finally {
+    running -= 1;
+    queue.shift()?.();
+  }
+}
+
+type Incident = ScenarioReport['incidents'][number];
+
+function only(report: ScenarioReport, host: string): Incident {
+  const incidents = report.incidents.filter((i) => i.host === host);
+  expect(incidents, JSON.stringify(report.incidents)).toHaveLength(1);
+  const [incident] = incidents;
+  if (incident === undefined) throw new Error('no incident');
+  return incident;
+}
+
+function runningOn(report: ScenarioReport, vm: string): string[] {
+  return report.vms[vm]?.runningOn ?? [];
+}
+
+function clean(result: RunResult): ScenarioReport {
+  expect(result.report.violations).toEqual([]);
+  expect(result.exitCode).toBe(0);
+  return result.report;
+}
+
+const RUN_MS = 240_000;
+
+beforeAll(async () => {
+  // One synth for the whole file, before the concurrent runs all ask for it.
+  await synthesizedDefinition();
+}, 60_000);
+
+describe.concurrent('scenarios', () => {
+  it('host-crash: recovered, HA VMs restarted after the fence, the non-HA VM left down', {
+    timeout: RUN_MS,
+  }, async () => {
+    const report = clean(await run('host-crash'));
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('recovered');
+    expect(incident.fencedAtMs).not.toBeNull();
+    expect(incident.starts.map((s) => s.vm).sort()).toEqual(['vm-batch', 'vm-db', 'vm-web']);
+    for (const start of incident.starts) expect(start.atMs).toBeGreaterThan(incident.fencedAtMs ?? Infinity);
+    expect(runningOn(report, 'vm-scratch')).toEqual([]);
+    expect(report.hosts.node01).toEqual({ power: 'off', state: 'fenced' });
+  });
+
+  it('host-isolate: fenced, and only then its still-running VMs started elsewhere', {
+    timeout: RUN_MS,
+  }, async () => {
+    const report = clean(await run('host-isolate'));
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('recovered');
+    expect(report.hosts.node01?.power).toBe('off');
+    for (const vm of ['vm-db', 'vm-web', 'vm-batch']) expect(runningOn(report, vm)).toHaveLength(1);
+    expect(runningOn(report, 'vm-db')).not.toContain('node01');
+  });
+
+  it('host-recover during the silence: a false alarm, nothing fenced or moved', {
+    timeout: RUN_MS,
+  }, async () => {
+    const report = clean(await run('host-recover'));
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('false-alarm');
+    expect(incident.fencedAtMs).toBeNull();
+    expect(incident.starts).toEqual([]);
+    expect(runningOn(report, 'vm-db')).toEqual(['node01']);
+  });
+
+  it('bmc-unreachable: awaiting the operator, nothing restarted', { timeout: RUN_MS }, async () => {
+    const report = clean(await run('bmc-unreachable'));
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('awaiting-operator');
+    expect(incident.starts).toEqual([]);
+    expect(runningOn(report, 'vm-db')).toEqual([]);
+  });
+
+  it('bmc-ignores-off: an acknowledged power-off is no confirmation; nothing restarted', {
+    timeout: RUN_MS,
+  }, async () => {
+    const report = clean(await run('bmc-ignores-off'));
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('awaiting-operator');
+    expect(incident.starts).toEqual([]);
+    expect(report.hosts.node01?.power).toBe('on');
+    expect(runningOn(report, 'vm-db')).toEqual(['node01']);
+  });
+
+  it('power-loss: waits for the operator, then recovers', { timeout: RUN_MS }, async () => {
+    const report = clean(await run('power-loss'));
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('recovered');
+    expect(incident.fencedAtMs ?? 0).toBeGreaterThanOrEqual(5000);
+    expect(incident.starts).toHaveLength(3);
+  });
+
+  it('relay-down: one of two relays down, the other carries the failover', { timeout: RUN_MS }, async () => {
+    const report = clean(await run('relay-down'));
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('recovered');
+    expect(incident.starts).toHaveLength(3);
+  });
+
+  it('uplink-down: a partitioned site is never fenced', { timeout: RUN_MS }, async () => {
+    const report = clean(await run('uplink-down'));
+    expect(report.incidents.filter((i) => i.fencedAtMs !== null)).toEqual([]);
+    expect(report.hosts.node01?.power).toBe('on');
+  });
+
+  it('mass-silence: two of three hosts silent at once, fencing suppressed', { timeout: RUN_MS }, async () => {
+    const report = clean(await run('mass-silence'));
+    expect(report.incidents.length).toBeGreaterThan(0);
+    for (const incident of report.incidents) {
+      expect(incident.outcome).toBe('fencing-suppressed');
+      expect(incident.starts).toEqual([]);
+    }
+    expect(report.hosts.node01?.power).toBe('on');
+    expect(report.hosts.node02?.power).toBe('on');
+  });
+
+  it('fencing-disabled: fencing suppressed, nothing restarted', { timeout: RUN_MS }, async () => {
+    const report = clean(await run('fencing-disabled'));
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('fencing-suppressed');
+    expect(incident.fencedAtMs).toBeNull();
+    expect(report.hosts.node01?.power).toBe('on');
+  });
+
+  it('vm-start-fails: the VM is started on the next host', { timeout: RUN_MS }, async () => {
+    const report = clean(await run('vm-start-fails'));
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('recovered');
+    expect(runningOn(report, 'vm-db')).toEqual(['node03']);
+    expect(runningOn(report, 'vm-web')).toHaveLength(1);
+  });
+
+  it('maintenance: a host in maintenance is never fenced', { timeout: RUN_MS }, async () => {
+    const report = clean(await run('maintenance'));
+    expect(report.incidents.filter((i) => i.fencedAtMs !== null)).toEqual([]);
+    expect(report.hosts.node02).toEqual({ power: 'on', state: 'maintenance' });
+    expect(runningOn(report, 'vm-cache')).toEqual([]);
+  });
+
+  it('anti-affinity: the VM avoids the host running its group peer', { timeout: RUN_MS }, async () => {
+    const report = clean(await run('anti-affinity'));
+    expect(only(report, 'node01').outcome).toBe('recovered');
+    expect(runningOn(report, 'vm-a1')).toEqual(['node02']);
+  });
+
+  it('capacity-short: low-priority VMs unplaced, no host over capacity', { timeout: RUN_MS }, async () => {
+    const report = clean(await run('capacity-short'));
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('partially-recovered');
+    expect(incident.starts.map((s) => s.vm)).toEqual(['vm-hi']);
+    expect([...incident.unplaced].sort()).toEqual(['vm-lo1', 'vm-lo2']);
+  });
+});
