@@ -215,7 +215,11 @@ export interface HostStore {
   listHosts(siteId: string, cluster?: string): Promise<HostRecord[]>;
   /** Creates a host first seen, in state `up`. Repeat-safe. */
   createHost(host: Omit<HostRecord, 'version' | 'reservations' | 'incidentSeq'>): Promise<HostRecord>;
-  /** Writes the observed inventory and usage; conditional on the version read. */
+  /**
+   * Writes the observed inventory and usage; conditional on the version read. `reservations`, when given,
+   * replaces the held ones in the same write: a VM that now counts in the usage drops its reservation
+   * atomically, so it is never counted twice.
+   */
   saveInventory(
     siteId: string,
     hostId: string,
@@ -223,7 +227,7 @@ export interface HostStore {
     inventory: Pick<
       HostRecord,
       'cpus' | 'memoryMiB' | 'bootId' | 'usedCpus' | 'usedMiB' | 'digest' | 'observedAt' | 'cluster'
-    >,
+    > & { readonly reservations?: HostRecord['reservations'] },
   ): Promise<HostRecord>;
   /** Applies a lifecycle state (from core decide/evolve); conditional on the version read. */
   setLifecycle(

@@ -69,7 +69,7 @@ export class DynamoHostStore implements HostStore {
     inventory: Pick<
       HostRecord,
       'cpus' | 'memoryMiB' | 'bootId' | 'usedCpus' | 'usedMiB' | 'digest' | 'observedAt' | 'cluster'
-    >,
+    > & { readonly reservations?: HostRecord['reservations'] },
   ): Promise<HostRecord> {
     const fields = {
       cpus: inventory.cpus,
@@ -80,6 +80,7 @@ export class DynamoHostStore implements HostStore {
       digest: inventory.digest,
       observedAt: inventory.observedAt,
       cluster: inventory.cluster,
+      ...(inventory.reservations === undefined ? {} : { reservations: inventory.reservations }),
     };
     const item = await updateVersioned(
       this.ctx,

@@ -32,10 +32,12 @@ export class MemoryHostStore implements HostStore {
     inventory: Pick<
       HostRecord,
       'cpus' | 'memoryMiB' | 'bootId' | 'usedCpus' | 'usedMiB' | 'digest' | 'observedAt' | 'cluster'
-    >,
+    > & { readonly reservations?: HostRecord['reservations'] },
   ): Promise<HostRecord> {
-    const { cpus, memoryMiB, bootId, usedCpus, usedMiB, digest, observedAt, cluster } = inventory;
+    const { cpus, memoryMiB, bootId, usedCpus, usedMiB, digest, observedAt, cluster, reservations } =
+      inventory;
     return this.write(siteId, hostId, expectedVersion, {
+      ...(reservations === undefined ? {} : { reservations }),
       cpus,
       memoryMiB,
       bootId,

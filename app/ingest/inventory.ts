@@ -43,7 +43,6 @@ export async function recordInventory(
       clusters.add(obs.cluster);
     }
     await saveVms(ctx, { control, obs, known, inReport, now });
-    await releaseArrived(ctx, host, obs);
     await sites.putHostSummary(siteId, obs.hostId, summaryOf(host));
     if (host.lifecycle.status === 'up' && host.lifecycle.bootId !== obs.bootId) rebooted.push(obs);
   }
@@ -78,7 +77,14 @@ async function saveHost(
         ...inventory,
       });
     }
-    return hosts.saveInventory(siteId, obs.hostId, host.version, inventory);
+    // Reservations of VMs this host now runs end in the same write that adds them to its usage: with two
+    // writes, a reservation step in between would count such a VM twice and turn a tight fit away.
+    const reservations = Object.fromEntries(
+      Object.entries(host.reservations).filter(
+        ([, held]) => !obs.vms.some((vm) => vm.id === held.vmId && occupies(vm)),
+      ),
+    );
+    return hosts.saveInventory(siteId, obs.hostId, host.version, { ...inventory, reservations });
   });
 }
 
@@ -179,14 +185,5 @@ async function checkSplitBrain(
       `VM ${record.vmId} reported running on ${hostId} while recorded running on ${other}, which is not confirmed off`,
       { vmId: record.vmId, hostId, recordedHostId: other, recordedHostStatus: otherSummary?.status ?? null },
     );
-  }
-}
-
-/** Releases the reservations of VMs the host now reports running: its usage counts them from here on. */
-async function releaseArrived(ctx: AppContext, host: HostRecord, obs: HostObservation): Promise<void> {
-  for (const [reservationId, held] of Object.entries(host.reservations)) {
-    if (obs.vms.some((vm) => vm.id === held.vmId && occupies(vm))) {
-      await ctx.ports.hosts.release(host.siteId, host.hostId, reservationId);
-    }
   }
 }

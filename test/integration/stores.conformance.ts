@@ -498,6 +498,28 @@ export function describeStoreConformance(
         expect(await stores.hosts.getHost(SITE, 'h1')).toEqual(after);
       });
 
+      it('replaces the reservations in the same write when given, keeps them when not', async () => {
+        await stores.hosts.createHost(newHost('h1'));
+        await stores.hosts.reserve(SITE, 'h1', { id: 'r1', vmId: 'v1', cpus: 1, memoryMiB: 1024 }, limits);
+        await stores.hosts.reserve(SITE, 'h1', { id: 'r2', vmId: 'v2', cpus: 1, memoryMiB: 1024 }, limits);
+        const held = await stores.hosts.getHost(SITE, 'h1');
+        if (held === null) throw new Error('host missing');
+        const kept = await stores.hosts.saveInventory(SITE, 'h1', held.version, {
+          ...newHost('h1'),
+          usedMiB: 7,
+        });
+        expect(Object.keys(kept.reservations).sort()).toEqual(['r1', 'r2']);
+        const { r2, ...rest } = kept.reservations;
+        const after = await stores.hosts.saveInventory(SITE, 'h1', kept.version, {
+          ...newHost('h1'),
+          usedMiB: 1031,
+          reservations: rest,
+        });
+        expect(after.reservations).toEqual({ r1: { vmId: 'v1', cpus: 1, memoryMiB: 1024 } });
+        expect(r2).toEqual({ vmId: 'v2', cpus: 1, memoryMiB: 1024 });
+        expect(await stores.hosts.getHost(SITE, 'h1')).toEqual(after);
+      });
+
       it('refuses inventory on a stale version or for an unknown host, changing nothing', async () => {
         await stores.hosts.createHost(newHost('h1'));
         const inventory = { ...newHost('h1'), usedMiB: 1 };

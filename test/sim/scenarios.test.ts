@@ -59,6 +59,27 @@ beforeAll(async () => {
 }, 60_000);
 
 describe.concurrent('scenarios', () => {
+  it("seed: node01's 18 HA VMs (36 GiB) all restart on node02 and node03, high before medium before low", {
+    timeout: RUN_MS,
+  }, async () => {
+    const report = clean(await run('seed'));
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('recovered');
+    expect(incident.unplaced).toEqual([]);
+    expect(incident.starts).toHaveLength(18);
+    const firstOf = (prio: string[]) =>
+      Math.min(...incident.starts.filter((x) => prio.includes(x.vm)).map((x) => x.atMs));
+    const lastOf = (prio: string[]) =>
+      Math.max(...incident.starts.filter((x) => prio.includes(x.vm)).map((x) => x.atMs));
+    const ids = (from: number, to: number) =>
+      Array.from({ length: to - from + 1 }, (_, i) => `n1-ha${String(from + i).padStart(2, '0')}`);
+    expect(lastOf(ids(1, 4))).toBeLessThanOrEqual(firstOf(ids(5, 12)));
+    expect(lastOf(ids(5, 12))).toBeLessThanOrEqual(firstOf(ids(13, 18)));
+    // Spread evenly: 9 VMs (18 GiB) onto each survivor.
+    const onto = (host: string) => incident.starts.filter((x) => x.host === host).length;
+    expect([onto('node02'), onto('node03')]).toEqual([9, 9]);
+  });
+
   it('host-crash: recovered, HA VMs restarted after the fence, the non-HA VM left down', {
     timeout: RUN_MS,
   }, async () => {
