@@ -100,11 +100,9 @@ function isMain(): boolean {
   }
 }
 
-// Runs as a program, or when a launcher imports it for `--serve` (local/start.ts: `npm start -- --serve`);
-// a plain import (tests, the CLI calling serve() itself) starts nothing.
-const programArgs = process.argv.slice(2);
-if (isMain() || programArgs.includes('--serve')) {
-  serve(programArgs.filter((arg) => arg !== '--serve')).catch((error: unknown) => {
+// Runs as a program (`tsx local/serve.ts`); an import (local/start.ts for `--serve`, tests) starts nothing.
+if (isMain()) {
+  serve(process.argv.slice(2)).catch((error: unknown) => {
     process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;
   });

@@ -1,6 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { serve } from './serve';
 import { runScenario } from './sim/runner';
 import { parseScenario } from './sim/scenario-file';
 import { summaryTable } from './sim/timeline';
@@ -13,19 +14,12 @@ import { summaryTable } from './sim/timeline';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-async function serve(): Promise<number> {
-  const file = ['serve.ts', 'serve.js'].map((f) => join(here, f)).find((f) => existsSync(f));
-  if (file === undefined) {
-    process.stderr.write('--serve needs local/serve.ts, which is not there yet\n');
-    return 2;
-  }
-  // serve.ts runs its entry when imported as a program; it keeps the process alive itself.
-  await import(pathToFileURL(file).href);
-  return 0;
-}
-
 async function main(argv: readonly string[]): Promise<number> {
-  if (argv.includes('--serve')) return serve();
+  if (argv.includes('--serve')) {
+    // Serves until SIGINT/SIGTERM, then stops gracefully.
+    await serve(argv.filter((arg) => arg !== '--serve'));
+    return 0;
+  }
   const file = join(here, '..', 'scenarios', 'seed.json');
   const scenario = parseScenario(readFileSync(file, 'utf8'), 'scenarios/seed.json');
   process.stdout.write(`Halo local simulator: ${scenario.name}\n\n`);
