@@ -4,6 +4,8 @@ import type { Cell } from './harness';
 export interface Table {
   readonly title: string;
   readonly rows: readonly Readonly<Record<string, Cell>>[];
+  /** Printed under the table: how its numbers were derived. */
+  readonly footnote?: string;
 }
 
 /**

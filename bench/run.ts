@@ -1,5 +1,6 @@
 import { cpus } from 'node:os';
 import { bundleSuite } from './bundle.bench';
+import { failoverSuite } from './failover.bench';
 import type { BenchSuite } from './harness';
 import { printTable, resultRows } from './harness';
 import { ingestSuite } from './ingest.bench';
@@ -8,14 +9,22 @@ import type { ReportSuite } from './report-suite';
 
 // A new bench is one module exporting a BenchSuite (one timing table) or a ReportSuite (async, several
 // tables), added here.
-const SUITES: readonly (BenchSuite | ReportSuite)[] = [placementSuite, ingestSuite, bundleSuite];
+const SUITES: readonly (BenchSuite | ReportSuite)[] = [
+  placementSuite,
+  ingestSuite,
+  bundleSuite,
+  failoverSuite,
+];
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 console.log(`Node ${process.version} on ${process.platform}/${process.arch}, ${cpus().length} × ${cpu}`);
 for (const suite of SUITES) {
   if ('report' in suite) {
     console.log(`\n== ${suite.title} ==`);
-    for (const table of await suite.report()) printTable(table.title, table.rows);
+    for (const table of await suite.report()) {
+      printTable(table.title, table.rows);
+      if (table.footnote !== undefined) console.log(`\n  ${table.footnote}`);
+    }
   } else {
     printTable(suite.title, resultRows(suite.run()));
   }

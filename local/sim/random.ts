@@ -1,0 +1,299 @@
+import { renderTable } from '../../cli/format';
+import type { Scenario, ScenarioReport, ViolationRule } from '../../contracts/scenario';
+import { generateScenario } from './generate';
+import { defaultConcurrency, runPool } from './pool';
+import { type RunOptions, type RunResult, runScenario } from './runner';
+
+/**
+ * Random simulation: many generated scenarios, each run on its own local control plane, and a summary that
+ * names the seed of every broken safety rule and of every run the harness itself could not finish.
+ */
+
+/** An incident outcome as the report gives it. */
+export type Outcome = ScenarioReport['incidents'][number]['outcome'];
+
+/** What one run came to, for the progress line and the summary. */
+export interface RandomRun {
+  readonly seed: number;
+  readonly scenario: string;
+  readonly outcomes: readonly Outcome[];
+  readonly violations: ScenarioReport['violations'];
+  /** Site programs (agents, relays, the simulated operator) that failed during the run. */
+  readonly programErrors: readonly string[];
+  readonly wallMs: number;
+}
+
+/** A run the harness could not finish: it threw, so it proved nothing either way. */
+export interface HarnessError {
+  readonly seed: number;
+  readonly scenario: string;
+  readonly error: string;
+}
+
+/** A broken safety rule, with the command that runs its scenario again. */
+export interface SeededViolation {
+  readonly seed: number;
+  readonly scenario: string;
+  readonly rule: ViolationRule;
+  readonly detail: string;
+  readonly reproduce: string;
+}
+
+/** The result of {@link runRandom}. */
+export interface RandomSummary {
+  readonly count: number;
+  readonly firstSeed: number;
+  readonly concurrency: number;
+  readonly wallMs: number;
+  /** Every run that finished, in seed order. */
+  readonly runs: readonly RandomRun[];
+  /** Incidents per outcome across all runs (a run may have several incidents, or none). */
+  readonly outcomes: Readonly<Record<Outcome, number>>;
+  readonly runsWithoutIncident: number;
+  readonly harnessErrors: readonly HarnessError[];
+  readonly violations: readonly SeededViolation[];
+  /** 0 when no rule was broken and every run finished; 1 otherwise. */
+  readonly exitCode: 0 | 1;
+}
+
+/** One finished run, as {@link RandomOptions.onProgress} sees it. */
+export interface RandomProgress {
+  readonly done: number;
+  readonly total: number;
+  readonly seed: number;
+  readonly run: RandomRun | null;
+  readonly error: HarnessError | null;
+}
+
+/** Runs one scenario; the simulator's runner unless a test substitutes its own. */
+export type ScenarioRunner = (scenario: Scenario, options: RunOptions) => Promise<RunResult>;
+
+/** Options of {@link runRandom}. */
+export interface RandomOptions {
+  readonly count: number;
+  /** Schedule i runs with seed `seed + i`, for the generator and the simulator alike. */
+  readonly seed: number;
+  /** Runs at once; defaults to the CPU count, at most 4. */
+  readonly concurrency?: number;
+  readonly onProgress?: (progress: RandomProgress) => void;
+  readonly runner?: ScenarioRunner;
+}
+
+const OUTCOMES: readonly Outcome[] = [
+  'recovered',
+  'partially-recovered',
+  'false-alarm',
+  'fencing-suppressed',
+  'awaiting-operator',
+  'in-progress',
+];
+
+const PROGRAM_ERROR = 'site program error: ';
+
+/** The command that reruns one seed's scenario alone. */
+export const reproduceCommand = (seed: number): string => `npm run sim -- --random 1 --seed ${seed}`;
+
+/** Generates and runs `count` scenarios (seeds `seed`, `seed + 1`, …) with bounded concurrency. */
+export function runRandom(options: RandomOptions): Promise<RandomSummary>;
+/**
+ * The CLI's form (`local/sim/cli.ts` calls `runRandom(n, seed)`): prints a progress line per run and the
+ * summary, and resolves with the exit code. Same as {@link runRandomCommand}.
+ */
+export function runRandom(count: number, seed: number): Promise<0 | 1>;
+export function runRandom(options: RandomOptions | number, seed?: number): Promise<RandomSummary | 0 | 1> {
+  if (typeof options === 'number') return runRandomCommand({ count: options, seed: seed ?? 1 });
+  return runRandomSummary(options);
+}
+
+async function runRandomSummary(options: RandomOptions): Promise<RandomSummary> {
+  const { count, seed } = options;
+  if (!(Number.isInteger(count) && count >= 1)) throw new RangeError(`count must be ≥ 1, got ${count}`);
+  if (!Number.isInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
+  const runner = options.runner ?? runScenario;
+  const concurrency = options.concurrency ?? defaultConcurrency();
+  const seeds = Array.from({ length: count }, (_, i) => seed + i);
+  const started = performance.now();
+
+  const results = await runPool(
+    seeds,
+    async (s): Promise<RandomRun> => {
+      // Generated inside the job so that a generator bug is a harness error of that seed, not a crash.
+      const scenario = generateScenario(s);
+      const programErrors: string[] = [];
+      const runStarted = performance.now();
+      const { report } = await runner(scenario, {
+        seed: s,
+        onEvent: (line) => {
+          if (line.startsWith(PROGRAM_ERROR)) programErrors.push(line.slice(PROGRAM_ERROR.length));
+        },
+      });
+      return {
+        seed: s,
+        scenario: scenario.name,
+        outcomes: report.incidents.map((i) => i.outcome),
+        violations: report.violations,
+        programErrors,
+        wallMs: performance.now() - runStarted,
+      };
+    },
+    {
+      concurrency,
+      onProgress: ({ done, total, result }) => {
+        const s = seeds[result.index] ?? Number.NaN;
+        options.onProgress?.({
+          done,
+          total,
+          seed: s,
+          run: result.ok ? result.value : null,
+          error: result.ok ? null : harnessError(s, result.error),
+        });
+      },
+    },
+  );
+
+  const runs = results.flatMap((r) => (r.ok ? [r.value] : []));
+  const harnessErrors = results.flatMap((r) =>
+    r.ok ? [] : [harnessError(seeds[r.index] ?? Number.NaN, r.error)],
+  );
+  const outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
+  for (const run of runs) for (const o of run.outcomes) outcomes[o] += 1;
+  const violations = runs.flatMap((run) =>
+    run.violations.map((v) => ({
+      seed: run.seed,
+      scenario: run.scenario,
+      rule: v.rule,
+      detail: v.detail,
+      reproduce: reproduceCommand(run.seed),
+    })),
+  );
+  // A site program that died means the run did not test what it claims to: as bad as a harness throw.
+  const programFailures = runs.flatMap((run) =>
+    run.programErrors.map((error) => ({ seed: run.seed, scenario: run.scenario, error })),
+  );
+  const allHarnessErrors = [...harnessErrors, ...programFailures].sort((a, b) => a.seed - b.seed);
+  return {
+    count,
+    firstSeed: seed,
+    concurrency,
+    wallMs: performance.now() - started,
+    runs,
+    outcomes,
+    runsWithoutIncident: runs.filter((r) => r.outcomes.length === 0).length,
+    harnessErrors: allHarnessErrors,
+    violations,
+    exitCode: violations.length === 0 && allHarnessErrors.length === 0 ? 0 : 1,
+  };
+}
+
+function harnessError(seed: number, error: unknown): HarnessError {
+  let scenario = '?';
+  try {
+    scenario = generateScenario(seed).name;
+  } catch {
+    // The generator itself failed for this seed; the error says how.
+  }
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return { seed, scenario, error: text };
+}
+
+/** `[ 37/100] seed 1036 … recovered, false-alarm (4.2 s)`: one line per finished run. */
+export function progressLine(p: RandomProgress): string {
+  const width = String(p.total).length;
+  const head = `[${String(p.done).padStart(width + 1)}/${p.total}] seed ${p.seed} …`;
+  if (p.error !== null) return `${head} HARNESS ERROR: ${p.error.error}`;
+  const run = p.run;
+  if (run === null) return `${head} ?`;
+  const outcomes = run.outcomes.length === 0 ? 'no incident' : run.outcomes.join(', ');
+  const flags = [
+    run.violations.length > 0 ? `${run.violations.length} VIOLATION(S)` : '',
+    run.programErrors.length > 0 ? `${run.programErrors.length} site program error(s)` : '',
+  ].filter((f) => f !== '');
+  return `${head} ${outcomes}${flags.length > 0 ? ` — ${flags.join(', ')}` : ''} (${(run.wallMs / 1000).toFixed(1)} s)`;
+}
+
+/** The summary as lines of text: outcome table, harness errors and violations, each with its seed. */
+export function formatRandomSummary(summary: RandomSummary): string[] {
+  const out: string[] = [];
+  const last = summary.firstSeed + summary.count - 1;
+  const wall = summary.runs.map((r) => r.wallMs).sort((a, b) => a - b);
+  const slowest = wall[wall.length - 1];
+  out.push(
+    '',
+    `Random simulation: ${summary.count} scenario(s), seeds ${summary.firstSeed}–${last}, ` +
+      `${summary.concurrency} at a time, ${(summary.wallMs / 1000).toFixed(1)} s` +
+      (slowest === undefined ? '' : ` (slowest run ${(slowest / 1000).toFixed(1)} s)`),
+    '',
+  );
+  const incidents = Object.values(summary.outcomes).reduce((a, b) => a + b, 0);
+  out.push(
+    ...renderTable(
+      [{ header: 'outcome' }, { header: 'incidents', align: 'right' }, { header: 'runs', align: 'right' }],
+      [
+        ...OUTCOMES.map((o) => [
+          o,
+          String(summary.outcomes[o]),
+          String(summary.runs.filter((r) => r.outcomes.includes(o)).length),
+        ]),
+        ['(no incident)', '—', String(summary.runsWithoutIncident)],
+        ['total', String(incidents), String(summary.runs.length)],
+      ],
+      '  ',
+    ),
+  );
+  out.push(
+    '',
+    '  runs: runs with at least one incident of that outcome. in-progress: the scenario ended before',
+    '  the incident settled (not a violation, but worth a look with the seed).',
+  );
+  out.push(
+    '',
+    `Harness errors: ${summary.harnessErrors.length === 0 ? 'none' : summary.harnessErrors.length}`,
+  );
+  if (summary.harnessErrors.length > 0) {
+    out.push(
+      ...renderTable(
+        [{ header: 'seed', align: 'right' }, { header: 'error' }, { header: 'scenario' }],
+        summary.harnessErrors.map((e) => [String(e.seed), e.error, e.scenario]),
+        '  ',
+      ),
+    );
+  }
+  out.push('', `Violations: ${summary.violations.length === 0 ? 'none' : summary.violations.length}`);
+  if (summary.violations.length > 0) {
+    out.push(
+      ...renderTable(
+        [
+          { header: 'seed', align: 'right' },
+          { header: 'rule' },
+          { header: 'detail' },
+          { header: 'reproduce' },
+        ],
+        summary.violations.map((v) => [String(v.seed), v.rule, v.detail, v.reproduce]),
+        '  ',
+      ),
+    );
+  }
+  out.push('', summary.exitCode === 0 ? 'PASS: no violation, no harness error.' : 'FAIL: see above.');
+  return out;
+}
+
+/** Prints the summary to stdout (or `write`). */
+export function printRandomSummary(
+  summary: RandomSummary,
+  write: (line: string) => void = console.log,
+): void {
+  for (const line of formatRandomSummary(summary)) write(line);
+}
+
+/**
+ * The `--random N --seed S` command: runs with a progress line per run, prints the summary, and returns
+ * the exit code (0: no violation and no harness error; 1 otherwise).
+ */
+export async function runRandomCommand(
+  options: Omit<RandomOptions, 'onProgress'>,
+  write: (line: string) => void = console.log,
+): Promise<0 | 1> {
+  const summary = await runRandomSummary({ ...options, onProgress: (p) => write(progressLine(p)) });
+  printRandomSummary(summary, write);
+  return summary.exitCode;
+}

@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { formatRandomSummary, progressLine, type RandomProgress, runRandom } from '../../local/sim/random';
+
+/**
+ * Fifty generated scenarios through the real simulator: each on its own local control plane (dynalite,
+ * the synthesized state machine, real relay and agent code), faults at random, the oracle watching.
+ * Any violation or harness error fails the test and is printed with the seed that reproduces it.
+ */
+
+const SEED = 1000;
+const COUNT = 50;
+/**
+ * Four at once on a two-core machine: a run mostly waits on its real-time timers, so four overlap well;
+ * measured at about 2.5–3 s of wall time per run.
+ */
+const CONCURRENCY = 4;
+const BUDGET_MS = 180_000;
+
+describe('random scenarios', () => {
+  it(
+    `${COUNT} schedules from seed ${SEED} break no safety rule and all finish`,
+    async () => {
+      const lines: string[] = [];
+      const started = performance.now();
+      const summary = await runRandom({
+        count: COUNT,
+        seed: SEED,
+        concurrency: CONCURRENCY,
+        onProgress: (p: RandomProgress) => lines.push(progressLine(p)),
+      });
+      const wallMs = performance.now() - started;
+      const text = [...lines, ...formatRandomSummary(summary)].join('\n');
+      // Printed whatever the result: the outcome mix and the duration are the point of the test's log.
+      console.log(`${text}\n\nrandom.test: ${COUNT} runs in ${(wallMs / 1000).toFixed(1)} s`);
+
+      expect(summary.harnessErrors, text).toEqual([]);
+      expect(summary.violations, text).toEqual([]);
+      expect(summary.runs).toHaveLength(COUNT);
+      expect(summary.exitCode).toBe(0);
+      // The schedules must exercise the failover, not just sit there.
+      expect(summary.outcomes.recovered + summary.outcomes['partially-recovered']).toBeGreaterThan(0);
+      expect(wallMs).toBeLessThan(BUDGET_MS);
+    },
+    BUDGET_MS + 60_000,
+  );
+});
+
+describe('runRandom bookkeeping (stubbed runner)', () => {
+  it('uses seed + i, counts outcomes, reports throws and violations with their seeds', async () => {
+    const progress: RandomProgress[] = [];
+    const summary = await runRandom({
+      count: 4,
+      seed: 70,
+      concurrency: 2,
+      onProgress: (p) => progress.push(p),
+      runner: async (scenario, options) => {
+        const seed = options.seed ?? -1;
+        expect(scenario.name).toContain(`random ${seed}:`);
+        if (seed === 71) throw new Error('control plane did not start');
+        if (seed === 73) options.onEvent?.('site program error: relay relay-a: boom');
+        return {
+          exitCode: seed === 72 ? 1 : 0,
+          timeline: [],
+          report: {
+            scenario: scenario.name,
+            seed,
+            hosts: {},
+            vms: {},
+            incidents:
+              seed === 70
+                ? []
+                : [
+                    {
+                      host: 'node01',
+                      outcome: 'recovered',
+                      openedAtMs: 1,
+                      fencedAtMs: 2,
+                      starts: [],
+                      unplaced: [],
+                    },
+                    {
+                      host: 'node02',
+                      outcome: 'false-alarm',
+                      openedAtMs: 1,
+                      fencedAtMs: null,
+                      starts: [],
+                      unplaced: [],
+                    },
+                  ],
+            violations:
+              seed === 72 ? [{ rule: 'split-brain', detail: 'vm-001 runs on node01 and node02' }] : [],
+          },
+        };
+      },
+    });
+    expect(progress.map((p) => p.done)).toEqual([1, 2, 3, 4]);
+    expect(summary.runs.map((r) => r.seed)).toEqual([70, 72, 73]);
+    expect(summary.runsWithoutIncident).toBe(1);
+    expect(summary.outcomes).toMatchObject({ recovered: 2, 'false-alarm': 2, 'in-progress': 0 });
+    expect(summary.harnessErrors.map((e) => [e.seed, e.error])).toEqual([
+      [71, 'Error: control plane did not start'],
+      [73, 'relay relay-a: boom'],
+    ]);
+    expect(summary.violations).toEqual([
+      expect.objectContaining({
+        seed: 72,
+        rule: 'split-brain',
+        reproduce: 'npm run sim -- --random 1 --seed 72',
+      }),
+    ]);
+    expect(summary.exitCode).toBe(1);
+    const text = formatRandomSummary(summary).join('\n');
+    expect(text).toContain('npm run sim -- --random 1 --seed 72');
+    expect(text).toMatch(/71\s+Error: control plane did not start/);
+    const failed = progress.filter((p) => p.seed === 71).map(progressLine);
+    expect(failed).toEqual([
+      expect.stringMatching(/^\[ *\d\/4\] seed 71 … HARNESS ERROR: Error: control plane/),
+    ]);
+  });
+});
