@@ -1,7 +1,6 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { runRandomCommand } from './random';
 import { runScenario } from './runner';
 import { parseScenario, ScenarioFileError } from './scenario-file';
 import { summaryTable } from './timeline';
@@ -9,35 +8,11 @@ import { summaryTable } from './timeline';
 /**
  * `npm run sim -- <scenario.json|.yaml> [--out report.json] [--seed N]`: runs one scenario, prints its live
  * timeline and the summary, writes the report. Exit 0: completed without violations; 1: a safety rule was
- * broken; 2: the scenario file cannot be run. `--random N --seed S` is served by local/sim/random.ts
- * (`runRandom(n, seed)`) when that module exists.
+ * broken; 2: the scenario file cannot be run. `--random N --seed S` runs generated schedules (./random).
  */
 
 const USAGE =
   'usage: npm run sim -- <scenario.json|.yaml> [--out report.json] [--seed N] | --random N [--seed S]';
-
-/** The random-scenario runner's module, if present; loaded by path so this CLI works without it. */
-async function runRandomIfPresent(n: number, seed: number): Promise<number> {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = ['random.ts', 'random.js'].map((f) => join(here, f));
-  const file = candidates.find((f) => existsSync(f));
-  if (file === undefined) {
-    process.stderr.write('--random needs local/sim/random.ts, which is not there yet\n');
-    return 2;
-  }
-  const mod: unknown = await import(pathToFileURL(file).href);
-  if (
-    typeof mod !== 'object' ||
-    mod === null ||
-    !('runRandom' in mod) ||
-    typeof mod.runRandom !== 'function'
-  ) {
-    process.stderr.write('local/sim/random.ts does not export runRandom(n, seed)\n');
-    return 2;
-  }
-  const code: unknown = await mod.runRandom(n, seed);
-  return typeof code === 'number' ? code : 0;
-}
 
 async function main(argv: readonly string[]): Promise<number> {
   let parsed: ReturnType<typeof parse>;
@@ -59,7 +34,7 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`--random must be a positive integer\n${USAGE}\n`);
       return 2;
     }
-    return runRandomIfPresent(n, seed);
+    return runRandomCommand({ count: n, seed });
   }
   const [file] = positionals;
   if (file === undefined || positionals.length > 1) {

@@ -32,8 +32,10 @@ export class Oracle {
   private readonly meta: ReadonlyMap<string, Scenario['vms'][number]>;
   /** The host each VM last ran on (its original host at first). */
   private readonly lastRanOn = new Map<string, string>();
-  /** Hosts an operator said are off, since their last power-on. */
-  private readonly confirmedOff = new Set<string>();
+  /** When each VM started on the host it last ran on (0: it was there from the start). */
+  private readonly lastStartAt = new Map<string, number>();
+  /** When each host last lost power or was confirmed off by an operator. */
+  private readonly offAt = new Map<string, number>();
   /** When each host was last fenced (lost power or confirmed off): the start of its restarts. */
   private readonly fencedAt = new Map<string, number>();
   /** Restarts away from a failed host, by host and fence: one incident's waves. */
@@ -52,11 +54,13 @@ export class Oracle {
   check(event: WorldEvent): void {
     switch (event.kind) {
       case 'power':
-        if (event.on) this.confirmedOff.delete(event.host);
-        else this.fencedAt.set(event.host, event.atMs);
+        if (!event.on) {
+          this.offAt.set(event.host, event.atMs);
+          this.fencedAt.set(event.host, event.atMs);
+        }
         return;
       case 'operator-confirms-off':
-        this.confirmedOff.add(event.host);
+        this.offAt.set(event.host, event.atMs);
         this.fencedAt.set(event.host, event.atMs);
         return;
       case 'vm-start':
@@ -86,14 +90,18 @@ export class Oracle {
       );
     }
     const previous = this.lastRanOn.get(vmId);
+    const ranSince = this.lastStartAt.get(vmId) ?? 0;
     this.lastRanOn.set(vmId, hostId);
+    this.lastStartAt.set(vmId, atMs);
     if (previous === undefined || previous === hostId) return;
-    const prev = this.world.hosts.get(previous);
-    if (prev?.power === true && !this.confirmedOff.has(previous)) {
+    // Safe only if the previous host lost power, or was confirmed off, after the VM started there: a host
+    // powered back on later boots without it, but one that never went off may still be running it.
+    const off = this.offAt.get(previous);
+    if (off === undefined || off < ranSince) {
       this.violate(
         'restart-before-fence',
         atMs,
-        `${vmId} started on ${hostId} while ${previous}, where it last ran, still had power and no operator had confirmed it off`,
+        `${vmId} started on ${hostId} while ${previous}, where it last ran, had not lost power nor been confirmed off since`,
       );
     }
     if (meta !== undefined) this.checkPriority(previous, { vm: vmId, priority: meta.priority, atMs });

@@ -94,18 +94,7 @@ const PROGRAM_ERROR = 'site program error: ';
 export const reproduceCommand = (seed: number): string => `npm run sim -- --random 1 --seed ${seed}`;
 
 /** Generates and runs `count` scenarios (seeds `seed`, `seed + 1`, …) with bounded concurrency. */
-export function runRandom(options: RandomOptions): Promise<RandomSummary>;
-/**
- * The CLI's form (`local/sim/cli.ts` calls `runRandom(n, seed)`): prints a progress line per run and the
- * summary, and resolves with the exit code. Same as {@link runRandomCommand}.
- */
-export function runRandom(count: number, seed: number): Promise<0 | 1>;
-export function runRandom(options: RandomOptions | number, seed?: number): Promise<RandomSummary | 0 | 1> {
-  if (typeof options === 'number') return runRandomCommand({ count: options, seed: seed ?? 1 });
-  return runRandomSummary(options);
-}
-
-async function runRandomSummary(options: RandomOptions): Promise<RandomSummary> {
+export async function runRandom(options: RandomOptions): Promise<RandomSummary> {
   const { count, seed } = options;
   if (!(Number.isInteger(count) && count >= 1)) throw new RangeError(`count must be ≥ 1, got ${count}`);
   if (!Number.isInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
@@ -293,7 +282,7 @@ export async function runRandomCommand(
   options: Omit<RandomOptions, 'onProgress'>,
   write: (line: string) => void = console.log,
 ): Promise<0 | 1> {
-  const summary = await runRandomSummary({ ...options, onProgress: (p) => write(progressLine(p)) });
+  const summary = await runRandom({ ...options, onProgress: (p) => write(progressLine(p)) });
   printRandomSummary(summary, write);
   return summary.exitCode;
 }

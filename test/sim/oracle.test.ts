@@ -47,6 +47,30 @@ describe('Oracle', () => {
     expect(rules()).toEqual([]);
   });
 
+  it('accepts restarts after the fenced host was powered back on: its VMs died with the power-off', () => {
+    const { world, at, rules } = setup();
+    world.crash('h1', 'crashed');
+    at(100);
+    world.powerOff('h1', 'fenced');
+    at(200);
+    world.recover('h1');
+    at(300);
+    world.startVm('hi', 'h3');
+    expect(rules()).toEqual([]);
+  });
+
+  it('restart-before-fence: a VM restarted elsewhere, then moved again while that host had power', () => {
+    const { world, at, rules } = setup();
+    world.crash('h1', 'crashed');
+    at(100);
+    world.powerOff('h1', 'fenced');
+    at(200);
+    world.startVm('hi', 'h3');
+    at(300);
+    world.startVm('hi', 'h2');
+    expect(rules()).toContain('restart-before-fence');
+  });
+
   it('split-brain: a VM running on two hosts at once', () => {
     const { world, rules } = setup();
     world.setLan('h1', false);
