@@ -3,6 +3,7 @@ import type { IncidentInput } from '../../contracts/workflow';
 import type { AppContext } from '../context';
 import { FenceDeadlinePassedError, NoRelayAvailableError } from '../errors';
 import type { CommandRecord, RelayRecord } from '../ports';
+import { outcomeOf, settleTask } from '../shared/callbacks';
 import { appendEvent } from '../shared/events';
 import { requireIncident } from '../shared/incidents';
 import { compareIds } from '../shared/order';
@@ -36,6 +37,17 @@ export async function dispatchFence(
   const sent = fences.find((c) => c.taskToken === taskToken);
   if (sent !== undefined) {
     return { commandId: sent.command.commandId, relayId: sent.relayId, notAfter: sent.command.notAfter };
+  }
+  // A read-back 'off' that came after its task had timed out still proves the host off: hand it to this
+  // attempt at once instead of fencing again (or giving up at the deadline with the host already off).
+  const confirmed = fences.find((c) => c.result?.outcome === 'succeeded' && c.result.powerState === 'off');
+  if (confirmed?.result != null) {
+    await settleTask(ctx, taskToken, outcomeOf(confirmed, confirmed.result));
+    return {
+      commandId: confirmed.command.commandId,
+      relayId: confirmed.relayId,
+      notAfter: confirmed.command.notAfter,
+    };
   }
   const deadline = record.openedAt + policy.fenceDeadlineMs;
   if (now > deadline) {

@@ -252,6 +252,23 @@ describe('dispatch-fence', () => {
     expect(await world.stores.commands.listForIncident(SITE, incident.incidentId)).toHaveLength(1);
   });
 
+  it('given a read-back off that came after its task timed out, then the retry is answered with it, no new fence', async () => {
+    const first = await fenceOrdered('tok-a');
+    await world.stores.commands.complete(SITE, first.command.commandId, {
+      commandId: first.command.commandId,
+      incidentId: incident.incidentId,
+      outcome: 'succeeded',
+      powerState: 'off',
+      finishedAt: world.clock.now(),
+    });
+    await step(world, { step: 'dispatch-fence', incident, taskToken: 'tok-b' });
+    expect(world.workflow.completionOf('tok-b')).toMatchObject({
+      kind: 'success',
+      output: { commandId: first.command.commandId, relayId: first.relayId, powerState: 'off' },
+    });
+    expect(await world.stores.commands.listForIncident(SITE, incident.incidentId)).toHaveLength(1);
+  });
+
   it('given retries, then an untried relay first, then the one used longest ago', async () => {
     const first = await fenceOrdered('tok-a');
     const second = await fenceOrdered('tok-b');
