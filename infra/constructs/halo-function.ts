@@ -1,10 +1,13 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import {
   ApplicationLogLevel,
   Architecture,
+  type ILayerVersion,
+  LayerVersion,
   LoggingFormat,
   Runtime,
   SystemLogLevel,
@@ -18,6 +21,7 @@ import {
   SourceMapMode,
 } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { StringParameter } from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import type { z } from 'zod';
 import { acknowledge } from '../nag';
@@ -45,6 +49,37 @@ export const HALO_MEMORY_MB = 256;
 export const RUNTIME_PROVIDED_MODULES: readonly string[] = ['@aws-sdk/*'];
 
 /**
+ * Powertools (logger, metrics, tracer with aws-xray-sdk-core) comes from the Powertools Lambda layer of
+ * exactly the version the tests ran with, not from the bundle: the tracer's X-Ray SDK alone is ~130 KB.
+ */
+export const LAYER_PROVIDED_MODULES: readonly string[] = ['@aws-lambda-powertools/*'];
+
+/** The Powertools version in node_modules: the layer deployed is this one, so Lambda runs what was tested. */
+export const POWERTOOLS_VERSION: string = (
+  JSON.parse(
+    readFileSync(join(REPO_ROOT, 'node_modules/@aws-lambda-powertools/logger/package.json'), 'utf8'),
+  ) as {
+    version: string;
+  }
+).version;
+
+/**
+ * The Powertools layer, once per stack. Its ARN is resolved at deploy time from the public SSM parameter
+ * AWS publishes per version (so synth stays offline and the layer matches POWERTOOLS_VERSION exactly).
+ */
+export function powertoolsLayer(scope: Construct): ILayerVersion {
+  const stack = Stack.of(scope);
+  const id = 'PowertoolsLayer';
+  const existing = stack.node.tryFindChild(id);
+  if (existing !== undefined) return existing as ILayerVersion;
+  const arn = StringParameter.valueForStringParameter(
+    stack,
+    `/aws/service/powertools/typescript/generic/all/${POWERTOOLS_VERSION}`,
+  );
+  return LayerVersion.fromLayerVersionArn(stack, id, arn);
+}
+
+/**
  * esbuild options of every Halo function, as NodejsFunction takes them. The one definition: the construct
  * bundles with it and bench/bundle.bench.ts measures the bundles it produces.
  */
@@ -65,7 +100,7 @@ export const HALO_BUNDLING: Readonly<BundlingOptions> = {
   sourcesContent: false,
   // The runtime's SDK, not the tested one: same major (v3), and Halo uses only long-stable calls (DynamoDB
   // document client Get/Put/Update/Query, SFN StartExecution/SendTask*); see docs/cost.md for the trade.
-  externalModules: [...RUNTIME_PROVIDED_MODULES],
+  externalModules: [...RUNTIME_PROVIDED_MODULES, ...LAYER_PROVIDED_MODULES],
   // esbuild's size table on every synth is noise; warnings and errors still print.
   logLevel: LogLevel.WARNING,
 };
@@ -142,6 +177,7 @@ export class HaloFunction<T extends object> extends Construct {
       tracing: props.tracing === false ? Tracing.DISABLED : Tracing.ACTIVE,
       environment: { ...props.environment, NODE_OPTIONS: '--enable-source-maps' },
       bundling: HALO_BUNDLING,
+      layers: [powertoolsLayer(this)],
     });
 
     acknowledge(

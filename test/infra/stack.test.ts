@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { GSI1, PK, SK, TTL_ATTRIBUTE } from '../../adapters/dynamodb/table-definition';
 import { OPERATOR_ROUTES, REPORT_ROUTE } from '../../contracts/operator-api';
 import { STATE } from '../../contracts/workflow';
+import { POWERTOOLS_VERSION } from '../../infra/constructs/halo-function';
 import { extractDefinition } from '../../infra/definition';
 import { HALO_METRIC, METRICS_NAMESPACE } from '../../infra/metrics';
 import { asArray, asObject, buildHaloApp, type JsonObject } from './helpers';
@@ -108,6 +109,18 @@ describe('functions', () => {
           Variables: { NODE_OPTIONS: '--enable-source-maps', POWERTOOLS_METRICS_NAMESPACE: 'Halo' },
         },
       });
+    }
+  });
+
+  it('each take Powertools from the layer of the version the tests ran with (SSM-resolved at deploy)', () => {
+    const params = Object.entries(asObject(template.toJSON().Parameters ?? {})).filter(
+      ([, p]) =>
+        asObject(p).Default === `/aws/service/powertools/typescript/generic/all/${POWERTOOLS_VERSION}`,
+    );
+    expect(params).toHaveLength(1);
+    const [paramId] = params[0] ?? [];
+    for (const [, fn] of ofType('AWS::Lambda::Function')) {
+      expect(properties(fn).Layers).toEqual([{ Ref: paramId }]);
     }
   });
 
