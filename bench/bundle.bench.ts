@@ -1,10 +1,10 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { builtinModules, createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import type { BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
-import { type BuildResult, build, type Plugin } from 'esbuild';
+import { type BuildResult, build } from 'esbuild';
 import { FUNCTION_ENTRIES } from '../functions/env';
 import { HALO_BUNDLING, HALO_RUNTIME, REPO_ROOT } from '../infra/constructs/halo-function';
 import { contributors, esbuildOptions } from './lambda-bundle';
@@ -30,13 +30,13 @@ interface Bundle {
 const BUILTINS = new Set(builtinModules);
 const isBuiltin = (path: string): boolean => path.startsWith('node:') || BUILTINS.has(path);
 
-async function bundle(fn: FunctionName, bundling: Readonly<BundlingOptions>, plugins: Plugin[] = []) {
+async function bundle(fn: FunctionName, bundling: Readonly<BundlingOptions>) {
   const options = esbuildOptions(bundling, {
     entry: FUNCTION_ENTRIES[fn],
     projectRoot: REPO_ROOT,
     runtime: HALO_RUNTIME,
   });
-  const result = await build({ ...options, write: false, metafile: true, plugins });
+  const result = await build({ ...options, write: false, metafile: true });
   const code = result.outputFiles.find((f) => /\.m?js$/.test(f.path));
   const map = result.outputFiles.find((f) => f.path.endsWith('.map'));
   if (code === undefined) throw new Error(`${fn}: esbuild wrote no code`);
@@ -54,45 +54,6 @@ async function bundle(fn: FunctionName, bundling: Readonly<BundlingOptions>, plu
     externals: [...externals].sort(),
   } satisfies Bundle;
 }
-
-/**
- * A projection, never deployed: `import { z } from 'zod'` makes esbuild keep zod's whole namespace,
- * all 60-odd locales included; `import * as z from 'zod'` (what zod's docs recommend) tree-shakes. This
- * rewrites the import in first-party files while bundling, to show what that source change would save.
- */
-const zodNamespaceImport: Plugin = {
-  name: 'projection-zod-namespace-import',
-  setup(b) {
-    b.onLoad({ filter: /\.ts$/ }, async (args) => {
-      if (args.path.includes('node_modules')) return undefined;
-      const text = await readFile(args.path, 'utf8');
-      return {
-        contents: text.replaceAll("import { z } from 'zod';", "import * as z from 'zod';"),
-        loader: 'ts',
-      };
-    });
-  },
-};
-
-/**
- * A projection, never deployed: the Powertools Tracer stubbed out (it pulls in aws-xray-sdk-core and
- * semver). Lambda's active tracing would still record each invocation; only the SDK-call subsegments go.
- */
-const withoutTracer: Plugin = {
-  name: 'projection-without-powertools-tracer',
-  setup(b) {
-    b.onResolve({ filter: /^@aws-lambda-powertools\/tracer(\/middleware)?$/ }, (args) => ({
-      path: args.path,
-      namespace: 'no-tracer',
-    }));
-    b.onLoad({ filter: /.*/, namespace: 'no-tracer' }, (args) => ({
-      contents: args.path.endsWith('/middleware')
-        ? 'export const captureLambdaHandler = () => ({});'
-        : 'export class Tracer {}',
-      loader: 'js',
-    }));
-  },
-};
 
 /** Imports each written bundle under node 22 with the SDK from node_modules; ingest also answers a request. */
 async function importsCleanly(bundles: readonly Bundle[]): Promise<Map<FunctionName, string>> {
@@ -180,31 +141,20 @@ export const bundleSuite: ReportSuite = {
     const sdkBundled = await Promise.all(
       names.map((fn) => bundle(fn, { ...HALO_BUNDLING, externalModules: [], bundleAwsSDK: true })),
     );
-    const zodProjection = await Promise.all(
-      names.map((fn) => bundle(fn, HALO_BUNDLING, [zodNamespaceImport])),
-    );
-    const leanProjection = await Promise.all(
-      names.map((fn) => bundle(fn, HALO_BUNDLING, [zodNamespaceImport, withoutTracer])),
-    );
     const clean = await importsCleanly(deployed);
 
     const sizes: Table = {
       title: 'Bundle size per function (index.mjs, minified; the target applies to "as deployed")',
       rows: names.flatMap((_, i) => {
         const rows = [
-          { ...sizeRow('as deployed: @aws-sdk/* external', deployed[i] as Bundle) },
           {
-            ...sizeRow('before: SDK bundled (bundleAwsSDK)', sdkBundled[i] as Bundle),
-            target: '',
-            result: '',
+            ...sizeRow(
+              'as deployed: AWS SDK (runtime) and Powertools (layer) external',
+              deployed[i] as Bundle,
+            ),
           },
           {
-            ...sizeRow('projection: + `import * as z` from zod', zodProjection[i] as Bundle),
-            target: '',
-            result: '',
-          },
-          {
-            ...sizeRow('projection: + zod fix, no Powertools Tracer', leanProjection[i] as Bundle),
+            ...sizeRow('for comparison: AWS SDK and Powertools bundled', sdkBundled[i] as Bundle),
             target: '',
             result: '',
           },
