@@ -193,7 +193,6 @@ export interface CostSummary {
   readonly liveness: number;
   readonly livenessPerHost: number;
   /** X-Ray traces of the ingest path (part of liveness). */
-  readonly livenessXray: number;
   readonly detectorFixed: number;
   readonly detectorPerSite: number;
   readonly total: number;
@@ -206,7 +205,6 @@ export function summarizeCost(fleet: Fleet, lines: readonly CostLine[]): CostSum
     hosts: fleet.hosts,
     liveness,
     livenessPerHost: liveness / fleet.hosts,
-    livenessXray: sum((l) => l.group === 'liveness' && l.item.startsWith('X-Ray')),
     detectorFixed: sum((l) => l.group === 'detector-fixed'),
     detectorPerSite: sum((l) => l.group === 'detector-per-site'),
     total: sum(() => true),

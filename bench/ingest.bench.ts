@@ -677,8 +677,6 @@ function costTables(ingest: IngestFigures, detector: DetectorFigures, measuredMe
       `= liveness $/host/month (target ≤ $${COST_TARGET.perHostMonth})`,
       (s) => `${money(s.livenessPerHost)} ${s.livenessPerHost <= COST_TARGET.perHostMonth ? 'PASS' : 'MISS'}`,
     ),
-    summaryRow('  … of which X-Ray (ingest), $/host/month', (s) => money(s.livenessXray / s.hosts)),
-    summaryRow('  … without X-Ray, $/host/month', (s) => money((s.liveness - s.livenessXray) / s.hosts)),
     summaryRow(
       `= detector fixed, $/month (target < $${COST_TARGET.fixedMonth})`,
       (s) => `${money(s.detectorFixed)} ${fixedPass ? 'PASS' : 'MISS'}`,

@@ -44,7 +44,7 @@ describe('cost model', () => {
       accessLogBytes: 0,
     };
     const s = summarizeCost(fleet, monthlyCost(fleet, ingest, DETECTOR));
-    expect((s.liveness - s.livenessXray) / fleet.hosts).toBeCloseTo(0.0097, 4);
+    expect(s.liveness / fleet.hosts).toBeCloseTo(0.0097, 4);
   });
 
   it('meters an API request per started 512 KB of body', () => {
