@@ -8,7 +8,8 @@ import type { MiddlewareObj } from '@middy/core';
  * Service name and namespace come from the environment (each function's env schema requires them in
  * Lambda); the fallbacks only serve tests and the local endpoint.
  */
-const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? 'halo';
+/** Service name of every Halo function's logs, metrics and traces. */
+export const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? 'halo';
 const namespace = process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'Halo';
 
 /** Structured JSON logger shared by all handlers. */

@@ -1,9 +1,9 @@
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import { type Powertools, powertools } from './powertools';
+import { type Powertools, powertools, serviceName } from './powertools';
 
 /** X-Ray tracer, for the functions that trace (all but ingest); a no-op outside Lambda. */
-export const tracer = new Tracer({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'halo' });
+export const tracer = new Tracer({ serviceName });
 
 /**
  * Logger, metrics and tracing, as handed to the middleware bundle by the tracing functions. Responses
