@@ -20,7 +20,10 @@ export interface RelayConfig {
   readonly bmcPollMs?: number;
   /** A start request unanswered this long is sent to the agent again; default `hostHeartbeatMs`. */
   readonly startResendMs?: number;
-  /** Least time between two reports sent early because something changed; default 250 ms (API throttling). */
+  /**
+   * Least time between two reports sent early because a host or VM changed; default 250 ms (API
+   * throttling). A finished command's result is not held back by it.
+   */
   readonly minReportGapMs?: number;
   /** Granularity of `run()`'s loop; default 100 ms. */
   readonly loopMs?: number;

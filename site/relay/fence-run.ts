@@ -13,7 +13,7 @@ export interface FenceDeps {
  * A fence: power the host off through its BMC and read the power status back until it says `off`.
  *
  * Each step reads the status first, so a host already off is reported fenced without a power-off being
- * sent. Only a status read back as `off` is a success (safety rule 1): an acknowledged power-off is not.
+ * sent; the step that sends the power-off reads the status again straight after it is acknowledged. Only a status read back as `off` is a success (safety rule 1): an acknowledged power-off is not.
  * At notAfter it gives up with the last status read: `on`, or `unknown` when the BMC did not answer.
  */
 export class FenceRun implements CommandRun {
@@ -42,15 +42,27 @@ export class FenceRun implements CommandRun {
       this.lastError = `power status: ${describeError(error)}`;
       return this.pollAgain();
     }
-    if (!this.offAcknowledged) {
-      // Sent again after a refusal only: once acknowledged, the BMC is taking its time, and the reads decide.
-      try {
-        await bmc.powerOff(this.target);
-        this.offAcknowledged = true;
-        this.lastError = null;
-      } catch (error) {
-        this.lastError = `power off: ${describeError(error)}`;
-      }
+    if (this.offAcknowledged) return this.pollAgain();
+    // Sent again after a refusal only: once acknowledged, the BMC is taking its time, and the reads decide.
+    try {
+      await bmc.powerOff(this.target);
+      this.offAcknowledged = true;
+      this.lastError = null;
+    } catch (error) {
+      this.lastError = `power off: ${describeError(error)}`;
+      return this.pollAgain();
+    }
+    // Most BMCs read off as soon as they acknowledge a hard power-off: read it back at once rather than
+    // a poll interval later, which would sit on every failover's critical path.
+    return this.readBack();
+  }
+
+  private async readBack(): Promise<StepOutcome> {
+    try {
+      if ((await this.deps.bmc.powerStatus(this.target)) === 'off') return finished(this.confirmed());
+    } catch (error) {
+      // Still acknowledged: the next poll reads again.
+      this.lastError = `power status: ${describeError(error)}`;
     }
     return this.pollAgain();
   }

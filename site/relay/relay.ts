@@ -74,6 +74,10 @@ export class Relay {
   private nextReportAt: number;
   private lastReportAt = Number.NEGATIVE_INFINITY;
   private changed = false;
+  /** A command finished since the last report: its result goes out at once, whatever the report gap. */
+  private resultsWaiting = false;
+  /** Ends run()'s current sleep early (a command finished between ticks). */
+  private wake: (() => void) | null = null;
   private sending = false;
   private failures = 0;
   private staleJump = 1000;
@@ -139,7 +143,15 @@ export class Relay {
       });
       inFlight.add(tick);
       void tick.finally(() => inFlight.delete(tick));
-      await this.ports.clock.sleep(loopMs);
+      // A result that comes between ticks (an agent's start answer) is the fence's or the start's last
+      // hop to the control plane: it wakes the loop instead of waiting out loopMs.
+      await Promise.race([
+        this.ports.clock.sleep(loopMs),
+        new Promise<void>((resolve) => {
+          this.wake = resolve;
+        }),
+      ]);
+      this.wake = null;
     }
     await Promise.all(inFlight);
   }
@@ -191,11 +203,13 @@ export class Relay {
   private reportIfDue(): Promise<void> | null {
     const now = this.ports.clock.now();
     if (this.sending || now < this.quietUntil) return null;
+    // After a failure the backoff decides: changes ride on the retry, which carries the latest state.
+    // A finished command's result skips the gap: results come one per command, so they cannot flood the
+    // API, and each one is the control plane's cue for the failover's next step.
     const early =
-      this.changed &&
-      // After a failure the backoff decides: changes ride on the retry, which carries the latest state.
       this.failures === 0 &&
-      now >= this.lastReportAt + (this.config.minReportGapMs ?? 250);
+      (this.resultsWaiting ||
+        (this.changed && now >= this.lastReportAt + (this.config.minReportGapMs ?? 250)));
     return now >= this.nextReportAt || early ? this.report(now) : null;
   }
 
@@ -239,6 +253,7 @@ export class Relay {
     }
     this.reportedSilent = silent;
     this.changed = false;
+    this.resultsWaiting = false;
     this.lastReportAt = now;
     const seq = this.nextSeq;
     // Every attempt takes a new seq, sent or not: a retry is a new report with the latest state.
@@ -386,6 +401,8 @@ export class Relay {
     job.result = clean;
     this.unsent.set(commandId, clean);
     this.changed = true;
+    this.resultsWaiting = true;
+    this.wake?.();
     this.log.info('command finished', { commandId, outcome: clean.outcome, powerState: clean.powerState });
   }
 

@@ -40,9 +40,9 @@ describe('relay fence', () => {
   });
 
   it('powers off, polls the status, and reports success only once it reads off', async () => {
-    // given h1 is on and goes off on the third read after its power-off is acknowledged
+    // given h1 is on and goes off on the fourth read after its power-off is acknowledged
     const site = await incidentSite();
-    site.bmc.offAfterReads.set('h1', 3);
+    site.bmc.offAfterReads.set('h1', 4);
 
     // when it is fenced
     const command = fenceCommand(site, 'h1');
@@ -53,12 +53,49 @@ describe('relay fence', () => {
     expect(site.resultsFor(command.commandId)).toEqual([]);
     await site.runUntil(() => site.resultsFor(command.commandId).length > 0);
 
-    // then the success carries the status read back, after one power-off and a status read per second
+    // then the success carries the status read back, after one power-off, a read straight after it and
+    // then one per second
     expect(site.resultsFor(command.commandId)[0]).toMatchObject({ outcome: 'succeeded', powerState: 'off' });
-    expect(site.bmc.opsFor('h1')).toEqual(['status', 'off', 'status', 'status', 'status']);
+    expect(site.bmc.opsFor('h1')).toEqual(['status', 'off', 'status', 'status', 'status', 'status']);
     // and the BMC is left alone afterwards
     await site.run(5000);
-    expect(site.bmc.opsFor('h1')).toHaveLength(5);
+    expect(site.bmc.opsFor('h1')).toHaveLength(6);
+  });
+
+  it('reads the status back straight after the power-off is acknowledged, not a poll interval later', async () => {
+    // given h1 reads off from the first read after its power-off is acknowledged, and a 1 s poll interval
+    const site = await incidentSite();
+    site.bmc.offAfterReads.set('h1', 1);
+
+    // when it is fenced
+    const command = fenceCommand(site, 'h1');
+    await deliver(site, command);
+    const taken = site.clock.now();
+    await site.runUntil(() => site.resultsFor(command.commandId).length > 0);
+
+    // then status, off, status ran in one step: the result finished before any poll interval passed
+    expect(site.bmc.opsFor('h1')).toEqual(['status', 'off', 'status']);
+    const result = site.resultsFor(command.commandId)[0];
+    expect(result).toMatchObject({ outcome: 'succeeded', powerState: 'off' });
+    expect((result?.finishedAt ?? Number.POSITIVE_INFINITY) - taken).toBeLessThan(1000);
+  });
+
+  it('a finished fence is reported at the next tick, however long the gap between early reports', async () => {
+    // given a relay whose early reports are at least 5 s apart, which has just reported
+    const site = await TestSite.open({ config: { minReportGapMs: 5000 } });
+    site.uplink.nextReportInMs = 1000;
+    await site.run(SILENT_MS);
+    site.bmc.script('h1', ['off']);
+    const command = fenceCommand(site, 'h1');
+    await deliver(site, command);
+    const reportedAt = site.clock.now();
+
+    // when the fence finishes in the tick after that report
+    await site.run(100);
+
+    // then its result went out in that same tick: the gap holds back host changes, not results
+    const first = site.uplink.accepted.find((r) => r.results.some((x) => x.commandId === command.commandId));
+    expect(first?.sentAt).toBe(reportedAt + 100);
   });
 
   it('an acknowledged power-off whose status stays on fails at notAfter with powerState on', async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { RelayCommand } from '../../../contracts/relay-protocol';
 import { UplinkError } from '../../../site/ports';
 import { Relay } from '../../../site/relay/relay';
 import { FakeBmc, FakeLan, FakeUplink, flush, ManualClock, MemoryStateStore, networkDown, T0 } from './fakes';
@@ -238,5 +239,57 @@ describe('relay run loop', () => {
     // least gap between two reports)
     expect(uplink.reports.map((r) => r.sentAt - T0)).toEqual([SILENT_MS, SILENT_MS + 300]);
     expect(uplink.last?.hosts[0]?.lastHeardMsAgo).toBe(SILENT_MS + 300);
+  });
+});
+
+describe('relay run loop wake-up', () => {
+  it('reports an agent’s start answer at once, without waiting out loopMs', async () => {
+    // given a running relay with a 5 s loop, whose last response handed it a start command for h1
+    const clock = new ManualClock();
+    const uplink = new FakeUplink();
+    const lan = new FakeLan();
+    const relay = await Relay.open(
+      { siteId: 'dc1', relayId: 'r1', credential: CREDENTIAL, timing: TIMING, bmc: BMC, loopMs: 5000 },
+      { clock, lan, bmc: new FakeBmc(), uplink, state: new MemoryStateStore() },
+    );
+    lan.attach('r1', relay);
+    const command: RelayCommand = {
+      kind: 'start-vm',
+      commandId: 'dc1:h9:1:start:vm-1:1',
+      incidentId: 'dc1:h9:1',
+      hostId: 'h1',
+      vm: { id: 'vm-1', cpus: 2, memoryMiB: 2048 },
+      issuedAt: T0,
+      notAfter: T0 + 60_000,
+    };
+    uplink.commands = [command];
+    const abort = new AbortController();
+    const running = relay.run(abort.signal);
+    // The first report goes out after the silence threshold and brings the command; the next tick sends it.
+    for (let t = 0; t < SILENT_MS + 5000; t += 5000) {
+      clock.advance(5000);
+      await flush();
+    }
+    uplink.commands = [];
+    const reports = uplink.reports.length;
+    expect(reports).toBeGreaterThanOrEqual(1);
+
+    // when h1's agent answers between two ticks
+    relay.receive({
+      kind: 'start-result',
+      commandId: command.commandId,
+      hostId: 'h1',
+      outcome: 'succeeded',
+      finishedAt: clock.now(),
+    });
+    await flush();
+
+    // then the result went out with no clock time passing
+    expect(uplink.reports.length).toBe(reports + 1);
+    expect(uplink.last?.results.map((r) => r.commandId)).toEqual([command.commandId]);
+    expect(uplink.last?.sentAt).toBe(clock.now());
+    abort.abort();
+    clock.advance(5000);
+    await running;
   });
 });
