@@ -128,7 +128,10 @@ export async function startLocalControlPlane(
   const logger = lineLogger(log);
 
   // Synthesis (seconds) runs alongside dynalite's start-up.
-  const [definition, dynamo] = await Promise.all([synthesizedDefinition(), startDynalite()]);
+  const [definition, dynamo] = await Promise.all([
+    synthesizedDefinition(),
+    startDynalite({ thread: 'worker' }),
+  ]);
   let endpoint: HttpEndpoint | undefined;
   let workflow: LocalWorkflow | undefined;
   try {

@@ -1,10 +1,13 @@
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { createDocumentClient, createTableInput } from '../adapters/dynamodb';
 
-/** An in-memory dynalite server in this process, with SDK clients pointed at it. */
+/** An in-memory dynalite server (in this process or on a worker thread), with SDK clients pointed at it. */
 export interface LocalDynalite {
   /** `http://127.0.0.1:<port>`. */
   readonly endpoint: string;
@@ -21,8 +24,23 @@ export interface LocalDynalite {
 const ACTIVE_POLL_MS = 10;
 const ACTIVE_TIMEOUT_MS = 10_000;
 
-/** Starts dynalite in memory on 127.0.0.1 and a free port; tables become ACTIVE at once. */
-export async function startDynalite(): Promise<LocalDynalite> {
+/** Options of {@link startDynalite}. */
+export interface DynaliteOptions {
+  /**
+   * Where the server runs: `'worker'` puts it on a thread of its own, so that its CPU work runs beside the
+   * caller's instead of queueing on the same event loop (the local control plane's choice); `'inline'`
+   * (the default) keeps it in this thread, which is cheaper to start for a test that only needs a table.
+   */
+  readonly thread?: 'inline' | 'worker';
+}
+
+/** A listening dynalite server and how to close it. */
+interface Server {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+async function inlineServer(): Promise<Server> {
   const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -32,6 +50,59 @@ export async function startDynalite(): Promise<LocalDynalite> {
     });
   });
   const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    close: () => {
+      // Keep-alive sockets of the SDK's agent would otherwise hold close() open.
+      server.closeAllConnections();
+      return new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
+    },
+  };
+}
+
+/** The worker's module is TypeScript: it runs with tsx's loader, found from this package wherever it runs. */
+function workerExecArgv(): string[] {
+  const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  return ['--import', loader];
+}
+
+async function workerServer(): Promise<Server> {
+  const worker = new Worker(new URL('./dynalite-worker.ts', import.meta.url), {
+    execArgv: workerExecArgv(),
+    workerData: { host: '127.0.0.1' },
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`dynalite worker exited (${code}) before listening`)));
+    worker.once('message', (message: { port?: number; error?: string }) => {
+      if (typeof message.port === 'number') resolve(message.port);
+      else reject(new Error(`dynalite worker: ${message.error ?? 'no port'}`));
+    });
+  }).catch(async (error: unknown) => {
+    await worker.terminate();
+    throw error;
+  });
+  worker.removeAllListeners();
+  // An error on the thread after start-up shows as failed requests; the listener keeps it from crashing us.
+  worker.on('error', () => {});
+  return {
+    port,
+    close: async () => {
+      const stopped = new Promise<void>((resolve) => {
+        worker.once('message', () => resolve());
+        worker.once('exit', () => resolve());
+      });
+      worker.postMessage('stop');
+      await stopped;
+      await worker.terminate();
+    },
+  };
+}
+
+/** Starts dynalite in memory on 127.0.0.1 and a free port; tables become ACTIVE at once. */
+export async function startDynalite(options: DynaliteOptions = {}): Promise<LocalDynalite> {
+  const server = options.thread === 'worker' ? await workerServer() : await inlineServer();
+  const { port } = server;
   const endpoint = `http://127.0.0.1:${port}`;
   // dynalite checks only that a signature is present: any credentials do, and none are looked up.
   const raw = new DynamoDBClient({
@@ -56,9 +127,7 @@ export async function startDynalite(): Promise<LocalDynalite> {
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
       raw.destroy();
-      // Keep-alive sockets of the SDK's agent would otherwise hold close() open.
-      server.closeAllConnections();
-      await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
+      await server.close();
     })();
     return stopped;
   };
