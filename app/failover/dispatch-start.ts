@@ -27,13 +27,15 @@ export async function dispatchStart(
   taskToken: string,
 ): Promise<StartDispatch> {
   const now = ctx.ports.clock.now();
-  const record = await requireIncident(ctx, attempt.incidentId);
+  const [record, target] = await Promise.all([
+    requireIncident(ctx, attempt.incidentId),
+    ctx.ports.hosts.getHost(attempt.siteId, attempt.targetHostId),
+  ]);
   if (record.fencedAt === null) {
     throw new FenceNotConfirmedError(
       `refusing to start ${attempt.vm.vmId}: ${attempt.hostId} is not confirmed powered off (safety rule 1)`,
     );
   }
-  const target = await ctx.ports.hosts.getHost(attempt.siteId, attempt.targetHostId);
   const reservationId = attempt.reservationId;
   if (reservationId === undefined || target === null || !(reservationId in target.reservations)) {
     throw new NoCapacityError(

@@ -3,6 +3,7 @@ import type { HostCommand } from '../../core/lifecycle';
 import type { AppContext } from '../context';
 import { FenceNotConfirmedError } from '../errors';
 import { isRunning } from '../shared/capacity';
+import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurrently';
 import { appendEvent, eventsOf } from '../shared/events';
 import { updateIncident } from '../shared/incidents';
 import { METRIC, secondsBetween } from '../shared/metrics';
@@ -30,11 +31,20 @@ export async function markFenced(
       ? await readBackCommand(ctx, incident, now)
       : await operatorCommand(ctx, incident, now);
   await transitionIncidentHost(ctx, incident, () => command);
-  const { incident: record, changed } = await updateIncident(ctx, incident.incidentId, (i) =>
-    i.fencedAt === null ? { fencedAt: now } : null,
-  );
-  const down = (await ctx.ports.vms.listVms(incident.siteId, { hostId: incident.hostId })).filter(isRunning);
-  for (const vm of down) await ctx.ports.vms.markDown(incident.siteId, vm.vmId, incident.hostId, now);
+  // The host is fenced from here on: the incident's fencedAt and the VMs marked down are independent
+  // writes, each idempotent, so they go out side by side.
+  const markVmsDown = async () => {
+    const vms = await ctx.ports.vms.listVms(incident.siteId, { hostId: incident.hostId });
+    const running = vms.filter(isRunning);
+    await forEachConcurrently(running, STEP_WRITE_CONCURRENCY, (vm) =>
+      ctx.ports.vms.markDown(incident.siteId, vm.vmId, incident.hostId, now),
+    );
+    return running;
+  };
+  const [{ incident: record, changed }, down] = await Promise.all([
+    updateIncident(ctx, incident.incidentId, (i) => (i.fencedAt === null ? { fencedAt: now } : null)),
+    markVmsDown(),
+  ]);
   const fencedAt = record.fencedAt ?? now;
   if (changed) {
     ctx.ports.metrics.seconds(METRIC.SecondsToFence, secondsBetween(record.openedAt, fencedAt));

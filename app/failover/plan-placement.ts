@@ -22,13 +22,17 @@ export async function planPlacementStep(ctx: AppContext, incident: IncidentInput
   const stored = storedPlan(await eventsOf(ctx, incident.incidentId, 'placement-planned'));
   if (stored !== null) return stored;
 
-  const { policy } = await loadScope(ctx, incident.siteId, incident.cluster);
-  const vms = (await ctx.ports.vms.listVms(incident.siteId)).filter((vm) => toRestart(vm, incident.hostId));
-  const { loads } = await survivorLoads(ctx, {
-    siteId: incident.siteId,
-    cluster: incident.cluster,
-    failedHostId: incident.hostId,
-  });
+  // One read of the site's VMs serves both what to restart and how loaded the survivors are.
+  const [{ policy }, siteVms] = await Promise.all([
+    loadScope(ctx, incident.siteId, incident.cluster),
+    ctx.ports.vms.listVms(incident.siteId),
+  ]);
+  const vms = siteVms.filter((vm) => toRestart(vm, incident.hostId));
+  const { loads } = await survivorLoads(
+    ctx,
+    { siteId: incident.siteId, cluster: incident.cluster, failedHostId: incident.hostId },
+    siteVms,
+  );
   const plan = planPlacement(vms.map(coreVm), loads, policy);
   const output: PlanOutput = {
     waves: wavesOf(plan).map((wave) => ({

@@ -5,7 +5,7 @@ import { NoCapacityError } from '../errors';
 import { reservationLimits } from '../shared/capacity';
 import { appendEvent } from '../shared/events';
 import { requireIncident } from '../shared/incidents';
-import { attemptVm, loadScope, survivorLoads } from './scope';
+import { attemptVm, loadScope, survivorLoads, survivors } from './scope';
 
 /** The reservation id of one start attempt: a repeated step finds its reservation, never takes a second. */
 export function reservationIdOf(attempt: VmAttempt): string {
@@ -19,21 +19,24 @@ export function reservationIdOf(attempt: VmAttempt): string {
  */
 export async function reserveCapacity(ctx: AppContext, attempt: VmAttempt): Promise<VmAttempt> {
   const record = await requireIncident(ctx, attempt.incidentId);
-  const { policy } = await loadScope(ctx, attempt.siteId, record.cluster);
-  const { hosts, loads } = await survivorLoads(ctx, {
-    siteId: attempt.siteId,
-    cluster: record.cluster,
-    failedHostId: attempt.hostId,
-  });
+  const ref = { siteId: attempt.siteId, cluster: record.cluster, failedHostId: attempt.hostId };
+  const [{ policy }, hosts, vm] = await Promise.all([
+    loadScope(ctx, attempt.siteId, record.cluster),
+    survivors(ctx, ref),
+    attemptVm(ctx, attempt),
+  ]);
   const reservationId = reservationIdOf(attempt);
   const holder = hosts.find((h) => reservationId in h.reservations);
   if (holder !== undefined) return { ...attempt, targetHostId: holder.hostId, reservationId };
 
-  const vm = await attemptVm(ctx, attempt);
-  const ranked = () =>
-    rankHosts(vm, loads, policy, [...attempt.triedHosts, attempt.targetHostId]).map((r) => r.hostId);
+  // The site's VMs (the loads) are read only when the planned target no longer fits: the reservation's
+  // conditional write on the host item is what keeps capacity, not the loads.
+  const ranked = async () => {
+    const { loads } = await survivorLoads(ctx, ref);
+    return rankHosts(vm, loads, policy, [...attempt.triedHosts, attempt.targetHostId]).map((r) => r.hostId);
+  };
   const reservation = { id: reservationId, vmId: vm.id, cpus: vm.cpus, memoryMiB: vm.memoryMiB };
-  for (const hostId of candidates(attempt.targetHostId, ranked)) {
+  for await (const hostId of candidates(attempt.targetHostId, ranked)) {
     const host = hosts.find((h) => h.hostId === hostId);
     // Maintenance, suspect or fenced since the plan: not a target any more (safety rule 7).
     if (host === undefined || host.lifecycle.status !== 'up') continue;
@@ -59,7 +62,7 @@ export async function reserveCapacity(ctx: AppContext, attempt: VmAttempt): Prom
 }
 
 /** The planned target first, then (computed only if needed) the ranked alternatives. */
-function* candidates(target: string, ranked: () => string[]): Generator<string> {
+async function* candidates(target: string, ranked: () => Promise<string[]>): AsyncGenerator<string> {
   yield target;
-  yield* ranked();
+  yield* await ranked();
 }

@@ -5,7 +5,7 @@ import type { HostLoad } from '../../core/placement';
 import type { HaPolicy } from '../../core/policy';
 import type { AppContext } from '../context';
 import { IncidentSupersededError, NotFoundError } from '../errors';
-import type { HostRecord, SiteControl } from '../ports';
+import type { HostRecord, SiteControl, VmRecord } from '../ports';
 import { placementLoads } from '../shared/capacity';
 import { toAppError } from '../shared/errors';
 import { type HostTransition, incidentOf, transitionHost } from '../shared/host-lifecycle';
@@ -90,15 +90,31 @@ export async function attemptVm(ctx: AppContext, attempt: VmAttempt): Promise<Vm
   };
 }
 
-/** The cluster's hosts and their placement loads, the failed host left out. */
+/** Which cluster's survivors: the incident's site and cluster, without its failed host. */
+export interface SurvivorsRef {
+  readonly siteId: string;
+  readonly cluster: string;
+  readonly failedHostId: string;
+}
+
+/** The cluster's hosts, the failed host left out. */
+export async function survivors(ctx: AppContext, ref: SurvivorsRef): Promise<HostRecord[]> {
+  const all = await ctx.ports.hosts.listHosts(ref.siteId, ref.cluster);
+  return all.filter((h) => h.hostId !== ref.failedHostId);
+}
+
+/**
+ * The cluster's hosts and their placement loads, the failed host left out. `vms`, when the caller has
+ * the site's VMs already, saves reading them again.
+ */
 export async function survivorLoads(
   ctx: AppContext,
-  ref: { readonly siteId: string; readonly cluster: string; readonly failedHostId: string },
+  ref: SurvivorsRef,
+  vms?: readonly VmRecord[],
 ): Promise<{ hosts: HostRecord[]; loads: HostLoad[] }> {
-  const [all, vms] = await Promise.all([
-    ctx.ports.hosts.listHosts(ref.siteId, ref.cluster),
-    ctx.ports.vms.listVms(ref.siteId),
+  const [hosts, siteVms] = await Promise.all([
+    survivors(ctx, ref),
+    vms ?? ctx.ports.vms.listVms(ref.siteId),
   ]);
-  const hosts = all.filter((h) => h.hostId !== ref.failedHostId);
-  return { hosts, loads: placementLoads(hosts, vms) };
+  return { hosts, loads: placementLoads(hosts, siteVms) };
 }

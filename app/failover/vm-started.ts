@@ -15,8 +15,10 @@ export async function vmStarted(
   result: StartResult,
 ): Promise<{ vmId: string; hostId: string; startedAt: number }> {
   const now = ctx.ports.clock.now();
-  const record = await requireIncident(ctx, attempt.incidentId);
-  const events = await ctx.ports.incidents.listEvents(attempt.incidentId);
+  const [record, events] = await Promise.all([
+    requireIncident(ctx, attempt.incidentId),
+    ctx.ports.incidents.listEvents(attempt.incidentId),
+  ]);
   const started = new Set(events.filter((e) => e.kind === 'vm-started').map((e) => e.data?.vmId));
   const out = { vmId: result.vmId, hostId: result.hostId, startedAt: result.finishedAt };
   if (started.has(result.vmId)) return out;
