@@ -68,8 +68,20 @@ export async function recordReport(
     protocol: PROTOCOL_VERSION,
     acceptedSeq: relay.lastSeq,
     commands,
-    nextReportInMs: reportIntervalMs(ctx, control.clusters, incidentsOpen),
+    nextReportInMs: reportIntervalMs(ctx, control.clusters, incidentsOpen || silenceUnresolved(view)),
   };
+}
+
+/**
+ * Some relay calls an up host silent, but no incident has it yet (the other relays have not called it
+ * silent, or this report is about to open it): the fence command is near, so the relays report at the
+ * incident pace already instead of one full interval later. Hosts already suspect, fenced or in
+ * maintenance do not count, so a host that stays off does not keep the site on the fast pace.
+ */
+function silenceUnresolved(control: SiteControl): boolean {
+  return control.relays.some((relay) =>
+    Object.keys(relay.silentHosts).some((hostId) => control.hosts[hostId]?.status === 'up'),
+  );
 }
 
 /** Hosts this relay calls silent under their cluster's policy, with how long ago it last heard each. */

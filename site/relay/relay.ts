@@ -74,8 +74,11 @@ export class Relay {
   private nextReportAt: number;
   private lastReportAt = Number.NEGATIVE_INFINITY;
   private changed = false;
-  /** A command finished since the last report: its result goes out at once, whatever the report gap. */
-  private resultsWaiting = false;
+  /**
+   * Something a failover waits on changed since the last report (a command finished, a host crossed the
+   * silence threshold either way): it goes out at once, whatever the report gap.
+   */
+  private urgent = false;
   /** Ends run()'s current sleep early (a command finished between ticks). */
   private wake: (() => void) | null = null;
   private sending = false;
@@ -178,6 +181,7 @@ export class Relay {
     };
     this.hosts.set(hb.hostId, host);
     const cameBack = this.reportedSilent.has(hb.hostId);
+    if (cameBack) this.urgent = true;
     if (previous === undefined || cameBack || inventoryKey(previous) !== inventoryKey(host))
       this.changed = true;
   }
@@ -189,7 +193,10 @@ export class Relay {
 
   private noticeSilence(now: number): void {
     for (const host of this.hosts.values()) {
-      if (this.isSilent(host, now) !== this.reportedSilent.has(host.hostId)) this.changed = true;
+      if (this.isSilent(host, now) !== this.reportedSilent.has(host.hostId)) {
+        this.changed = true;
+        this.urgent = true;
+      }
     }
   }
 
@@ -204,11 +211,11 @@ export class Relay {
     const now = this.ports.clock.now();
     if (this.sending || now < this.quietUntil) return null;
     // After a failure the backoff decides: changes ride on the retry, which carries the latest state.
-    // A finished command's result skips the gap: results come one per command, so they cannot flood the
-    // API, and each one is the control plane's cue for the failover's next step.
+    // Urgent changes skip the gap: results come one per command and a host crosses the threshold at most
+    // once per silence, so they cannot flood the API, and each is the cue for a failover's next step.
     const early =
       this.failures === 0 &&
-      (this.resultsWaiting ||
+      (this.urgent ||
         (this.changed && now >= this.lastReportAt + (this.config.minReportGapMs ?? 250)));
     return now >= this.nextReportAt || early ? this.report(now) : null;
   }
@@ -253,7 +260,7 @@ export class Relay {
     }
     this.reportedSilent = silent;
     this.changed = false;
-    this.resultsWaiting = false;
+    this.urgent = false;
     this.lastReportAt = now;
     const seq = this.nextSeq;
     // Every attempt takes a new seq, sent or not: a retry is a new report with the latest state.
@@ -401,7 +408,7 @@ export class Relay {
     job.result = clean;
     this.unsent.set(commandId, clean);
     this.changed = true;
-    this.resultsWaiting = true;
+    this.urgent = true;
     this.wake?.();
     this.log.info('command finished', { commandId, outcome: clean.outcome, powerState: clean.powerState });
   }

@@ -209,6 +209,29 @@ describe('recordReport: refusals change nothing', () => {
 });
 
 describe('recordReport: opening incidents', () => {
+  it('given one relay calls an up host silent and no incident has it yet, then both report at the incident pace', async () => {
+    // when r1 alone calls h1 silent (r2 still hears it)
+    const first = await site.r1.report(site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } }));
+    const other = await site.r2.report(site.hosts());
+
+    // then no incident, but the fence that may follow is picked up at the incident pace, not in 10 s
+    expect(world.workflow.startCalls).toHaveLength(0);
+    expect(first.nextReportInMs).toBe(2_000);
+    expect(other.nextReportInMs).toBe(2_000);
+
+    // when r1 hears h1 again, then the normal pace is back
+    expect((await site.r1.report(site.hosts())).nextReportInMs).toBe(10_000);
+  });
+
+  it('given a host in maintenance is silent, then the site keeps its normal pace', async () => {
+    await setMaintenance(world.ctx, { siteId: SITE, hostId: 'h3', enabled: true, caller: 'alice' });
+    const silent = site.hosts({ h3: { lastHeardMsAgo: SILENT_MS } });
+
+    expect((await site.r1.report(silent)).nextReportInMs).toBe(10_000);
+    expect((await site.r2.report(silent)).nextReportInMs).toBe(10_000);
+    expect(world.workflow.startCalls).toHaveLength(0);
+  });
+
   it('given both live relays call h1 silent, then ONE incident opens and ONE execution starts, even on repeats', async () => {
     const silent = site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } });
     await site.r1.report(silent);
