@@ -112,9 +112,6 @@ export async function survivorLoads(
   ref: SurvivorsRef,
   vms?: readonly VmRecord[],
 ): Promise<{ hosts: HostRecord[]; loads: HostLoad[] }> {
-  const [hosts, siteVms] = await Promise.all([
-    survivors(ctx, ref),
-    vms ?? ctx.ports.vms.listVms(ref.siteId),
-  ]);
+  const [hosts, siteVms] = await Promise.all([survivors(ctx, ref), vms ?? ctx.ports.vms.listVms(ref.siteId)]);
   return { hosts, loads: placementLoads(hosts, siteVms) };
 }

@@ -215,8 +215,7 @@ export class Relay {
     // once per silence, so they cannot flood the API, and each is the cue for a failover's next step.
     const early =
       this.failures === 0 &&
-      (this.urgent ||
-        (this.changed && now >= this.lastReportAt + (this.config.minReportGapMs ?? 250)));
+      (this.urgent || (this.changed && now >= this.lastReportAt + (this.config.minReportGapMs ?? 250)));
     return now >= this.nextReportAt || early ? this.report(now) : null;
   }
 
