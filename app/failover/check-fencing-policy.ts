@@ -13,8 +13,10 @@ export async function checkFencingPolicy(
   incident: IncidentInput,
 ): Promise<FencingPolicyOutput> {
   const now = ctx.ports.clock.now();
-  const { control, policy } = await loadScope(ctx, incident.siteId, incident.cluster);
-  const host = await requireHost(ctx, incident.siteId, incident.hostId);
+  const [{ control, policy }, host] = await Promise.all([
+    loadScope(ctx, incident.siteId, incident.cluster),
+    requireHost(ctx, incident.siteId, incident.hostId),
+  ]);
   rejectIfSuperseded(host, incident.incidentId);
   const decision = decideFencing(
     fencingInputFor({

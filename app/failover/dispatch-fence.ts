@@ -29,11 +29,12 @@ export async function dispatchFence(
 ): Promise<FenceDispatch> {
   const now = ctx.ports.clock.now();
   const { commands } = ctx.ports;
-  const record = await requireIncident(ctx, incident.incidentId);
-  const { control, policy } = await loadScope(ctx, incident.siteId, incident.cluster);
-  const fences = (await commands.listForIncident(incident.siteId, incident.incidentId)).filter(
-    (c) => c.command.kind === 'fence',
-  );
+  const [record, { control, policy }, all] = await Promise.all([
+    requireIncident(ctx, incident.incidentId),
+    loadScope(ctx, incident.siteId, incident.cluster),
+    commands.listForIncident(incident.siteId, incident.incidentId),
+  ]);
+  const fences = all.filter((c) => c.command.kind === 'fence');
   const sent = fences.find((c) => c.taskToken === taskToken);
   if (sent !== undefined) {
     return { commandId: sent.command.commandId, relayId: sent.relayId, notAfter: sent.command.notAfter };

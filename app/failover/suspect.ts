@@ -5,12 +5,15 @@ import { requireIncident } from '../shared/incidents';
 
 /** Suspect: puts what opened the incident (each live relay's view) at the head of its timeline. */
 export async function suspect(ctx: AppContext, incident: IncidentInput): Promise<{ detail: string }> {
-  await requireIncident(ctx, incident.incidentId);
+  const [, suspected] = await Promise.all([
+    requireIncident(ctx, incident.incidentId),
+    eventsOf(ctx, incident.incidentId, 'suspected'),
+  ]);
   const views = incident.evidence.relays.map((r) => `${r.relayId} last heard it ${r.lastHeardMsAgo} ms ago`);
   const detail =
     `${incident.hostId} (cluster ${incident.cluster}, boot ${incident.bootId}) is silent for every live relay ` +
     `(silent after ${incident.evidence.silentAfterMs} ms): ${views.join('; ') || 'no relay view'}`;
-  if ((await eventsOf(ctx, incident.incidentId, 'suspected')).length === 0) {
+  if (suspected.length === 0) {
     await appendEvent(ctx, incident.incidentId, 'suspected', detail, { evidence: incident.evidence });
   }
   return { detail };

@@ -131,6 +131,9 @@ export class Relay {
     const report = this.reportIfDue();
     await Promise.all(steps);
     await report;
+    // Commands the report's response brought take their first step now, not a tick later: a fence's
+    // power-off is on every failover's critical path.
+    await Promise.all(this.stepDueCommands(this.ports.clock.now()));
     // A command that finished during this tick is reported at once, not at the next interval.
     await this.reportIfDue();
     this.forgetDone(this.ports.clock.now());
