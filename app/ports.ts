@@ -283,7 +283,8 @@ export interface IncidentStore {
   ): Promise<IncidentRecord>;
   /** Appends to the timeline; an event with the same (at, kind) is stored once. */
   appendEvent(event: IncidentEvent): Promise<void>;
-  listEvents(incidentId: string): Promise<IncidentEvent[]>;
+  /** The timeline in time order; with `fromAt`, only events at or after that instant (a watcher's tail). */
+  listEvents(incidentId: string, options?: { readonly fromAt?: number }): Promise<IncidentEvent[]>;
 }
 
 export interface CommandStore {

@@ -25,8 +25,10 @@ import {
   idAfter,
   incidentGsiSk,
   incidentKey,
+  PK,
   PK_PREFIX,
   parseEventSk,
+  SK,
   SK_PREFIX,
 } from './table-definition';
 
@@ -122,8 +124,23 @@ export class DynamoIncidentStore implements IncidentStore {
     });
   }
 
-  async listEvents(incidentId: string): Promise<IncidentEvent[]> {
-    const items = await queryAll(this.ctx, beginsWith(incidentKey(incidentId), SK_PREFIX.event));
+  async listEvents(incidentId: string, options: { readonly fromAt?: number } = {}): Promise<IncidentEvent[]> {
+    const pk = incidentKey(incidentId);
+    // Event keys start with the padded time, so a tail is a key range: only what is new is read (and paid).
+    const items = await queryAll(
+      this.ctx,
+      options.fromAt === undefined
+        ? beginsWith(pk, SK_PREFIX.event)
+        : {
+            KeyConditionExpression: '#pk = :pk AND #sk BETWEEN :from AND :to',
+            ExpressionAttributeNames: { '#pk': PK, '#sk': SK },
+            ExpressionAttributeValues: {
+              ':pk': pk,
+              ':from': eventSk(Math.max(0, options.fromAt), ''),
+              ':to': `${SK_PREFIX.event}\uffff`,
+            },
+          },
+    );
     return items.map(eventFromItem);
   }
 }

@@ -66,10 +66,12 @@ export class MemoryIncidentStore implements IncidentStore {
     if (!timeline.has(key)) timeline.set(key, copy(event));
   }
 
-  async listEvents(incidentId: string): Promise<IncidentEvent[]> {
+  async listEvents(incidentId: string, options: { readonly fromAt?: number } = {}): Promise<IncidentEvent[]> {
     const timeline = this.state.events.get(incidentId);
     if (timeline === undefined) return [];
+    const fromAt = options.fromAt ?? Number.NEGATIVE_INFINITY;
     return [...timeline.values()]
+      .filter((e) => e.at >= fromAt)
       .sort(
         (a, b) => a.at - b.at || compareStrings(a.kind, b.kind) || compareStrings(a.key ?? '', b.key ?? ''),
       )

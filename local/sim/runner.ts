@@ -48,7 +48,7 @@ export function scenarioPolicy(scenario: Scenario): HaPolicy {
     hostHeartbeatMs: hb,
     missedHeartbeats: t.missedHeartbeats,
     relayReportMs: t.relayReportMs,
-    incidentReportMs: t.incidentReportMs ?? Math.min(t.relayReportMs, hb),
+    incidentReportMs: t.incidentReportMs ?? Math.min(t.relayReportMs, Math.max(25, hb / 2)),
     relaySilentAfterMs: t.relaySilentAfterMs ?? 3 * t.relayReportMs,
     confirmSilenceMs,
     fenceAttemptTimeoutMs,
@@ -347,7 +347,9 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       });
     const watcher = new IncidentWatcher(cp, () => t0, timeline);
     for (;;) {
-      await realClock.sleep(Math.min(50, hb / 2));
+      // An operator's view, not part of the control plane: often enough to end a run soon after it
+      // settles, seldom enough not to load the store the control plane runs on.
+      await realClock.sleep(Math.max(50, Math.min(250, hb / 2)));
       await watcher.poll();
       const now = elapsed();
       if (now >= scenario.durationMs) break;
@@ -432,6 +434,8 @@ class IncidentWatcher {
   incidents: IncidentRecord[] = [];
   private readonly seen = new Set<string>();
   private readonly finished = new Set<string>();
+  /** The newest event time read per incident: the next poll reads the timeline from there on. */
+  private readonly readUpTo = new Map<string, number>();
 
   constructor(
     private readonly cp: LocalControlPlane,
@@ -456,11 +460,17 @@ class IncidentWatcher {
           text: `incident ${incident.incidentId} opened: silent to every live relay`,
         });
       }
-      const events = await this.cp.ctx.ports.incidents.listEvents(incident.incidentId);
+      const fromAt = this.readUpTo.get(incident.incidentId);
+      const events = await this.cp.ctx.ports.incidents.listEvents(
+        incident.incidentId,
+        fromAt === undefined ? {} : { fromAt },
+      );
       for (const event of events) {
+        this.readUpTo.set(incident.incidentId, Math.max(fromAt ?? 0, event.at));
         const key = `${event.incidentId}#${event.at}#${event.kind}#${event.key ?? ''}`;
         if (this.seen.has(key)) continue;
         this.seen.add(key);
+        if (event.kind === 'closed') this.seen.add(`closed#${incident.incidentId}`);
         const { subject, text } = incidentEventText(event);
         this.timeline.add({
           atMs: event.at - this.t0(),
@@ -469,7 +479,7 @@ class IncidentWatcher {
           text,
         });
       }
-      if (incident.closedAt !== null && events.some((e) => e.kind === 'closed')) {
+      if (incident.closedAt !== null && this.seen.has(`closed#${incident.incidentId}`)) {
         this.finished.add(incident.incidentId);
       }
     }

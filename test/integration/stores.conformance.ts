@@ -993,6 +993,23 @@ export function describeStoreConformance(
         expect(await stores.incidents.listEvents('i1')).toEqual([v1, v2]);
       });
 
+      it('lists the tail of a timeline from an instant on, that instant included', async () => {
+        for (const [at, kind] of [
+          [T0, 'suspected'],
+          [T0 + 1000, 'fence-ordered'],
+          [T0 + 1000, 'confirmed'],
+          [T0 + 3000, 'fenced'],
+        ] as const) {
+          await stores.incidents.appendEvent({ incidentId: 'i1', at, kind, detail: '' });
+        }
+        const kinds = async (fromAt: number) =>
+          (await stores.incidents.listEvents('i1', { fromAt })).map((e) => e.kind);
+        expect(await kinds(T0 + 1000)).toEqual(['confirmed', 'fence-ordered', 'fenced']);
+        expect(await kinds(T0 + 1001)).toEqual(['fenced']);
+        expect(await kinds(T0 + 3001)).toEqual([]);
+        expect(await kinds(0)).toEqual(['suspected', 'confirmed', 'fence-ordered', 'fenced']);
+      });
+
       it('has an empty timeline for an incident without events', async () => {
         expect(await stores.incidents.listEvents('nope')).toEqual([]);
       });
