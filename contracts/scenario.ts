@@ -203,6 +203,8 @@ export const ScenarioReportSchema = z.strictObject({
       outcome: ReportOutcomeSchema,
       openedAtMs: z.number(),
       fencedAtMs: z.number().nullable(),
+      /** When nothing more happened by itself: closed, or left waiting for an operator; null if neither. */
+      settledAtMs: z.number().nullable(),
       starts: z.array(z.strictObject({ vm: z.string(), host: z.string(), atMs: z.number() })),
       unplaced: z.array(z.string()),
     }),

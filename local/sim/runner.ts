@@ -1,4 +1,4 @@
-import type { IncidentRecord } from '../../app/ports';
+import type { IncidentEvent, IncidentRecord } from '../../app/ports';
 import type { OperatorRouteName } from '../../contracts/operator-api';
 import type { Scenario, ScenarioFault, ScenarioReport } from '../../contracts/scenario';
 import { PlanOutputSchema } from '../../contracts/workflow';
@@ -35,14 +35,15 @@ const seconds = (ms: number): number => Math.max(1000, Math.ceil(ms / 1000) * 10
 
 /**
  * The control plane's policy for a scenario. Durations not given derive from the heartbeat, tuned for local
- * runs: the silence is re-checked after one heartbeat, and the timeouts Step Functions counts in whole
- * seconds get two (one second proved too short: a Task's timeout includes its own dispatch step, and a
- * local step on dynalite takes 100–300 ms), and fencing gives up after two attempts.
+ * runs so that an incident settles within 20 heartbeats of its fault: the silence is re-checked after one
+ * heartbeat, a fence attempt and a start get five heartbeats (whole seconds, as Step Functions counts
+ * them: at least one, which a local step of 10–50 ms leaves ample), and fencing gives up after two
+ * attempts. Below a 200 ms heartbeat the whole-second floor stretches the failure paths past 20 beats.
  */
 export function scenarioPolicy(scenario: Scenario): HaPolicy {
   const t = scenario.timing;
   const hb = t.hostHeartbeatMs;
-  const fenceAttemptTimeoutMs = t.fenceAttemptTimeoutMs ?? seconds(Math.max(2000, 5 * hb));
+  const fenceAttemptTimeoutMs = t.fenceAttemptTimeoutMs ?? seconds(5 * hb);
   const confirmSilenceMs = t.confirmSilenceMs ?? hb;
   const input: HaPolicyInput = {
     hostHeartbeatMs: hb,
@@ -53,8 +54,9 @@ export function scenarioPolicy(scenario: Scenario): HaPolicy {
     confirmSilenceMs,
     fenceAttemptTimeoutMs,
     // Two attempts (through two relays when there are two), then the operator.
-    fenceDeadlineMs: t.fenceDeadlineMs ?? confirmSilenceMs + 2 * fenceAttemptTimeoutMs + 4 * hb,
-    startTimeoutMs: t.startTimeoutMs ?? seconds(Math.max(2000, 5 * hb)),
+    fenceDeadlineMs: t.fenceDeadlineMs ?? confirmSilenceMs + 2 * fenceAttemptTimeoutMs + 2 * hb,
+    // A VM that boots slowly (vmBootMs) gets twice its boot time: a timeout is a start left unconfirmed.
+    startTimeoutMs: t.startTimeoutMs ?? seconds(Math.max(5 * hb, 2 * (t.vmBootMs ?? 0))),
     cpuOvercommit: scenario.policy.cpuOvercommit,
     reserveMiB: scenario.policy.reserveMiB,
     reserveCpus: scenario.policy.reserveCpus,
@@ -490,6 +492,14 @@ class IncidentWatcher {
   }
 }
 
+/** When the incident stopped needing the control plane: closed, or (last) left to an operator. */
+function settledAt(incident: IncidentRecord, events: readonly IncidentEvent[], t0: number): number | null {
+  if (incident.closedAt !== null) return incident.closedAt - t0;
+  if (incident.outcome !== 'awaiting-operator') return null;
+  const waiting = events.filter((e) => e.kind === 'awaiting-operator').at(-1);
+  return waiting === undefined ? null : waiting.at - t0;
+}
+
 async function buildReport(
   cp: LocalControlPlane,
   scenario: Scenario,
@@ -519,6 +529,7 @@ async function buildReport(
       outcome: incident.outcome,
       openedAtMs: incident.openedAt - t0,
       fencedAtMs: incident.fencedAt === null ? null : incident.fencedAt - t0,
+      settledAtMs: settledAt(incident, events, t0),
       starts: events
         .filter((e) => e.kind === 'vm-started')
         .map((e) => ({ vm: str(e.data?.vmId), host: str(e.data?.hostId), atMs: e.at - t0 })),

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ScenarioReport } from '../../contracts/scenario';
+import type { Scenario, ScenarioReport } from '../../contracts/scenario';
 import { synthesizedDefinition } from '../../local/definition';
-import { type RunResult, runScenario } from '../../local/sim/runner';
+import { type RunResult, runScenario, scenarioPolicy } from '../../local/sim/runner';
 import { parseScenario } from '../../local/sim/scenario-file';
 
 /**
@@ -19,12 +19,17 @@ const PARALLEL = 4;
 let running = 0;
 const queue: (() => void)[] = [];
 
-async function run(name: string): Promise<RunResult> {
+interface ScenarioRun extends RunResult {
+  readonly scenario: Scenario;
+}
+
+async function run(name: string): Promise<ScenarioRun> {
   if (running >= PARALLEL) await new Promise<void>((resolve) => queue.push(resolve));
   running += 1;
   try {
     const file = join(DIR, `${name}.json`);
-    return await runScenario(parseScenario(readFileSync(file, 'utf8'), file), { seed: 7 });
+    const scenario = parseScenario(readFileSync(file, 'utf8'), file);
+    return { ...(await runScenario(scenario, { seed: 7 })), scenario };
   } finally {
     running -= 1;
     queue.shift()?.();
@@ -45,9 +50,22 @@ function runningOn(report: ScenarioReport, vm: string): string[] {
   return report.vms[vm]?.runningOn ?? [];
 }
 
-function clean(result: RunResult): ScenarioReport {
+/**
+ * No rule broken, and every incident settled (closed, or left to an operator) within 20 heartbeats of the
+ * fault before it settled: the derived timeouts are what makes that hold.
+ */
+function clean(result: ScenarioRun): ScenarioReport {
   expect(result.report.violations).toEqual([]);
   expect(result.exitCode).toBe(0);
+  const hb = scenarioPolicy(result.scenario).hostHeartbeatMs;
+  for (const incident of result.report.incidents) {
+    const settled = incident.settledAtMs;
+    expect(settled, `${incident.host}: ${incident.outcome}, never settled`).not.toBeNull();
+    const fault = Math.max(...result.scenario.faults.map((f) => f.atMs).filter((at) => at <= (settled ?? 0)));
+    expect((settled ?? Infinity) - fault, `${incident.host} settled ${settled} ms`).toBeLessThanOrEqual(
+      20 * hb,
+    );
+  }
   return result.report;
 }
 
