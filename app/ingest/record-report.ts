@@ -68,8 +68,26 @@ export async function recordReport(
     protocol: PROTOCOL_VERSION,
     acceptedSeq: relay.lastSeq,
     commands,
-    nextReportInMs: reportIntervalMs(ctx, control.clusters, incidentsOpen || silenceUnresolved(view)),
+    nextReportInMs: reportIntervalMs(
+      ctx,
+      control.clusters,
+      opened > 0 || incidentUnderWay(control) || silenceUnresolved(view),
+    ),
   };
+}
+
+/**
+ * An open incident is working through the relays (suspect, fencing, or fenced with its VMs starting): the
+ * relays report at the incident pace, since every command it sends waits for their next report. An
+ * incident left to an operator is not: it may wait for hours, and the relays keep the normal pace.
+ */
+function incidentUnderWay(control: SiteControl): boolean {
+  return Object.values(control.hosts).some(
+    (h) =>
+      h.incidentId !== null &&
+      control.openIncidents.includes(h.incidentId) &&
+      (h.status === 'suspect' || h.status === 'fencing' || h.status === 'fenced'),
+  );
 }
 
 /**

@@ -374,6 +374,23 @@ describe('fence-failed', () => {
   });
 });
 
+describe('report pace', () => {
+  it('an incident left to the operator no longer holds the relays at the incident pace', async () => {
+    // given h1's incident is under way (suspect): the relays report at the incident pace
+    const silent = site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } });
+    expect((await site.r1.report(silent)).nextReportInMs).toBe(2_000);
+
+    // when fencing fails and the incident waits for an operator
+    await step(world, { step: 'fence-failed', incident, error: { Error: 'NoRelayAvailableError' } });
+    await step(world, { step: 'await-operator', incident, taskToken: 'tok-op' });
+
+    // then the next reports are back at the normal pace: the wait may last hours
+    expect((await world.stores.hosts.getHost(SITE, 'h1'))?.lifecycle.status).toBe('awaiting-operator');
+    expect((await site.r1.report(silent)).nextReportInMs).toBe(10_000);
+    expect((await site.r2.report(silent)).nextReportInMs).toBe(10_000);
+  });
+});
+
 describe('await-operator', () => {
   beforeEach(async () => {
     await step(world, { step: 'fence-failed', incident, error: { Error: 'NoRelayAvailableError' } });
