@@ -33,6 +33,11 @@ export interface LocalControlPlaneOptions {
   readonly retryIntervalMs?: number;
   /** Where log lines go (requests, refusals, detector findings); silent by default. */
   readonly log?: (line: string) => void;
+  /**
+   * A dynalite server to share (many simulator runs in one process): this control plane gets a table of
+   * its own there, deleted when it stops, and leaves the server running. Without it, it starts its own.
+   */
+  readonly dynamo?: LocalDynalite;
 }
 
 /** Extracts `{name}` parameters from a route template. */
@@ -73,8 +78,56 @@ export interface LocalControlPlane {
   stop(): Promise<void>;
 }
 
-/** The table's name in dynalite. */
+/**
+ * Does once, up front, what the first control plane of a process would otherwise do while others already
+ * run on real time: synthesize the definition, have the runner validate it, and load and compile the
+ * handlers' code paths (a throwaway control plane on `dynamo` takes an enrolment and a first report).
+ * Together that blocks the event loop for a couple of seconds, which a run in progress would see as
+ * silent hosts.
+ */
+export async function prepareLocalControlPlanes(dynamo?: LocalDynalite): Promise<void> {
+  const cp = await startLocalControlPlane({ detectorTickMs: 0, ...(dynamo === undefined ? {} : { dynamo }) });
+  try {
+    const enrolled = await cp.operator('enrollRelay', {
+      params: { siteId: 'warm-up' },
+      body: { relayId: 'r1' },
+    });
+    const credential = (enrolled.body as { credential?: unknown } | null)?.credential;
+    const now = Date.now();
+    await fetch(`${cp.url}/v1/reports`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${String(credential)}` },
+      body: JSON.stringify({
+        protocol: 1,
+        siteId: 'warm-up',
+        relayId: 'r1',
+        seq: 1,
+        sentAt: now,
+        hosts: [
+          {
+            hostId: 'h1',
+            cluster: 'c1',
+            bootId: 'b1',
+            lastHeardMsAgo: 0,
+            cpus: 4,
+            memoryMiB: 8192,
+            vms: [{ id: 'vm-1', cpus: 1, memoryMiB: 1024, state: 'running' }],
+          },
+        ],
+        results: [],
+      }),
+    });
+    await cp.runDetectorOnce();
+  } finally {
+    await cp.stop();
+  }
+}
+
+/** The table's name in dynalite, when the control plane has a dynalite of its own. */
 export const LOCAL_TABLE_NAME = 'halo-local';
+
+/** Tables of control planes sharing one dynalite: one each, never reused within the process. */
+let sharedTables = 0;
 
 /** The Lambda evaluates capacity every 5th minute; the local timer keeps the same rhythm by default. */
 const CAPACITY_PERIOD_MS = 5 * 60_000;
@@ -128,17 +181,21 @@ export async function startLocalControlPlane(
   const logger = lineLogger(log);
 
   // Synthesis (seconds) runs alongside dynalite's start-up.
+  const shared = options.dynamo;
   const [definition, dynamo] = await Promise.all([
     synthesizedDefinition(),
-    startDynalite({ thread: 'worker' }),
+    shared ?? startDynalite({ thread: 'worker' }),
   ]);
+  const tableName = shared === undefined ? LOCAL_TABLE_NAME : `${LOCAL_TABLE_NAME}-${++sharedTables}`;
+  // A shared server outlives this control plane: only its table goes.
+  const release = shared === undefined ? () => dynamo.stop() : () => dynamo.deleteTable(tableName);
   let endpoint: HttpEndpoint | undefined;
   let workflow: LocalWorkflow | undefined;
   try {
-    await dynamo.createTable(LOCAL_TABLE_NAME);
+    await dynamo.createTable(tableName);
     const clock = new SystemClock();
     const metrics = new MetricsRecorder(clock);
-    const stores = createDynamoStores({ client: dynamo.client, tableName: LOCAL_TABLE_NAME, clock });
+    const stores = createDynamoStores({ client: dynamo.client, tableName, clock });
     const built = createLocalWorkflow(
       {
         definition,
@@ -163,11 +220,11 @@ export async function startLocalControlPlane(
       log,
     });
     const detector = startDetector(ctx, { tickMs, capacityEvery, logger });
-    return assemble({ ctx, workflow, metrics, dynamo, endpoint, detector, steps });
+    return assemble({ ctx, workflow, metrics, dynamo, tableName, release, endpoint, detector, steps });
   } catch (error) {
     await endpoint?.close();
     await workflow?.stop();
-    await dynamo.stop();
+    await release();
     throw error;
   }
 }
@@ -266,11 +323,14 @@ function assemble(parts: {
   readonly workflow: LocalWorkflow;
   readonly metrics: MetricsRecorder;
   readonly dynamo: LocalDynalite;
+  readonly tableName: string;
+  /** Stops dynalite, or deletes this control plane's table from a shared one. */
+  readonly release: () => Promise<void>;
   readonly endpoint: HttpEndpoint;
   readonly detector: DetectorLoop;
   readonly steps: TrackedSteps;
 }): LocalControlPlane {
-  const { ctx, workflow, metrics, dynamo, endpoint, detector, steps } = parts;
+  const { ctx, workflow, metrics, dynamo, tableName, release, endpoint, detector, steps } = parts;
   let stopping: Promise<void> | undefined;
   // Outside in: no new request or tick can start an execution once the workflow stops, and dynalite
   // stays up until the last step that writes to it has returned.
@@ -288,7 +348,7 @@ function assemble(parts: {
       await attempt(() => detector.stop());
       await attempt(() => workflow.stop());
       await attempt(() => steps.drain(STEP_DRAIN_MS));
-      await attempt(() => dynamo.stop());
+      await attempt(release);
       if (errors.length > 0) throw new AggregateError(errors, 'the local control plane did not stop cleanly');
     })();
     return stopping;
@@ -319,7 +379,7 @@ function assemble(parts: {
     workflow,
     metrics,
     dynamoEndpoint: dynamo.endpoint,
-    tableName: LOCAL_TABLE_NAME,
+    tableName,
     operator,
     runDetectorOnce: (args = {}) => detector.runOnce(args.evaluateCapacity ?? false),
     stop,

@@ -2,7 +2,12 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  DeleteTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+} from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { createDocumentClient, createTableInput } from '../adapters/dynamodb';
@@ -17,6 +22,8 @@ export interface LocalDynalite {
   readonly client: DynamoDBDocumentClient;
   /** Creates a table from the one table definition and waits until it is ACTIVE. */
   createTable(name: string): Promise<void>;
+  /** Deletes a table and its items (a run that shared this server is over); an absent one is fine. */
+  deleteTable(name: string): Promise<void>;
   /** Destroys the clients and closes the server; calling it again is harmless. */
   stop(): Promise<void>;
 }
@@ -123,6 +130,14 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Loca
     }
   };
 
+  const deleteTable = async (name: string): Promise<void> => {
+    try {
+      await raw.send(new DeleteTableCommand({ TableName: name }));
+    } catch (error) {
+      if (!(error instanceof Error && error.name === 'ResourceNotFoundException')) throw error;
+    }
+  };
+
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
@@ -132,5 +147,5 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Loca
     return stopped;
   };
 
-  return { endpoint, raw, client, createTable, stop };
+  return { endpoint, raw, client, createTable, deleteTable, stop };
 }

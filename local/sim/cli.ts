@@ -12,7 +12,7 @@ import { summaryTable } from './timeline';
  */
 
 const USAGE =
-  'usage: npm run sim -- <scenario.json|.yaml> [--out report.json] [--seed N] | --random N [--seed S]';
+  'usage: npm run sim -- <scenario.json|.yaml> [--out report.json] [--seed N] | --random N [--seed S] [--concurrency C]';
 
 async function main(argv: readonly string[]): Promise<number> {
   let parsed: ReturnType<typeof parse>;
@@ -34,7 +34,12 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`--random must be a positive integer\n${USAGE}\n`);
       return 2;
     }
-    return runRandomCommand({ count: n, seed });
+    const concurrency = values.concurrency === undefined ? undefined : Number(values.concurrency);
+    if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) {
+      process.stderr.write(`--concurrency must be a positive integer\n${USAGE}\n`);
+      return 2;
+    }
+    return runRandomCommand({ count: n, seed, ...(concurrency === undefined ? {} : { concurrency }) });
   }
   const [file] = positionals;
   if (file === undefined || positionals.length > 1) {
@@ -71,7 +76,12 @@ function parse(argv: readonly string[]) {
   return parseArgs({
     args: [...argv],
     allowPositionals: true,
-    options: { out: { type: 'string' }, seed: { type: 'string' }, random: { type: 'string' } },
+    options: {
+      out: { type: 'string' },
+      seed: { type: 'string' },
+      random: { type: 'string' },
+      concurrency: { type: 'string' },
+    },
   });
 }
 

@@ -21,11 +21,12 @@ export interface PoolOptions<R> {
 }
 
 /**
- * CPU count, at most 4: each simulator run keeps a local control plane busy in real time, and a starved
- * event loop would miss heartbeats and turn a healthy host silent.
+ * Eight runs per CPU, at most 16: a run mostly waits (heartbeats, timeouts, in real time) and spends about
+ * 0.8 s of CPU over 5–10 s, so 16 keep two cores busy; more would starve the shared event loop, and a loop
+ * late by a good part of a heartbeat turns healthy hosts silent (the summary prints the delay it saw).
  */
 export function defaultConcurrency(): number {
-  return Math.max(1, Math.min(4, availableParallelism()));
+  return Math.max(1, Math.min(16, 8 * availableParallelism()));
 }
 
 /**

@@ -1,5 +1,8 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { renderTable } from '../../cli/format';
 import type { Scenario, ScenarioReport, ViolationRule } from '../../contracts/scenario';
+import { prepareLocalControlPlanes } from '../control-plane';
+import { startDynalite } from '../dynalite';
 import { generateScenario } from './generate';
 import { defaultConcurrency, runPool } from './pool';
 import { type RunOptions, type RunResult, runScenario } from './runner';
@@ -45,6 +48,11 @@ export interface RandomSummary {
   readonly firstSeed: number;
   readonly concurrency: number;
   readonly wallMs: number;
+  /**
+   * Event-loop delay over the whole pool (p99 and max, ms): the runs share one thread, and a loop late
+   * by a good part of a heartbeat makes healthy hosts look silent. Null when a test's runner stood in.
+   */
+  readonly loopDelayMs: { readonly p99: number; readonly max: number } | null;
   /** Every run that finished, in seed order. */
   readonly runs: readonly RandomRun[];
   /** Incidents per outcome across all runs (a run may have several incidents, or none). */
@@ -102,76 +110,93 @@ export async function runRandom(options: RandomOptions): Promise<RandomSummary> 
   const concurrency = options.concurrency ?? defaultConcurrency();
   const seeds = Array.from({ length: count }, (_, i) => seed + i);
   const started = performance.now();
+  // One dynalite for the whole pool, a table per run: a server of its own would cost each run a thread's
+  // start-up (~0.4 s of CPU), more than many runs spend on the control plane itself.
+  const dynamo = options.runner === undefined ? await startDynalite({ thread: 'worker' }) : undefined;
+  // Synthesized and validated once, before any run and before the delay is measured: it blocks the loop.
+  if (dynamo !== undefined) await prepareLocalControlPlanes(dynamo);
+  const delay = dynamo === undefined ? null : monitorEventLoopDelay({ resolution: 10 });
+  delay?.enable();
+  try {
+    return await runAll();
+  } finally {
+    delay?.disable();
+    await dynamo?.stop();
+  }
 
-  const results = await runPool(
-    seeds,
-    async (s): Promise<RandomRun> => {
-      // Generated inside the job so that a generator bug is a harness error of that seed, not a crash.
-      const scenario = generateScenario(s);
-      const programErrors: string[] = [];
-      const runStarted = performance.now();
-      const { report } = await runner(scenario, {
-        seed: s,
-        onEvent: (line) => {
-          if (line.startsWith(PROGRAM_ERROR)) programErrors.push(line.slice(PROGRAM_ERROR.length));
-        },
-      });
-      return {
-        seed: s,
-        scenario: scenario.name,
-        outcomes: report.incidents.map((i) => i.outcome),
-        violations: report.violations,
-        programErrors,
-        wallMs: performance.now() - runStarted,
-      };
-    },
-    {
-      concurrency,
-      onProgress: ({ done, total, result }) => {
-        const s = seeds[result.index] ?? Number.NaN;
-        options.onProgress?.({
-          done,
-          total,
+  async function runAll(): Promise<RandomSummary> {
+    const results = await runPool(
+      seeds,
+      async (s): Promise<RandomRun> => {
+        // Generated inside the job so that a generator bug is a harness error of that seed, not a crash.
+        const scenario = generateScenario(s);
+        const programErrors: string[] = [];
+        const runStarted = performance.now();
+        const { report } = await runner(scenario, {
           seed: s,
-          run: result.ok ? result.value : null,
-          error: result.ok ? null : harnessError(s, result.error),
+          ...(dynamo === undefined ? {} : { dynamo }),
+          onEvent: (line) => {
+            if (line.startsWith(PROGRAM_ERROR)) programErrors.push(line.slice(PROGRAM_ERROR.length));
+          },
         });
+        return {
+          seed: s,
+          scenario: scenario.name,
+          outcomes: report.incidents.map((i) => i.outcome),
+          violations: report.violations,
+          programErrors,
+          wallMs: performance.now() - runStarted,
+        };
       },
-    },
-  );
+      {
+        concurrency,
+        onProgress: ({ done, total, result }) => {
+          const s = seeds[result.index] ?? Number.NaN;
+          options.onProgress?.({
+            done,
+            total,
+            seed: s,
+            run: result.ok ? result.value : null,
+            error: result.ok ? null : harnessError(s, result.error),
+          });
+        },
+      },
+    );
 
-  const runs = results.flatMap((r) => (r.ok ? [r.value] : []));
-  const harnessErrors = results.flatMap((r) =>
-    r.ok ? [] : [harnessError(seeds[r.index] ?? Number.NaN, r.error)],
-  );
-  const outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
-  for (const run of runs) for (const o of run.outcomes) outcomes[o] += 1;
-  const violations = runs.flatMap((run) =>
-    run.violations.map((v) => ({
-      seed: run.seed,
-      scenario: run.scenario,
-      rule: v.rule,
-      detail: v.detail,
-      reproduce: reproduceCommand(run.seed),
-    })),
-  );
-  // A site program that died means the run did not test what it claims to: as bad as a harness throw.
-  const programFailures = runs.flatMap((run) =>
-    run.programErrors.map((error) => ({ seed: run.seed, scenario: run.scenario, error })),
-  );
-  const allHarnessErrors = [...harnessErrors, ...programFailures].sort((a, b) => a.seed - b.seed);
-  return {
-    count,
-    firstSeed: seed,
-    concurrency,
-    wallMs: performance.now() - started,
-    runs,
-    outcomes,
-    runsWithoutIncident: runs.filter((r) => r.outcomes.length === 0).length,
-    harnessErrors: allHarnessErrors,
-    violations,
-    exitCode: violations.length === 0 && allHarnessErrors.length === 0 ? 0 : 1,
-  };
+    const runs = results.flatMap((r) => (r.ok ? [r.value] : []));
+    const harnessErrors = results.flatMap((r) =>
+      r.ok ? [] : [harnessError(seeds[r.index] ?? Number.NaN, r.error)],
+    );
+    const outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
+    for (const run of runs) for (const o of run.outcomes) outcomes[o] += 1;
+    const violations = runs.flatMap((run) =>
+      run.violations.map((v) => ({
+        seed: run.seed,
+        scenario: run.scenario,
+        rule: v.rule,
+        detail: v.detail,
+        reproduce: reproduceCommand(run.seed),
+      })),
+    );
+    // A site program that died means the run did not test what it claims to: as bad as a harness throw.
+    const programFailures = runs.flatMap((run) =>
+      run.programErrors.map((error) => ({ seed: run.seed, scenario: run.scenario, error })),
+    );
+    const allHarnessErrors = [...harnessErrors, ...programFailures].sort((a, b) => a.seed - b.seed);
+    return {
+      count,
+      firstSeed: seed,
+      concurrency,
+      wallMs: performance.now() - started,
+      loopDelayMs: delay === null ? null : { p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 },
+      runs,
+      outcomes,
+      runsWithoutIncident: runs.filter((r) => r.outcomes.length === 0).length,
+      harnessErrors: allHarnessErrors,
+      violations,
+      exitCode: violations.length === 0 && allHarnessErrors.length === 0 ? 0 : 1,
+    };
+  }
 }
 
 function harnessError(seed: number, error: unknown): HarnessError {
@@ -210,7 +235,10 @@ export function formatRandomSummary(summary: RandomSummary): string[] {
     '',
     `Random simulation: ${summary.count} scenario(s), seeds ${summary.firstSeed}–${last}, ` +
       `${summary.concurrency} at a time, ${(summary.wallMs / 1000).toFixed(1)} s` +
-      (slowest === undefined ? '' : ` (slowest run ${(slowest / 1000).toFixed(1)} s)`),
+      (slowest === undefined ? '' : ` (slowest run ${(slowest / 1000).toFixed(1)} s)`) +
+      (summary.loopDelayMs === null
+        ? ''
+        : `; event-loop delay p99 ${summary.loopDelayMs.p99.toFixed(0)} ms, max ${summary.loopDelayMs.max.toFixed(0)} ms`),
     '',
   );
   const incidents = Object.values(summary.outcomes).reduce((a, b) => a + b, 0);

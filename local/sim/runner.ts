@@ -8,6 +8,7 @@ import type { SiteLogger } from '../../site/ports';
 import type { BmcConfig } from '../../site/relay/config';
 import { Relay } from '../../site/relay/relay';
 import { type LocalControlPlane, type OperatorCall, startLocalControlPlane } from '../control-plane';
+import type { LocalDynalite } from '../dynalite';
 import { MemoryRelayStateStore, realClock, SimBmc, SimHypervisor, SimNetwork, SimUplink } from './adapters';
 import { Oracle } from './oracle';
 import { incidentEventText, summaryTable, Timeline, type TimelineEntry } from './timeline';
@@ -21,6 +22,8 @@ export interface RunOptions {
   readonly onEvent?: (line: string) => void;
   /** The control plane's own log lines (requests, refusals); dropped when absent. */
   readonly log?: (line: string) => void;
+  /** A dynalite server shared by many runs (a table each); the run starts its own when absent. */
+  readonly dynamo?: LocalDynalite;
 }
 
 /** What a run produces. */
@@ -147,6 +150,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     waitOverridesMs: { WaitBeforeConfirm: policy.confirmSilenceMs },
     retryIntervalMs: hb,
     ...(options.log === undefined ? {} : { log: options.log }),
+    ...(options.dynamo === undefined ? {} : { dynamo: options.dynamo }),
   });
   const agents = new Map<string, Program>();
   const relays = new Map<string, Program>();
@@ -351,7 +355,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     for (;;) {
       // An operator's view, not part of the control plane: often enough to end a run soon after it
       // settles, seldom enough not to load the store the control plane runs on.
-      await realClock.sleep(Math.max(50, Math.min(250, hb / 2)));
+      await realClock.sleep(Math.max(50, Math.min(250, hb)));
       await watcher.poll();
       const now = elapsed();
       if (now >= scenario.durationMs) break;
@@ -405,7 +409,7 @@ async function warmUp(cp: LocalControlPlane, scenario: Scenario, timeoutMs: numb
       const missing = scenario.hosts.filter((h) => !known.has(h.id)).map((h) => h.id);
       throw new Error(`the control plane never heard of ${missing.join(', ')} during warm-up`);
     }
-    await realClock.sleep(50);
+    await realClock.sleep(100);
   }
 }
 

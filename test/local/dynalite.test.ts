@@ -1,5 +1,7 @@
+import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
+import { startLocalControlPlane } from '../../local/control-plane';
 import { startDynalite } from '../../local/dynalite';
 
 describe('dynalite on a worker thread', () => {
@@ -32,5 +34,39 @@ describe('dynalite on a worker thread', () => {
 
     // when stopped, then nothing listens on its port any more
     await expect(fetch(dynamo.endpoint, { method: 'POST' })).rejects.toThrow();
+  });
+});
+
+describe('control planes sharing one dynalite', () => {
+  it('each gets a table of its own, deleted at stop, and the server outlives them', async () => {
+    const dynamo = await startDynalite({ thread: 'worker' });
+    try {
+      // given two control planes on the same server
+      const [a, b] = await Promise.all([
+        startLocalControlPlane({ dynamo, detectorTickMs: 0 }),
+        startLocalControlPlane({ dynamo, detectorTickMs: 0 }),
+      ]);
+      expect(a.tableName).not.toBe(b.tableName);
+
+      // when a relay enrols on one, then the other has never heard of its site
+      const enrolled = await a.operator('enrollRelay', {
+        params: { siteId: 'dc1' },
+        body: { relayId: 'r1' },
+      });
+      expect(enrolled.status).toBe(201);
+      expect(await a.ctx.ports.sites.loadControl('dc1')).not.toBeNull();
+      expect(await b.ctx.ports.sites.loadControl('dc1')).toBeNull();
+
+      // when the first stops, then its table is gone and the second still works on the same server
+      await a.stop();
+      const { TableNames } = await dynamo.raw.send(new ListTablesCommand({}));
+      expect(TableNames).toEqual([b.tableName]);
+      expect(
+        (await b.operator('enrollRelay', { params: { siteId: 'dc2' }, body: { relayId: 'r1' } })).status,
+      ).toBe(201);
+      await b.stop();
+    } finally {
+      await dynamo.stop();
+    }
   });
 });

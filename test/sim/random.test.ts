@@ -2,18 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { formatRandomSummary, progressLine, type RandomProgress, runRandom } from '../../local/sim/random';
 
 /**
- * Fifty generated scenarios through the real simulator: each on its own local control plane (dynalite,
- * the synthesized state machine, real relay and agent code), faults at random, the oracle watching.
+ * Fifty generated scenarios through the real simulator: each on its own local control plane (a table of
+ * its own on one shared dynalite, the synthesized state machine, real relay and agent code), faults at
+ * random, the oracle watching, as many at once as the default concurrency allows.
  * Any violation or harness error fails the test and is printed with the seed that reproduces it.
  */
 
 const SEED = 1000;
 const COUNT = 50;
-/**
- * Four at once on a two-core machine: a run mostly waits on its real-time timers, so four overlap well;
- * measured at about 2.5–3 s of wall time per run.
- */
-const CONCURRENCY = 4;
+/** The bound for the whole batch; the duration itself is printed, and benchmarked, not asserted. */
 const BUDGET_MS = 180_000;
 
 describe('random scenarios', () => {
@@ -25,7 +22,6 @@ describe('random scenarios', () => {
       const summary = await runRandom({
         count: COUNT,
         seed: SEED,
-        concurrency: CONCURRENCY,
         onProgress: (p: RandomProgress) => lines.push(progressLine(p)),
       });
       const wallMs = performance.now() - started;
@@ -36,12 +32,12 @@ describe('random scenarios', () => {
       expect(summary.harnessErrors, text).toEqual([]);
       expect(summary.violations, text).toEqual([]);
       expect(summary.runs).toHaveLength(COUNT);
+      expect(summary.loopDelayMs?.max).toBeGreaterThan(0);
       expect(summary.exitCode).toBe(0);
       // The schedules must exercise the failover, not just sit there.
       expect(summary.outcomes.recovered + summary.outcomes['partially-recovered']).toBeGreaterThan(0);
-      expect(wallMs).toBeLessThan(BUDGET_MS);
     },
-    BUDGET_MS + 60_000,
+    BUDGET_MS,
   );
 });
 

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { defaultConcurrency, type PoolProgress, runPool } from '../../../local/sim/pool';
 
@@ -66,8 +67,7 @@ describe('runPool', () => {
     await expect(runPool([1], async () => 1, { concurrency: 0 })).rejects.toThrow(RangeError);
   });
 
-  it('defaults to the CPU count, at most 4', () => {
-    expect(defaultConcurrency()).toBeGreaterThanOrEqual(1);
-    expect(defaultConcurrency()).toBeLessThanOrEqual(4);
+  it('defaults to eight runs per CPU, at most 16', () => {
+    expect(defaultConcurrency()).toBe(Math.min(16, 8 * availableParallelism()));
   });
 });
