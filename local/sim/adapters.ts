@@ -124,6 +124,8 @@ export class SimNetwork {
   /** Messages delivered and dropped, for the curious. */
   delivered = 0;
   dropped = 0;
+  /** When each host's latest heartbeat reached a relay, in scenario time (ms). */
+  readonly lastHeartbeatAt = new Map<string, number>();
 
   constructor(
     private readonly world: World,
@@ -165,6 +167,7 @@ export class SimNetwork {
         return;
       }
       this.delivered += 1;
+      if (message.kind === 'heartbeat') this.lastHeartbeatAt.set(from, this.world.now());
       try {
         const result = peer.receive(message);
         if (result instanceof Promise) result.catch(this.onError);

@@ -32,6 +32,11 @@ export interface RunResult {
   readonly timeline: TimelineEntry[];
   /** 1 iff a safety rule was broken. */
   readonly exitCode: 0 | 1;
+  /**
+   * When each host's last heartbeat reached a relay (ms of scenario time): for a host that crashed and
+   * stayed down, the instant its silence began, from which the detection threshold counts.
+   */
+  readonly lastHeartbeatAtMs: Readonly<Record<string, number>>;
 }
 
 const seconds = (ms: number): number => Math.max(1000, Math.ceil(ms / 1000) * 1000);
@@ -372,7 +377,12 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     if (options.onEvent !== undefined) {
       for (const e of siteErrors) options.onEvent(`site program error: ${e}`);
     }
-    return { report, timeline: timeline.sorted(), exitCode: report.violations.length > 0 ? 1 : 0 };
+    return {
+      report,
+      timeline: timeline.sorted(),
+      exitCode: report.violations.length > 0 ? 1 : 0,
+      lastHeartbeatAtMs: Object.fromEntries(network.lastHeartbeatAt),
+    };
   } finally {
     for (const program of [...agents.values(), ...relays.values()]) program.controller.abort();
     for (const timer of timers) clearTimeout(timer);

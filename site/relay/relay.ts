@@ -151,8 +151,10 @@ export class Relay {
       void tick.finally(() => inFlight.delete(tick));
       // A result that comes between ticks (an agent's start answer) is the fence's or the start's last
       // hop to the control plane: it wakes the loop instead of waiting out loopMs.
+      // The next tick also comes early for the instant a host crosses the silence threshold, so that a
+      // silence is reported when it begins rather than up to a loop later.
       await Promise.race([
-        this.ports.clock.sleep(loopMs),
+        this.ports.clock.sleep(Math.min(loopMs, this.untilNextSilence(this.ports.clock.now()))),
         new Promise<void>((resolve) => {
           this.wake = resolve;
         }),
@@ -192,6 +194,17 @@ export class Relay {
   private isSilent(host: HeardHost, now: number): boolean {
     // Strictly above, as the control plane judges lastHeardMsAgo.
     return now - host.heardAt > this.silentAfterMs;
+  }
+
+  /** Time until the next heard host would cross the silence threshold (strictly above it). */
+  private untilNextSilence(now: number): number {
+    let next = Number.POSITIVE_INFINITY;
+    for (const host of this.hosts.values()) {
+      const until = host.heardAt + this.silentAfterMs + 1 - now;
+      // Already past it: the tick that saw it has made the report urgent, so no wake-up is owed.
+      if (until > 0) next = Math.min(next, until);
+    }
+    return next;
   }
 
   private noticeSilence(now: number): void {

@@ -57,6 +57,7 @@ describe('runRandom bookkeeping (stubbed runner)', () => {
         return {
           exitCode: seed === 72 ? 1 : 0,
           timeline: [],
+          lastHeartbeatAtMs: {},
           report: {
             scenario: scenario.name,
             seed,

@@ -294,3 +294,40 @@ describe('relay run loop wake-up', () => {
     await running;
   });
 });
+
+describe('relay run loop and the silence threshold', () => {
+  it('ticks at the instant a host crosses the threshold, not a loop later', async () => {
+    // given a relay with a 1 s loop that heard h1 once, at T0
+    const clock = new ManualClock();
+    const uplink = new FakeUplink();
+    const relay = await Relay.open(
+      { siteId: 'dc1', relayId: 'r1', credential: CREDENTIAL, timing: TIMING, bmc: BMC, loopMs: 1000 },
+      { clock, lan: new FakeLan(), bmc: new FakeBmc(), uplink, state: new MemoryStateStore() },
+    );
+    relay.receive({
+      kind: 'heartbeat',
+      hostId: 'h1',
+      cluster: 'c1',
+      bootId: 'b1',
+      cpus: 4,
+      memoryMiB: 8192,
+      vms: [],
+      sentAt: T0,
+    });
+    const abort = new AbortController();
+    const running = relay.run(abort.signal);
+
+    // when time passes in 1 ms steps up to just past the threshold and its first report
+    for (let t = 0; t < SILENT_MS + 5; t += 1) {
+      clock.advance(1);
+      await flush();
+    }
+    abort.abort();
+    clock.advance(1000);
+    await running;
+
+    // then the silence went out 1 ms past the threshold, between two 1 s loop ticks
+    const silent = uplink.reports.find((r) => (r.hosts[0]?.lastHeardMsAgo ?? 0) > SILENT_MS);
+    expect(silent?.sentAt).toBe(T0 + SILENT_MS + 1);
+  });
+});
