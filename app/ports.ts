@@ -170,8 +170,11 @@ export interface SiteStore {
   /** Creates the site; repeating it is harmless. */
   putSite(site: SiteRecord): Promise<{ created: boolean }>;
   listSites(): Promise<SiteRecord[]>;
-  /** Site, clusters, relays and host summaries in one read; null for an unknown site. */
-  loadControl(siteId: string): Promise<SiteControl | null>;
+  /**
+   * Site, clusters, relays and host summaries in one read; null for an unknown site. Eventually
+   * consistent unless `consistent` (twice the read cost), which sees every write acknowledged before it.
+   */
+  loadControl(siteId: string, options?: { readonly consistent?: boolean }): Promise<SiteControl | null>;
   /** Creates the cluster with defaults (fencing enabled) if missing; repeat-safe. */
   ensureCluster(siteId: string, clusterId: string): Promise<ClusterRecord>;
   /** Sets fencing on/off or policy overrides; conditional on the version read. */

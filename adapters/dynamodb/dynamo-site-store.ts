@@ -61,10 +61,16 @@ export class DynamoSiteStore implements SiteStore {
     return items.map(siteFromItem);
   }
 
-  async loadControl(siteId: string): Promise<SiteControl | null> {
-    // Eventually consistent on purpose (half the cost): ingest tolerates a read a moment old, and every
-    // write it then makes is conditional.
-    const items = await queryAll(this.ctx, beginsWith(siteKey(siteId), SK_PREFIX.control));
+  async loadControl(
+    siteId: string,
+    options: { readonly consistent?: boolean } = {},
+  ): Promise<SiteControl | null> {
+    // Eventually consistent by default, on purpose (half the cost): ingest tolerates a read a moment old,
+    // and every write it then makes is conditional.
+    const items = await queryAll(this.ctx, {
+      ...beginsWith(siteKey(siteId), SK_PREFIX.control),
+      ...(options.consistent === true ? { ConsistentRead: true } : {}),
+    });
     let site: SiteRecord | null = null;
     let openIncidents: string[] = [];
     let hosts: Record<string, HostSummary> = {};

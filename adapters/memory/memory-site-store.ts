@@ -27,7 +27,10 @@ export class MemorySiteStore implements SiteStore {
       .sort((a, b) => compareStrings(a.siteId, b.siteId));
   }
 
-  async loadControl(siteId: string): Promise<SiteControl | null> {
+  async loadControl(
+    siteId: string,
+    _options?: { readonly consistent?: boolean },
+  ): Promise<SiteControl | null> {
     const entry = this.state.sites.get(siteId);
     if (entry === undefined) return null;
     const summaries = this.state.hostSummaries.get(siteId) ?? new Map<string, HostSummary>();

@@ -57,7 +57,15 @@ export async function recordReport(
   await recordResults(ctx, { siteId: report.siteId, relayId: report.relayId, results: report.results });
   const { rebooted } = await recordInventory(ctx, { control: view, heard, now });
   await recordHostsAlive(ctx, { control: view, relayId: report.relayId, heard, rebooted, now });
-  const opened = await openSilentHosts(ctx, view, Object.keys(silentHosts), now);
+  const silentIds = Object.keys(silentHosts);
+  let opened = await openSilentHosts(ctx, view, silentIds, now);
+  if (opened === 0 && silentIds.some((hostId) => view.hosts[hostId]?.status === 'up')) {
+    // Relays that call a host silent in the same instant each read the control items before the other's
+    // vote was written, and neither would open the incident. Each wrote its vote before this second,
+    // consistent read, so at least one of them now sees both.
+    const fresh = await sites.loadControl(report.siteId, { consistent: true });
+    if (fresh !== null) opened = await openSilentHosts(ctx, withRelay(fresh, relay), silentIds, now);
+  }
 
   // Commands exist only during incidents, so the lookup is skipped (and paid for) only then.
   const incidentsOpen = control.openIncidents.length > 0 || opened > 0;

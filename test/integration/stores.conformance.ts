@@ -115,6 +115,8 @@ export function describeStoreConformance(
           hosts: { h1, h2 },
           openIncidents: ['i1', 'i2'],
         });
+        // A consistent read (ingest's second look when relays vote at once) reads the same items.
+        expect(await stores.sites.loadControl(SITE, { consistent: true })).toEqual(control);
       });
 
       it('loads a fresh site with empty collections', async () => {

@@ -209,6 +209,17 @@ describe('recordReport: refusals change nothing', () => {
 });
 
 describe('recordReport: opening incidents', () => {
+  it('given both relays report h1 silent at the same instant, then the incident still opens at once', async () => {
+    // when the two reports are ingested concurrently (each reads the site before the other's vote)
+    const silent = site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } });
+    await Promise.all([site.r1.report(silent), site.r2.report(silent)]);
+
+    // then at least one of them saw both votes on its second, consistent read: one incident, whose
+    // execution a repeated start finds by its name
+    expect((await world.stores.incidents.list()).map((i) => i.incidentId)).toEqual(['dc1:h1:1']);
+    expect(new Set(world.workflow.startCalls.map((c) => c.incidentId))).toEqual(new Set(['dc1:h1:1']));
+  });
+
   it('given one relay calls an up host silent and no incident has it yet, then both report at the incident pace', async () => {
     // when r1 alone calls h1 silent (r2 still hears it)
     const first = await site.r1.report(site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } }));
