@@ -243,13 +243,15 @@ export interface HostStore {
   /**
    * Holds capacity for one VM start. One conditional write: succeeds only if used + reserved + this stays
    * within the limits given (memory hard limit, CPUs × overcommit, minus reserve). Returns `already` if this
-   * reservation id is held already. Throws NoCapacityError when it does not fit.
+   * reservation id is held already. Throws NoCapacityError when it does not fit. `seen`, the host as the
+   * caller just read it, spares the first read: a stale one only costs the write's version check a retry.
    */
   reserve(
     siteId: string,
     hostId: string,
     reservation: { id: string; vmId: string; cpus: number; memoryMiB: number },
     limits: { memoryMiB: number; cpus: number },
+    seen?: HostRecord,
   ): Promise<'reserved' | 'already'>;
   /** Releases a reservation; repeat-safe (`released` or `absent`). */
   release(siteId: string, hostId: string, reservationId: string): Promise<'released' | 'absent'>;

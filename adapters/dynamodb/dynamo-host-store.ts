@@ -114,14 +114,13 @@ export class DynamoHostStore implements HostStore {
     hostId: string,
     reservation: { id: string; vmId: string; cpus: number; memoryMiB: number },
     limits: { memoryMiB: number; cpus: number },
+    seen?: HostRecord,
   ): Promise<'reserved' | 'already'> {
     const key = hostKey(siteId, hostId);
     // A condition expression cannot sum the reservations map, so the check is done on the item read and
     // made atomic by writing only if the version is still the one read.
     for (let attempt = 0; attempt <= RESERVE_RETRIES; attempt++) {
-      const item = await getItem(this.ctx, key);
-      if (item === null) throw new NotFoundError(`${hostName(siteId, hostId)} not found`);
-      const host = hostFromItem(item);
+      const host = attempt === 0 && seen !== undefined ? seen : await this.readHost(siteId, hostId);
       if (Object.hasOwn(host.reservations, reservation.id)) return 'already';
       assertFits(host, reservation, limits);
       const held: Reservation = {
@@ -150,6 +149,12 @@ export class DynamoHostStore implements HostStore {
     throw new ConcurrentUpdateError(
       `${hostName(siteId, hostId)}: reservation ${reservation.id} lost ${RESERVE_RETRIES + 1} races`,
     );
+  }
+
+  private async readHost(siteId: string, hostId: string): Promise<HostRecord> {
+    const item = await getItem(this.ctx, hostKey(siteId, hostId));
+    if (item === null) throw new NotFoundError(`${hostName(siteId, hostId)} not found`);
+    return hostFromItem(item);
   }
 
   async release(siteId: string, hostId: string, reservationId: string): Promise<'released' | 'absent'> {

@@ -64,6 +64,8 @@ export class MemoryHostStore implements HostStore {
     hostId: string,
     reservation: { id: string; vmId: string; cpus: number; memoryMiB: number },
     limits: { memoryMiB: number; cpus: number },
+    // One synchronous step here: nothing can come between a read and the write, so `seen` saves nothing.
+    _seen?: HostRecord,
   ): Promise<'reserved' | 'already'> {
     const key = rowKey(siteId, hostId);
     const host = this.state.hosts.get(key);

@@ -41,7 +41,13 @@ export async function reserveCapacity(ctx: AppContext, attempt: VmAttempt): Prom
     // Maintenance, suspect or fenced since the plan: not a target any more (safety rule 7).
     if (host === undefined || host.lifecycle.status !== 'up') continue;
     try {
-      await ctx.ports.hosts.reserve(attempt.siteId, hostId, reservation, reservationLimits(host, policy));
+      await ctx.ports.hosts.reserve(
+        attempt.siteId,
+        hostId,
+        reservation,
+        reservationLimits(host, policy),
+        host,
+      );
     } catch (error) {
       if (error instanceof NoCapacityError) continue;
       throw error;

@@ -631,6 +631,23 @@ export function describeStoreConformance(
         expect(held.reduce((sum, r) => sum + r.cpus, 0)).toBeLessThanOrEqual(limits.cpus);
       });
 
+      it('never overfills a host on a stale `seen` host: the version check re-reads it', async () => {
+        // given a caller that read h1 empty, after which another reservation filled 12 of 16 GiB
+        await stores.hosts.createHost(newHost('h1'));
+        const stale = await stores.hosts.getHost(SITE, 'h1');
+        if (stale === null) throw new Error('no h1');
+        await stores.hosts.reserve(SITE, 'h1', vmRes('r1', 12_288, 2), limits);
+
+        // when it reserves 8 GiB with its stale read, then it is refused as not fitting
+        await expect(
+          stores.hosts.reserve(SITE, 'h1', vmRes('r2', 8192, 2), limits, stale),
+        ).rejects.toBeInstanceOf(NoCapacityError);
+        // and 4 GiB on the same stale read is held, next to r1
+        expect(await stores.hosts.reserve(SITE, 'h1', vmRes('r3', 4096, 2), limits, stale)).toBe('reserved');
+        const host = await stores.hosts.getHost(SITE, 'h1');
+        expect(Object.keys(host?.reservations ?? {}).sort()).toEqual(['r1', 'r3']);
+      });
+
       it('releases a reservation once (`released`, then `absent`) and frees its capacity', async () => {
         await stores.hosts.createHost(newHost('h1'));
         await stores.hosts.reserve(SITE, 'h1', vmRes('r1', 16_384, 4), limits);
