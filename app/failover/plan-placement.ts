@@ -2,11 +2,11 @@ import type { IncidentInput, PlanOutput } from '../../contracts/workflow';
 import { planPlacement, wavesOf } from '../../core/placement';
 import type { AppContext } from '../context';
 import type { VmRecord } from '../ports';
-import { coreVm, isRunning } from '../shared/capacity';
+import { coreVm, isRunning, placementLoads } from '../shared/capacity';
 import { appendEvent, eventsOf } from '../shared/events';
 import { METRIC } from '../shared/metrics';
 import { storedPlan } from './plan-record';
-import { loadScope, survivorLoads } from './scope';
+import { loadScope, survivors } from './scope';
 
 /** A VM of the failed host to restart: HA, and running there (or marked down by its fence) until then. */
 function toRestart(vm: VmRecord, hostId: string): boolean {
@@ -19,20 +19,18 @@ function toRestart(vm: VmRecord, hostId: string): boolean {
  * the stored plan, so a retry cannot change where VMs go.
  */
 export async function planPlacementStep(ctx: AppContext, incident: IncidentInput): Promise<PlanOutput> {
-  const stored = storedPlan(await eventsOf(ctx, incident.incidentId, 'placement-planned'));
-  if (stored !== null) return stored;
-
-  // One read of the site's VMs serves both what to restart and how loaded the survivors are.
-  const [{ policy }, siteVms] = await Promise.all([
+  // Every read at once (a repeated step wastes all but the first): one read of the site's VMs serves
+  // both what to restart and how loaded the survivors are.
+  const [planned, { policy }, siteVms, hosts] = await Promise.all([
+    eventsOf(ctx, incident.incidentId, 'placement-planned'),
     loadScope(ctx, incident.siteId, incident.cluster),
     ctx.ports.vms.listVms(incident.siteId),
+    survivors(ctx, { siteId: incident.siteId, cluster: incident.cluster, failedHostId: incident.hostId }),
   ]);
+  const stored = storedPlan(planned);
+  if (stored !== null) return stored;
   const vms = siteVms.filter((vm) => toRestart(vm, incident.hostId));
-  const { loads } = await survivorLoads(
-    ctx,
-    { siteId: incident.siteId, cluster: incident.cluster, failedHostId: incident.hostId },
-    siteVms,
-  );
+  const loads = placementLoads(hosts, siteVms);
   const plan = planPlacement(vms.map(coreVm), loads, policy);
   const output: PlanOutput = {
     waves: wavesOf(plan).map((wave) => ({
