@@ -205,25 +205,31 @@ describe('relay sequence numbers', () => {
   });
 });
 
+/** A relay program with the given loop on a manual clock, which heard h1 once, at T0. */
+async function relayThatHeardH1(loopMs: number) {
+  const clock = new ManualClock();
+  const uplink = new FakeUplink();
+  const relay = await Relay.open(
+    { siteId: 'dc1', relayId: 'r1', credential: CREDENTIAL, timing: TIMING, bmc: BMC, loopMs },
+    { clock, lan: new FakeLan(), bmc: new FakeBmc(), uplink, state: new MemoryStateStore() },
+  );
+  relay.receive({
+    kind: 'heartbeat',
+    hostId: 'h1',
+    cluster: 'c1',
+    bootId: 'b1',
+    cpus: 4,
+    memoryMiB: 8192,
+    vms: [],
+    sentAt: T0,
+  });
+  return { clock, uplink, relay };
+}
+
 describe('relay run loop', () => {
   it('ticks on its clock every loopMs until aborted', async () => {
     // given a relay program that heard one host
-    const clock = new ManualClock();
-    const uplink = new FakeUplink();
-    const relay = await Relay.open(
-      { siteId: 'dc1', relayId: 'r1', credential: CREDENTIAL, timing: TIMING, bmc: BMC, loopMs: 100 },
-      { clock, lan: new FakeLan(), bmc: new FakeBmc(), uplink, state: new MemoryStateStore() },
-    );
-    relay.receive({
-      kind: 'heartbeat',
-      hostId: 'h1',
-      cluster: 'c1',
-      bootId: 'b1',
-      cpus: 4,
-      memoryMiB: 8192,
-      vms: [],
-      sentAt: T0,
-    });
+    const { clock, uplink, relay } = await relayThatHeardH1(100);
 
     // when it runs for the silence threshold and a bit, then stops
     const abort = new AbortController();
@@ -298,22 +304,7 @@ describe('relay run loop wake-up', () => {
 describe('relay run loop and the silence threshold', () => {
   it('ticks at the instant a host crosses the threshold, not a loop later', async () => {
     // given a relay with a 1 s loop that heard h1 once, at T0
-    const clock = new ManualClock();
-    const uplink = new FakeUplink();
-    const relay = await Relay.open(
-      { siteId: 'dc1', relayId: 'r1', credential: CREDENTIAL, timing: TIMING, bmc: BMC, loopMs: 1000 },
-      { clock, lan: new FakeLan(), bmc: new FakeBmc(), uplink, state: new MemoryStateStore() },
-    );
-    relay.receive({
-      kind: 'heartbeat',
-      hostId: 'h1',
-      cluster: 'c1',
-      bootId: 'b1',
-      cpus: 4,
-      memoryMiB: 8192,
-      vms: [],
-      sentAt: T0,
-    });
+    const { clock, uplink, relay } = await relayThatHeardH1(1000);
     const abort = new AbortController();
     const running = relay.run(abort.signal);
 
