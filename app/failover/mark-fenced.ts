@@ -30,9 +30,9 @@ export async function markFenced(
     confirmation.by === 'ipmi-read-back'
       ? await readBackCommand(ctx, incident, now)
       : await operatorCommand(ctx, incident, now);
-  await transitionIncidentHost(ctx, incident, () => command);
-  // The host is fenced from here on: the incident's fencedAt and the VMs marked down are independent
-  // writes, each idempotent, so they go out side by side.
+  // The stored evidence says the host is off, so its VMs are down whatever else happens: marking them
+  // (idempotent, conditional on each still being recorded there) goes out beside the host's transition.
+  // fencedAt, which StartVm checks before any start, is written only once the host is marked fenced.
   const markVmsDown = async () => {
     const vms = await ctx.ports.vms.listVms(incident.siteId, { hostId: incident.hostId });
     const running = vms.filter(isRunning);
@@ -41,9 +41,13 @@ export async function markFenced(
     );
     return running;
   };
+  const marking = markVmsDown();
+  // Settled here so that a failed transition does not leave the marking's rejection unhandled.
+  marking.catch(() => {});
+  await transitionIncidentHost(ctx, incident, () => command);
   const [{ incident: record, changed }, down] = await Promise.all([
     updateIncident(ctx, incident.incidentId, (i) => (i.fencedAt === null ? { fencedAt: now } : null)),
-    markVmsDown(),
+    marking,
   ]);
   const fencedAt = record.fencedAt ?? now;
   if (changed) {
