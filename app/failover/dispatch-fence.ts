@@ -74,15 +74,17 @@ export async function dispatchFence(
     issuedAt: now,
     notAfter: now + policy.fenceAttemptTimeoutMs,
   };
-  await commands.create({
+  const tried = fences.map((c) => c.relayId);
+  // The command and its timeline line are independent writes: a retried step writes the same command
+  // (its id counts the fences stored) and the same line (keyed by that id), so they go side by side.
+  const created = commands.create({
     siteId: incident.siteId,
     relayId: relay.relayId,
     command,
     taskToken,
     createdAt: now,
   });
-  const tried = fences.map((c) => c.relayId);
-  await appendEvent(
+  const noted = appendEvent(
     ctx,
     incident.incidentId,
     'fence-ordered',
@@ -96,6 +98,7 @@ export async function dispatchFence(
       notAfter: command.notAfter,
     },
   );
+  await Promise.all([created, noted]);
   return { commandId: command.commandId, relayId: relay.relayId, notAfter: command.notAfter };
 }
 

@@ -6,8 +6,9 @@ import { outcomeOf, settleTask } from '../shared/callbacks';
 import { appendEvent } from '../shared/events';
 import { requireIncident } from '../shared/incidents';
 import { compareIds } from '../shared/order';
+import { clusterPolicy } from '../shared/policy';
 import { liveRelays } from '../shared/relays';
-import { loadScope } from './scope';
+import { requireControl } from '../shared/site';
 
 /** The start command a StartVm task put out. */
 export interface StartDispatch {
@@ -27,9 +28,10 @@ export async function dispatchStart(
   taskToken: string,
 ): Promise<StartDispatch> {
   const now = ctx.ports.clock.now();
-  const [record, target] = await Promise.all([
+  const [record, target, control] = await Promise.all([
     requireIncident(ctx, attempt.incidentId),
     ctx.ports.hosts.getHost(attempt.siteId, attempt.targetHostId),
+    requireControl(ctx, attempt.siteId),
   ]);
   if (record.fencedAt === null) {
     throw new FenceNotConfirmedError(
@@ -42,7 +44,7 @@ export async function dispatchStart(
       `refusing to start ${attempt.vm.vmId} on ${attempt.targetHostId}: no capacity is reserved there (safety rule 5)`,
     );
   }
-  const { control, policy } = await loadScope(ctx, attempt.siteId, record.cluster);
+  const policy = clusterPolicy(ctx, control.clusters, record.cluster);
   const relay = liveRelays(control.relays, now, policy)
     .filter((r) => !(attempt.targetHostId in r.silentHosts))
     .sort((a, b) => compareIds(a.relayId, b.relayId))[0];

@@ -5,7 +5,9 @@ import { NoCapacityError } from '../errors';
 import { reservationLimits } from '../shared/capacity';
 import { appendEvent } from '../shared/events';
 import { requireIncident } from '../shared/incidents';
-import { attemptVm, loadScope, survivorLoads, survivors } from './scope';
+import { clusterPolicy } from '../shared/policy';
+import { requireControl } from '../shared/site';
+import { attemptVm, survivorLoads } from './scope';
 
 /** The reservation id of one start attempt: a repeated step finds its reservation, never takes a second. */
 export function reservationIdOf(attempt: VmAttempt): string {
@@ -18,13 +20,17 @@ export function reservationIdOf(attempt: VmAttempt): string {
  * hosts left out) is reserved instead; none fits → NoCapacityError.
  */
 export async function reserveCapacity(ctx: AppContext, attempt: VmAttempt): Promise<VmAttempt> {
-  const record = await requireIncident(ctx, attempt.incidentId);
-  const ref = { siteId: attempt.siteId, cluster: record.cluster, failedHostId: attempt.hostId };
-  const [{ policy }, hosts, vm] = await Promise.all([
-    loadScope(ctx, attempt.siteId, record.cluster),
-    survivors(ctx, ref),
+  // One round of reads: the site's control items and hosts do not need the incident's cluster to be
+  // read, only to be narrowed.
+  const [record, control, siteHosts, vm] = await Promise.all([
+    requireIncident(ctx, attempt.incidentId),
+    requireControl(ctx, attempt.siteId),
+    ctx.ports.hosts.listHosts(attempt.siteId),
     attemptVm(ctx, attempt),
   ]);
+  const policy = clusterPolicy(ctx, control.clusters, record.cluster);
+  const ref = { siteId: attempt.siteId, cluster: record.cluster, failedHostId: attempt.hostId };
+  const hosts = siteHosts.filter((h) => h.cluster === record.cluster && h.hostId !== attempt.hostId);
   const reservationId = reservationIdOf(attempt);
   const holder = hosts.find((h) => reservationId in h.reservations);
   if (holder !== undefined) return { ...attempt, targetHostId: holder.hostId, reservationId };
