@@ -1,9 +1,11 @@
 import { type IncidentInput, type IncidentOutcome, IncidentOutcomeSchema } from '../../contracts/workflow';
 import type { AppContext } from '../context';
 import type { IncidentRecord } from '../ports';
+import { isRunning } from '../shared/capacity';
 import { incidentOf } from '../shared/host-lifecycle';
 import { closeIncident, requireIncident } from '../shared/incidents';
 import { plannedVmIds, storedPlan } from './plan-record';
+import { markDownAll } from './scope';
 
 /**
  * Close: the final outcome. A fenced incident recovered when every HA VM of its plan started (by the start
@@ -17,6 +19,12 @@ export async function close(
   requested?: string,
 ): Promise<{ outcome: IncidentOutcome }> {
   const record = await requireIncident(ctx, incident.incidentId);
+  if (record.fencedAt !== null) {
+    // The fenced host's VMs still recorded running there are the ones no wave brought back: down. (Done
+    // before the close, so a repeated Close finishes it; a VM restarted elsewhere is recorded there.)
+    const left = await ctx.ports.vms.listVms(incident.siteId, { hostId: incident.hostId });
+    await markDownAll(ctx, incident, left.filter(isRunning), ctx.ports.clock.now());
+  }
   if (record.closedAt !== null) return { outcome: record.outcome };
   const { outcome, detail, data } = await resolveOutcome(ctx, record, requested);
   const { incident: closed } = await closeIncident(ctx, incident, outcome, detail, data);

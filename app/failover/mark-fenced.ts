@@ -3,11 +3,10 @@ import type { HostCommand } from '../../core/lifecycle';
 import type { AppContext } from '../context';
 import { FenceNotConfirmedError } from '../errors';
 import { isRunning } from '../shared/capacity';
-import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurrently';
 import { appendEvent, eventsOf } from '../shared/events';
 import { updateIncident } from '../shared/incidents';
 import { METRIC, secondsBetween } from '../shared/metrics';
-import { transitionIncidentHost } from './scope';
+import { markDownAll, transitionIncidentHost } from './scope';
 
 /** How the power-off was confirmed, as VerifyPowerOff or the operator's decision says. */
 export interface FenceConfirmation {
@@ -16,8 +15,10 @@ export interface FenceConfirmation {
 }
 
 /**
- * MarkFenced: records the host as fenced and its VMs as down. The lifecycle command is built from stored
- * evidence only, never from the request: a fence command of this incident whose result read `off`, or the
+ * MarkFenced: records the host as fenced and its VMs that no failover brings back (not HA) as down. The HA
+ * VMs are not written here, on the way to the first start: each one's record moves to its new host when a
+ * relay reports it running there, and Close marks down whatever the waves left behind. The lifecycle
+ * command is built from stored evidence only, never from the request: a fence command of this incident whose result read `off`, or the
  * operator's recorded confirmation. Without it nothing is marked (safety rule 1).
  */
 export async function markFenced(
@@ -35,10 +36,8 @@ export async function markFenced(
   // fencedAt, which StartVm checks before any start, is written only once the host is marked fenced.
   const markVmsDown = async () => {
     const vms = await ctx.ports.vms.listVms(incident.siteId, { hostId: incident.hostId });
-    const running = vms.filter(isRunning);
-    await forEachConcurrently(running, STEP_WRITE_CONCURRENCY, (vm) =>
-      ctx.ports.vms.markDown(incident.siteId, vm.vmId, incident.hostId, now),
-    );
+    const running = vms.filter((vm) => isRunning(vm) && !vm.ha);
+    await markDownAll(ctx, incident, running, now);
     return running;
   };
   const marking = markVmsDown();
@@ -56,7 +55,7 @@ export async function markFenced(
       ctx,
       incident.incidentId,
       'fenced',
-      `${incident.hostId} is fenced (${confirmation.by}: ${confirmation.detail}); ${down.length} VM(s) marked down`,
+      `${incident.hostId} is fenced (${confirmation.by}: ${confirmation.detail}); ${down.length} non-HA VM(s) marked down`,
       { by: confirmation.by, vmsDown: down.map((vm) => vm.vmId) },
     );
   }

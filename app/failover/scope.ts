@@ -7,6 +7,7 @@ import type { AppContext } from '../context';
 import { IncidentSupersededError, NotFoundError } from '../errors';
 import type { HostRecord, SiteControl, VmRecord } from '../ports';
 import { placementLoads } from '../shared/capacity';
+import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurrently';
 import { toAppError } from '../shared/errors';
 import { type HostTransition, incidentOf, transitionHost } from '../shared/host-lifecycle';
 import { clusterPolicy } from '../shared/policy';
@@ -88,6 +89,18 @@ export async function attemptVm(ctx: AppContext, attempt: VmAttempt): Promise<Vm
     priority: attempt.vm.priority,
     antiAffinity: record?.antiAffinity ?? undefined,
   };
+}
+
+/** Records these VMs of the incident's (fenced) host as down, side by side; each only if still there. */
+export async function markDownAll(
+  ctx: AppContext,
+  ref: IncidentRef,
+  vms: readonly VmRecord[],
+  at: number,
+): Promise<void> {
+  await forEachConcurrently(vms, STEP_WRITE_CONCURRENCY, (vm) =>
+    ctx.ports.vms.markDown(ref.siteId, vm.vmId, ref.hostId, at),
+  );
 }
 
 /** Which cluster's survivors: the incident's site and cluster, without its failed host. */

@@ -380,6 +380,10 @@ describe('close', () => {
       (e) => e.kind === 'closed',
     );
     expect(closed?.detail).toMatch(/1 of 3 HA VM\(s\) restarted; down: web-1, batch-1/);
+    // and nothing is left recorded as running on the fenced host
+    const left = await world.stores.vms.listVms(SITE, { hostId: 'h1' });
+    expect(left.filter((v) => v.state !== 'down').map((v) => v.vmId)).toEqual([]);
+    expect(left.map((v) => v.vmId).sort()).toEqual(expect.arrayContaining(['batch-1', 'web-1']));
   });
 });
 
