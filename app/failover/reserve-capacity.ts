@@ -22,11 +22,10 @@ export function reservationIdOf(attempt: VmAttempt): string {
 export async function reserveCapacity(ctx: AppContext, attempt: VmAttempt): Promise<VmAttempt> {
   // One round of reads: the site's control items and hosts do not need the incident's cluster to be
   // read, only to be narrowed.
-  const [record, control, siteHosts, vm] = await Promise.all([
+  const [record, control, siteHosts] = await Promise.all([
     requireIncident(ctx, attempt.incidentId),
     requireControl(ctx, attempt.siteId),
     ctx.ports.hosts.listHosts(attempt.siteId),
-    attemptVm(ctx, attempt),
   ]);
   const policy = clusterPolicy(ctx, control.clusters, record.cluster);
   const ref = { siteId: attempt.siteId, cluster: record.cluster, failedHostId: attempt.hostId };
@@ -35,13 +34,14 @@ export async function reserveCapacity(ctx: AppContext, attempt: VmAttempt): Prom
   const holder = hosts.find((h) => reservationId in h.reservations);
   if (holder !== undefined) return { ...attempt, targetHostId: holder.hostId, reservationId };
 
-  // The site's VMs (the loads) are read only when the planned target no longer fits: the reservation's
-  // conditional write on the host item is what keeps capacity, not the loads.
+  // The site's VMs (the loads) and the VM's anti-affinity group are read only when the planned target no
+  // longer fits: the reservation's conditional write on the host item is what keeps capacity.
   const ranked = async () => {
-    const { loads } = await survivorLoads(ctx, ref);
+    const [{ loads }, vm] = await Promise.all([survivorLoads(ctx, ref), attemptVm(ctx, attempt)]);
     return rankHosts(vm, loads, policy, [...attempt.triedHosts, attempt.targetHostId]).map((r) => r.hostId);
   };
-  const reservation = { id: reservationId, vmId: vm.id, cpus: vm.cpus, memoryMiB: vm.memoryMiB };
+  const vm = attempt.vm;
+  const reservation = { id: reservationId, vmId: vm.vmId, cpus: vm.cpus, memoryMiB: vm.memoryMiB };
   for await (const hostId of candidates(attempt.targetHostId, ranked)) {
     const host = hosts.find((h) => h.hostId === hostId);
     // Maintenance, suspect or fenced since the plan: not a target any more (safety rule 7).
@@ -63,13 +63,13 @@ export async function reserveCapacity(ctx: AppContext, attempt: VmAttempt): Prom
       ctx,
       attempt.incidentId,
       'capacity-reserved',
-      `reserved ${vm.memoryMiB} MiB / ${vm.cpus} vCPU on ${hostId} for ${vm.id}, attempt ${attempt.attempt}${moved}`,
-      { vmId: vm.id, hostId, reservationId, attempt: attempt.attempt },
+      `reserved ${vm.memoryMiB} MiB / ${vm.cpus} vCPU on ${hostId} for ${vm.vmId}, attempt ${attempt.attempt}${moved}`,
+      { vmId: vm.vmId, hostId, reservationId, attempt: attempt.attempt },
     );
     return { ...attempt, targetHostId: hostId, reservationId };
   }
   throw new NoCapacityError(
-    `no up host of cluster ${record.cluster} can take ${vm.id} (${vm.memoryMiB} MiB / ${vm.cpus} vCPU)`,
+    `no up host of cluster ${record.cluster} can take ${vm.vmId} (${vm.memoryMiB} MiB / ${vm.cpus} vCPU)`,
   );
 }
 
