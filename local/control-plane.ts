@@ -6,6 +6,7 @@ import type { WorkflowLogger } from '../adapters/sfn/sfn-workflow';
 import type { AppContext } from '../app/context';
 import { type DetectorReport, detectOnce } from '../app/detector/detect';
 import { OPERATOR_ROUTES, type OperatorRouteName } from '../contracts/operator-api';
+import { PROTOCOL_VERSION, type RelayReport } from '../contracts/relay-protocol';
 import { type HaPolicyInput, resolvePolicy } from '../core/policy';
 import { makeFailoverStepsHandler } from '../functions/failover-steps/failover-steps';
 import type { HandlerLogger } from '../functions/shared/powertools';
@@ -93,29 +94,29 @@ export async function prepareLocalControlPlanes(dynamo?: LocalDynalite): Promise
       body: { relayId: 'r1' },
     });
     const credential = (enrolled.body as { credential?: unknown } | null)?.credential;
-    const now = Date.now();
+    const report: RelayReport = {
+      protocol: PROTOCOL_VERSION,
+      siteId: 'warm-up',
+      relayId: 'r1',
+      seq: 1,
+      sentAt: Date.now(),
+      hosts: [
+        {
+          hostId: 'h1',
+          cluster: 'c1',
+          bootId: 'b1',
+          lastHeardMsAgo: 0,
+          cpus: 4,
+          memoryMiB: 8192,
+          vms: [{ id: 'vm-1', cpus: 1, memoryMiB: 1024, state: 'running' }],
+        },
+      ],
+      results: [],
+    };
     await fetch(`${cp.url}/v1/reports`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${String(credential)}` },
-      body: JSON.stringify({
-        protocol: 1,
-        siteId: 'warm-up',
-        relayId: 'r1',
-        seq: 1,
-        sentAt: now,
-        hosts: [
-          {
-            hostId: 'h1',
-            cluster: 'c1',
-            bootId: 'b1',
-            lastHeardMsAgo: 0,
-            cpus: 4,
-            memoryMiB: 8192,
-            vms: [{ id: 'vm-1', cpus: 1, memoryMiB: 1024, state: 'running' }],
-          },
-        ],
-        results: [],
-      }),
+      body: JSON.stringify(report),
     });
     await cp.runDetectorOnce();
   } finally {

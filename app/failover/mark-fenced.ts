@@ -18,8 +18,9 @@ export interface FenceConfirmation {
  * MarkFenced: records the host as fenced and its VMs that no failover brings back (not HA) as down. The HA
  * VMs are not written here, on the way to the first start: each one's record moves to its new host when a
  * relay reports it running there, and Close marks down whatever the waves left behind. The lifecycle
- * command is built from stored evidence only, never from the request: a fence command of this incident whose result read `off`, or the
- * operator's recorded confirmation. Without it nothing is marked (safety rule 1).
+ * command is built from stored evidence only, never from the request: a fence command of this incident
+ * whose result read `off`, or the operator's recorded confirmation. Without it nothing is marked (safety
+ * rule 1).
  */
 export async function markFenced(
   ctx: AppContext,

@@ -7,7 +7,7 @@ import { appendEvent } from '../shared/events';
 import { requireIncident } from '../shared/incidents';
 import { clusterPolicy } from '../shared/policy';
 import { requireControl } from '../shared/site';
-import { attemptVm, survivorLoads } from './scope';
+import { attemptVm, survivorLoads, survivorsAmong } from './scope';
 
 /** The reservation id of one start attempt: a repeated step finds its reservation, never takes a second. */
 export function reservationIdOf(attempt: VmAttempt): string {
@@ -29,7 +29,7 @@ export async function reserveCapacity(ctx: AppContext, attempt: VmAttempt): Prom
   ]);
   const policy = clusterPolicy(ctx, control.clusters, record.cluster);
   const ref = { siteId: attempt.siteId, cluster: record.cluster, failedHostId: attempt.hostId };
-  const hosts = siteHosts.filter((h) => h.cluster === record.cluster && h.hostId !== attempt.hostId);
+  const hosts = survivorsAmong(siteHosts, ref);
   const reservationId = reservationIdOf(attempt);
   const holder = hosts.find((h) => reservationId in h.reservations);
   if (holder !== undefined) return { ...attempt, targetHostId: holder.hostId, reservationId };

@@ -110,21 +110,21 @@ export interface SurvivorsRef {
   readonly failedHostId: string;
 }
 
-/** The cluster's hosts, the failed host left out. */
-export async function survivors(ctx: AppContext, ref: SurvivorsRef): Promise<HostRecord[]> {
-  const all = await ctx.ports.hosts.listHosts(ref.siteId, ref.cluster);
-  return all.filter((h) => h.hostId !== ref.failedHostId);
+/** Of hosts read, those of the ref's cluster without its failed host. */
+export function survivorsAmong(hosts: readonly HostRecord[], ref: SurvivorsRef): HostRecord[] {
+  return hosts.filter((h) => h.cluster === ref.cluster && h.hostId !== ref.failedHostId);
 }
 
-/**
- * The cluster's hosts and their placement loads, the failed host left out. `vms`, when the caller has
- * the site's VMs already, saves reading them again.
- */
+/** The cluster's hosts, the failed host left out. */
+export async function survivors(ctx: AppContext, ref: SurvivorsRef): Promise<HostRecord[]> {
+  return survivorsAmong(await ctx.ports.hosts.listHosts(ref.siteId, ref.cluster), ref);
+}
+
+/** The cluster's hosts and their placement loads, the failed host left out. */
 export async function survivorLoads(
   ctx: AppContext,
   ref: SurvivorsRef,
-  vms?: readonly VmRecord[],
 ): Promise<{ hosts: HostRecord[]; loads: HostLoad[] }> {
-  const [hosts, siteVms] = await Promise.all([survivors(ctx, ref), vms ?? ctx.ports.vms.listVms(ref.siteId)]);
-  return { hosts, loads: placementLoads(hosts, siteVms) };
+  const [hosts, vms] = await Promise.all([survivors(ctx, ref), ctx.ports.vms.listVms(ref.siteId)]);
+  return { hosts, loads: placementLoads(hosts, vms) };
 }

@@ -22,7 +22,8 @@ export interface RelayConfig {
   readonly startResendMs?: number;
   /**
    * Least time between two reports sent early because a host or VM changed; default 250 ms (API
-   * throttling). A finished command's result is not held back by it.
+   * throttling). A finished command's result and a host crossing the silence threshold are not held back
+   * by it.
    */
   readonly minReportGapMs?: number;
   /** Granularity of `run()`'s loop; default 100 ms. */

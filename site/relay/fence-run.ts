@@ -13,7 +13,8 @@ export interface FenceDeps {
  * A fence: power the host off through its BMC and read the power status back until it says `off`.
  *
  * Each step reads the status first, so a host already off is reported fenced without a power-off being
- * sent; the step that sends the power-off reads the status again straight after it is acknowledged. Only a status read back as `off` is a success (safety rule 1): an acknowledged power-off is not.
+ * sent; the step that sends the power-off reads the status again straight after it is acknowledged. Only
+ * a status read back as `off` is a success (safety rule 1): an acknowledged power-off is not.
  * At notAfter it gives up with the last status read: `on`, or `unknown` when the BMC did not answer.
  */
 export class FenceRun implements CommandRun {

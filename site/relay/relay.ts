@@ -149,10 +149,9 @@ export class Relay {
       });
       inFlight.add(tick);
       void tick.finally(() => inFlight.delete(tick));
-      // A result that comes between ticks (an agent's start answer) is the fence's or the start's last
-      // hop to the control plane: it wakes the loop instead of waiting out loopMs.
-      // The next tick also comes early for the instant a host crosses the silence threshold, so that a
-      // silence is reported when it begins rather than up to a loop later.
+      // The next tick comes early for a result that arrives between ticks (an agent's start answer, the
+      // start's last hop to the control plane) and at the instant a host crosses the silence threshold,
+      // so neither waits out loopMs.
       await Promise.race([
         this.ports.clock.sleep(Math.min(loopMs, this.untilNextSilence(this.ports.clock.now()))),
         new Promise<void>((resolve) => {
