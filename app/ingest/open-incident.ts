@@ -6,7 +6,7 @@ import type { AppContext } from '../context';
 import type { HostRecord, IncidentRecord, SiteControl } from '../ports';
 import { appendEvent } from '../shared/events';
 import { fencingInputFor } from '../shared/fencing-guard';
-import { summaryOf, transitionHost } from '../shared/host-lifecycle';
+import { incidentOf, summaryOf, transitionHost } from '../shared/host-lifecycle';
 import { updateIncident } from '../shared/incidents';
 import { METRIC } from '../shared/metrics';
 import { clusterPolicy, workflowTiming } from '../shared/policy';
@@ -75,7 +75,8 @@ export async function openIncident(
     // Repairs a summary a crashed opening never wrote (transitionHost writes it only on a change).
     await ctx.ports.sites.putHostSummary(siteId, hostId, summaryOf(change.host));
   }
-  return startIncident(ctx, { control, host: change.host, state, now });
+  const fresh = incidentOf(change.before) !== state.incidentId;
+  return startIncident(ctx, { control, host: change.host, state, now, fresh });
 }
 
 /** True when a suspect host's incident is closed and the fencing policy would now fence it. */
@@ -108,14 +109,22 @@ async function startIncident(
     readonly host: HostRecord;
     readonly state: HostStateOf<'suspect'>;
     readonly now: number;
+    /** This call moved the host into this incident: nobody can have created the incident yet. */
+    readonly fresh: boolean;
   },
 ): Promise<OpenedIncident | null> {
-  const { control, state } = args;
+  const { control, state, fresh } = args;
+  const siteId = control.site.siteId;
   const { incidents, sites, workflow, metrics } = ctx.ports;
-  let incident = await incidents.get(state.incidentId);
+  let incident = fresh ? null : await incidents.get(state.incidentId);
   let created = false;
   if (incident === null) {
-    const result = await incidents.create(newIncident(ctx, args));
+    // The incident marked open and the incident itself go out side by side; the execution starts only
+    // once both are written, so an opening cut short is found again (suspect, open) and finished.
+    const [result] = await Promise.all([
+      incidents.create(newIncident(ctx, args)),
+      fresh ? sites.setIncidentOpen(siteId, state.incidentId, true) : Promise.resolve(),
+    ]);
     incident = result.incident;
     created = result.created;
     if (created) metrics.count(METRIC.IncidentOpened);
@@ -124,7 +133,7 @@ async function startIncident(
   if (incident.executionArn !== null) {
     return { incidentId: incident.incidentId, created, executionArn: incident.executionArn };
   }
-  await sites.setIncidentOpen(control.site.siteId, incident.incidentId, true);
+  if (!fresh) await sites.setIncidentOpen(siteId, incident.incidentId, true);
   // The stored input, not a fresh one: a repeated start must match the first (same name, same input).
   const { executionArn } = await workflow.startIncident(incident.input);
   await updateIncident(ctx, incident.incidentId, (current) =>

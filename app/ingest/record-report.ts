@@ -8,6 +8,7 @@ import { hostSilentAfterMs } from '../../core/policy';
 import type { AppContext } from '../context';
 import { ClockSkewError, UnknownRelayError } from '../errors';
 import type { RelayRecord, SiteControl } from '../ports';
+import { allSettledOrThrow } from '../shared/concurrently';
 import { METRIC } from '../shared/metrics';
 import { clusterPolicy, defaultPolicy, reportIntervalMs } from '../shared/policy';
 import { hostSilence } from '../shared/relays';
@@ -54,18 +55,17 @@ export async function recordReport(
   const view = withRelay(control, relay);
   const heard = report.hosts.filter((h) => !(h.hostId in silentHosts));
 
-  await recordResults(ctx, { siteId: report.siteId, relayId: report.relayId, results: report.results });
-  const { rebooted } = await recordInventory(ctx, { control: view, heard, now });
-  await recordHostsAlive(ctx, { control: view, relayId: report.relayId, heard, rebooted, now });
   const silentIds = Object.keys(silentHosts);
-  let opened = await openSilentHosts(ctx, view, silentIds, now);
-  if (opened === 0 && silentIds.some((hostId) => view.hosts[hostId]?.status === 'up')) {
-    // Relays that call a host silent in the same instant each read the control items before the other's
-    // vote was written, and neither would open the incident. Each wrote its vote before this second,
-    // consistent read, so at least one of them now sees both.
-    const fresh = await sites.loadControl(report.siteId, { consistent: true });
-    if (fresh !== null) opened = await openSilentHosts(ctx, withRelay(fresh, relay), silentIds, now);
-  }
+  // Opening an incident for the hosts it calls silent is what the report is most urgently for, and it
+  // touches only those hosts: it goes out beside the work on the hosts it heard and on command results.
+  const [opened] = await allSettledOrThrow<[number, undefined]>([
+    openSilent(ctx, { siteId: report.siteId, view, relay, silentIds, now }),
+    (async () => {
+      await recordResults(ctx, { siteId: report.siteId, relayId: report.relayId, results: report.results });
+      const { rebooted } = await recordInventory(ctx, { control: view, heard, now });
+      await recordHostsAlive(ctx, { control: view, relayId: report.relayId, heard, rebooted, now });
+    })(),
+  ]);
 
   // Commands exist only during incidents, so the lookup is skipped (and paid for) only then.
   const incidentsOpen = control.openIncidents.length > 0 || opened > 0;
@@ -82,6 +82,28 @@ export async function recordReport(
       opened > 0 || incidentUnderWay(control) || silenceUnresolved(view),
     ),
   };
+}
+
+/**
+ * Opens the incidents this report's silent hosts call for. Relays that call a host silent in the same
+ * instant each read the control items before the other's vote was written, and neither would open the
+ * incident; each wrote its vote before the second, consistent read, so at least one of them sees both.
+ */
+async function openSilent(
+  ctx: AppContext,
+  args: {
+    readonly siteId: string;
+    readonly view: SiteControl;
+    readonly relay: RelayRecord;
+    readonly silentIds: readonly string[];
+    readonly now: number;
+  },
+): Promise<number> {
+  const { view, silentIds, now } = args;
+  const opened = await openSilentHosts(ctx, view, silentIds, now);
+  if (opened > 0 || !silentIds.some((hostId) => view.hosts[hostId]?.status === 'up')) return opened;
+  const fresh = await ctx.ports.sites.loadControl(args.siteId, { consistent: true });
+  return fresh === null ? 0 : openSilentHosts(ctx, withRelay(fresh, args.relay), silentIds, now);
 }
 
 /**

@@ -21,3 +21,20 @@ export async function forEachConcurrently<T>(
 
 /** Writes a step issues side by side; DynamoDB takes far more, and a Lambda's sockets stay few. */
 export const STEP_WRITE_CONCURRENCY = 16;
+
+/**
+ * Awaits independent tasks side by side and settles only once every one has: their results in order, or
+ * the first rejection (by position) once the others are done, so that no task is still writing when the
+ * caller reports the failure.
+ */
+export async function allSettledOrThrow<T extends readonly unknown[]>(
+  tasks: readonly [...{ [K in keyof T]: Promise<T[K]> }],
+): Promise<T> {
+  const settled: PromiseSettledResult<unknown>[] = await Promise.allSettled(tasks);
+  const values: unknown[] = [];
+  for (const s of settled) {
+    if (s.status === 'rejected') throw s.reason;
+    values.push(s.value);
+  }
+  return values as unknown as T;
+}

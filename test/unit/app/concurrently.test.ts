@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { forEachConcurrently } from '../../../app/shared/concurrently';
+import { allSettledOrThrow, forEachConcurrently } from '../../../app/shared/concurrently';
 
 /** A call that stays in flight until released, recording how many run at once. */
 function gate() {
@@ -48,5 +48,29 @@ describe('forEachConcurrently', () => {
   it('refuses a limit below one and does nothing for no items', async () => {
     await expect(forEachConcurrently([1], 0, async () => {})).rejects.toThrow(RangeError);
     await expect(forEachConcurrently([], 4, async () => {})).resolves.toBeUndefined();
+  });
+});
+
+describe('allSettledOrThrow', () => {
+  it('resolves to every result in order', async () => {
+    await expect(
+      allSettledOrThrow<[number, string]>([Promise.resolve(1), Promise.resolve('two')]),
+    ).resolves.toEqual([1, 'two']);
+  });
+
+  it('rejects with the first failure only once every task has settled', async () => {
+    let slowDone = false;
+    const slow = new Promise<undefined>((resolve) =>
+      setTimeout(() => {
+        slowDone = true;
+        resolve(undefined);
+      }, 20),
+    );
+    const failed = Promise.reject(new Error('first'));
+    const later = Promise.reject(new Error('second'));
+    await expect(allSettledOrThrow<[undefined, never, never]>([slow, failed, later])).rejects.toThrow(
+      'first',
+    );
+    expect(slowDone).toBe(true);
   });
 });

@@ -220,6 +220,24 @@ describe('recordReport: opening incidents', () => {
     expect(new Set(world.workflow.startCalls.map((c) => c.incidentId))).toEqual(new Set(['dc1:h1:1']));
   });
 
+  it('given the report that moves h1 to suspect, then it creates the incident without reading it first, marked open before the start', async () => {
+    const silent = site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } });
+    await site.r1.report(silent);
+    world.calls.length = 0;
+
+    await site.r2.report(silent);
+
+    // the lifecycle write made this report the opener: no incident of that id can exist yet
+    const at = (call: string) => world.calls.indexOf(call);
+    expect(world.calls.slice(0, at('incidents.create'))).not.toContain('incidents.get');
+    expect(at('incidents.create')).toBeGreaterThan(at('hosts.setLifecycle'));
+    expect(at('sites.setIncidentOpen')).toBeGreaterThan(at('hosts.setLifecycle'));
+    expect(at('incidents.update')).toBeGreaterThan(at('incidents.create'));
+    expect(world.workflow.startCalls.map((i) => i.incidentId)).toEqual(['dc1:h1:1']);
+    const control = await world.stores.sites.loadControl(SITE);
+    expect(control?.openIncidents).toEqual(['dc1:h1:1']);
+  });
+
   it('given one relay calls an up host silent and no incident has it yet, then both report at the incident pace', async () => {
     // when r1 alone calls h1 silent (r2 still hears it)
     const first = await site.r1.report(site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } }));
@@ -318,6 +336,29 @@ describe('recordReport: opening incidents', () => {
 
     expect(world.workflow.startCalls).toEqual([]);
     expect((await world.stores.hosts.getHost(SITE, 'h1'))?.lifecycle.status).toBe('maintenance');
+  });
+
+  it("given the heard hosts' work fails, then the incident the report calls for is opened all the same", async () => {
+    const silent = site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } });
+    await site.r1.report(silent);
+    const hosts = world.ctx.ports.hosts;
+    const failing: typeof hosts = Object.create(hosts);
+    failing.saveInventory = async () => {
+      throw new Error('simulated inventory write failure');
+    };
+    Object.assign(world.ctx.ports, { hosts: failing });
+    // h2 now runs a second VM: its inventory write is the heard hosts' work, and it fails.
+    const changed = site.hosts({
+      h1: { lastHeardMsAgo: SILENT_MS },
+      h2: { vms: [vm('app-2', 16 * GiB, 8), vm('app-2b', 1 * GiB, 1)] },
+    });
+
+    await expect(site.r2.report(changed)).rejects.toThrow(/simulated inventory/);
+
+    expect(world.workflow.startCalls.map((i) => i.incidentId)).toEqual(['dc1:h1:1']);
+    Object.assign(world.ctx.ports, { hosts });
+    await site.r2.report(changed);
+    expect((await world.stores.vms.getVm(SITE, 'app-2b'))?.hostId).toBe('h2');
   });
 
   it('given the opening died before the execution started, then the next report starts it, with the same input', async () => {
