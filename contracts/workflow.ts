@@ -10,6 +10,8 @@ import { IdSchema, RefSchema } from './relay-protocol';
 
 /** State names, as operators read them in the Step Functions console. */
 export const STATE = {
+  /** Parallel state: Suspect beside WaitBeforeConfirm. */
+  Suspicion: 'Suspicion',
   Suspect: 'Suspect',
   WaitBeforeConfirm: 'WaitBeforeConfirm',
   ConfirmSilence: 'ConfirmSilence',

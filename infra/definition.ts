@@ -124,6 +124,17 @@ export function adaptForLocalRunner(definition: AslDefinition): AslDefinition {
       const states = processor.States as AslDefinition['States'];
       adapted = { ...adapted, ItemProcessor: { ...processor, States: adaptStates(states) } };
     }
+    const branches = state.Branches;
+    if (Array.isArray(branches)) {
+      adapted = {
+        ...adapted,
+        Branches: branches.map((branch) =>
+          isObject(branch) && isObject(branch.States)
+            ? { ...branch, States: adaptStates(branch.States as AslDefinition['States']) }
+            : branch,
+        ),
+      };
+    }
     const path = state.TimeoutSecondsPath;
     if (state.Type !== 'Task' || typeof path !== 'string') return adapted;
     const parameters = state.Parameters;

@@ -130,13 +130,19 @@ function asError(thrown: unknown): Error {
   return thrown instanceof Error ? thrown : namedError('Error', String(thrown));
 }
 
-/** Every state of the definition, Map item processors included, with its name. */
+/** Every state of the definition, Map item processors and Parallel branches included, with its name. */
 function* allStates(states: AslDefinition['States']): Generator<[string, AslState]> {
   for (const [name, state] of Object.entries(states)) {
     yield [name, state];
     const processor = state.ItemProcessor;
     if (isObject(processor) && isObject(processor.States)) {
       yield* allStates(processor.States as AslDefinition['States']);
+    }
+    const branches = state.Branches;
+    if (!Array.isArray(branches)) continue;
+    for (const branch of branches) {
+      if (isObject(branch) && isObject(branch.States))
+        yield* allStates(branch.States as AslDefinition['States']);
     }
   }
 }

@@ -12,6 +12,7 @@ import {
   JsonPath,
   LogLevel,
   Map as MapState,
+  Parallel,
   Pass,
   StateMachine,
   StateMachineType,
@@ -126,7 +127,7 @@ const caughtError = JsonPath.objectAt('$.error');
 
 /**
  * Builds the failover definition in `scope` (state constructs are named after STATE) with `stepsFunction`
- * serving every Task. Returned chain starts at Suspect.
+ * serving every Task. Returned chain starts at Suspicion (Suspect beside WaitBeforeConfirm).
  */
 export function buildFailoverDefinition(scope: Construct, stepsFunction: IFunction): IChainable {
   const fn = stepsFunction;
@@ -136,6 +137,16 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
   const waitBeforeConfirm = new Wait(scope, STATE.WaitBeforeConfirm, {
     time: WaitTime.secondsPath('$.incident.timing.confirmSilenceSeconds'),
   });
+  // The confirmation wait runs from the execution's start, beside Suspect: the evidence is recorded (and a
+  // cold steps Lambda warms up) while the host gets its chance to come back, not before that chance.
+  const suspicion = new Parallel(scope, STATE.Suspicion, {
+    comment: 'Suspect records why the host is suspected while WaitBeforeConfirm gives it time to come back.',
+    // The branches' outputs are the whole state twice over: keep only what Suspect found, as before.
+    resultSelector: { detail: JsonPath.stringAt('$[0].suspect.detail') },
+    resultPath: '$.suspect',
+  })
+    .branch(suspect)
+    .branch(waitBeforeConfirm);
   const confirmSilence = stepTask(
     scope,
     STATE.ConfirmSilence,
@@ -360,8 +371,7 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
   verifyPowerOff.next(markFenced);
   markFenced.next(planPlacement).next(startPriorityWaves).next(close).next(incidentClosed);
 
-  return suspect
-    .next(waitBeforeConfirm)
+  return suspicion
     .next(confirmSilence)
     .next(
       new Choice(scope, STATE.StillSilent)

@@ -52,6 +52,7 @@ describe('when the control plane must hold back', () => {
     const execution = h.execution();
     expect(execution.status).toBe('succeeded');
     expect(mainPath(execution)).toEqual([
+      STATE.Suspicion,
       STATE.Suspect,
       STATE.WaitBeforeConfirm,
       STATE.ConfirmSilence,
@@ -88,6 +89,7 @@ describe('when the control plane must hold back', () => {
 
     const execution = h.execution();
     expect(mainPath(execution)).toEqual([
+      STATE.Suspicion,
       STATE.Suspect,
       STATE.WaitBeforeConfirm,
       STATE.ConfirmSilence,

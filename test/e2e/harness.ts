@@ -13,7 +13,7 @@ import type { AppContext } from '../../app/context';
 import { enrollRelay, setVmMetadata } from '../../app/operator';
 import type { IncidentEvent, IncidentRecord } from '../../app/ports';
 import type { FenceCommand, StartVmCommand } from '../../contracts/relay-protocol';
-import { type PlanOutput, PlanOutputSchema } from '../../contracts/workflow';
+import { type PlanOutput, PlanOutputSchema, STATE } from '../../contracts/workflow';
 import type { HaPolicyInput } from '../../core/policy';
 import { makeIngestHandler } from '../../functions/ingest/ingest';
 import type { HttpResponse } from '../../functions/shared/http';
@@ -306,9 +306,16 @@ export function eventsOfType<T extends ExecutionEvent['type']>(
 
 /** The top-level path of the execution, without the states inside Map iterations. */
 export function mainPath(execution: LocalExecution): string[] {
-  return execution.events.flatMap((e) =>
+  const path = execution.events.flatMap((e) =>
     e.type === 'StateEntered' && e.index === undefined ? [e.state.name] : [],
   );
+  // Suspicion's two branches enter in the same instant, in either order: listed as the definition has them.
+  const branches: string[] = [STATE.Suspect, STATE.WaitBeforeConfirm];
+  const inBranches = path.filter((name) => branches.includes(name));
+  const at = path.indexOf(STATE.Suspicion);
+  if (at < 0) return path;
+  const rest = path.filter((name, i) => i > at && !branches.includes(name));
+  return [...path.slice(0, at + 1), ...branches.filter((b) => inBranches.includes(b)), ...rest];
 }
 
 /** Commands as the relays first received them, in order (repeated deliveries left out). */

@@ -90,6 +90,8 @@ function stubSteps(overrides: Partial<Record<StepRequest['step'], (req: StepRequ
     const override = overrides[req.step];
     if (override !== undefined) return override(req);
     switch (req.step) {
+      case 'suspect':
+        return { detail: 'silent for every live relay' };
       case 'confirm-silence':
         return { stillSilent: true, detail: 'silent', relays: [] };
       case 'check-fencing-policy':

@@ -55,6 +55,10 @@ function allStates(
     for (const [name, state] of Object.entries(scope.States)) {
       out.push({ name, state, scope });
       if (state.ItemProcessor !== undefined) visit(processorOf(state));
+      for (const branch of Array.isArray(state.Branches) ? state.Branches : []) {
+        const b = asObject(branch, 'Branch');
+        visit({ StartAt: String(b.StartAt), States: asObject(b.States) as AslDefinition['States'] });
+      }
     }
   };
   visit(root);
@@ -221,7 +225,7 @@ describe('the synthesized definition', () => {
         .map((s) => s.name)
         .sort(),
     ).toEqual(Object.values(STATE).sort());
-    expect(definition.StartAt).toBe(STATE.Suspect);
+    expect(definition.StartAt).toBe(STATE.Suspicion);
     expect(definition.TimeoutSeconds).toBe(8 * 24 * 3600);
   });
 
@@ -262,6 +266,13 @@ describe('the synthesized definition', () => {
               ? { ...item, started: startResult(VmAttemptSchema.parse(item.attempt)), error: failure }
               : item;
           checkScope(processorOf(state), processorInput);
+        }
+        for (const branch of Array.isArray(state.Branches) ? state.Branches : []) {
+          const b = asObject(branch, `${name} branch`);
+          checkScope(
+            { StartAt: String(b.StartAt), States: asObject(b.States) as AslDefinition['States'] },
+            input,
+          );
         }
       }
     };
@@ -461,7 +472,7 @@ async function execute(scenario: Scenario): Promise<Run> {
   });
 
   const handlers: LocalHandlers = {
-    ...step(STATE.Suspect, () => ({ suspectedAt: incident.openedAt })),
+    ...step(STATE.Suspect, () => ({ detail: 'h1 is silent for every live relay' })),
     ...step(STATE.ConfirmSilence, () => ({
       stillSilent: scenario.stillSilent ?? true,
       detail: 'every live relay still misses the host',

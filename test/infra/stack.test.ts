@@ -362,6 +362,9 @@ describe('state machine', () => {
         names.add(name);
         const processor = asObject(state).ItemProcessor;
         if (processor !== undefined) collect(asObject(asObject(processor).States));
+        const branches = asObject(state).Branches;
+        for (const branch of Array.isArray(branches) ? branches : [])
+          collect(asObject(asObject(branch).States));
       }
     };
     collect(definition.States);
