@@ -229,6 +229,19 @@ describe('the synthesized definition', () => {
     expect(definition.TimeoutSeconds).toBe(8 * 24 * 3600);
   });
 
+  it('starts the confirmation wait with the execution, beside Suspect, and then confirms', () => {
+    const suspicion = stateNamed(STATE.Suspicion);
+    expect(suspicion.Type).toBe('Parallel');
+    const branches = asArray(suspicion.Branches, 'Branches').map((b) => asObject(b, 'branch'));
+    expect(branches.map((b) => b.StartAt)).toEqual([STATE.Suspect, STATE.WaitBeforeConfirm]);
+    expect(branches.map((b) => Object.keys(asObject(b.States)))).toEqual([
+      [STATE.Suspect],
+      [STATE.WaitBeforeConfirm],
+    ]);
+    expect(suspicion.Next).toBe(STATE.ConfirmSilence);
+    expect(suspicion.ResultPath).toBe('$.suspect');
+  });
+
   it('sends every Task a payload StepRequestSchema accepts (placeholders substituted for paths)', () => {
     const context = { Task: { Token: 'token-1' } };
     const failure = { Error: 'SomeError', Cause: 'why' };
