@@ -15,6 +15,7 @@ import { type LocalDynalite, startDynalite } from './dynalite';
 import { type HttpEndpoint, startHttpEndpoint } from './http-endpoint';
 import { createLocalWorkflow, type LocalWorkflow, type StepsHandler } from './local-workflow';
 import { MetricsRecorder } from './metrics-recorder';
+import { type StepsRuntime, sharedStepsRuntime } from './steps-runtime';
 
 /** Options of {@link startLocalControlPlane}. */
 export interface LocalControlPlaneOptions {
@@ -39,6 +40,12 @@ export interface LocalControlPlaneOptions {
    * its own there, deleted when it stops, and leaves the server running. Without it, it starts its own.
    */
   readonly dynamo?: LocalDynalite;
+  /**
+   * Where the failover steps run: `'worker'` (the default) on the process's steps thread
+   * (local/steps-runtime.ts), sharing nothing with the ingest and operator handlers but the table, as in
+   * AWS; `'inline'` on this thread over the same AppContext.
+   */
+  readonly stepsThread?: 'worker' | 'inline';
 }
 
 /** Extracts `{name}` parameters from a route template. */
@@ -192,6 +199,7 @@ export async function startLocalControlPlane(
   const release = shared === undefined ? () => dynamo.stop() : () => dynamo.deleteTable(tableName);
   let endpoint: HttpEndpoint | undefined;
   let workflow: LocalWorkflow | undefined;
+  let served: Awaited<ReturnType<StepsRuntime['open']>> | undefined;
   try {
     await dynamo.createTable(tableName);
     const clock = new SystemClock();
@@ -212,7 +220,16 @@ export async function startLocalControlPlane(
     );
     workflow = built.workflow;
     const ctx = built.ctx;
-    const steps = trackSteps(workflow, ctx);
+    if ((options.stepsThread ?? 'worker') === 'worker') {
+      served = await sharedStepsRuntime().open({
+        endpoint: dynamo.endpoint,
+        tableName,
+        defaults: ctx.defaults,
+        workflow,
+        metrics,
+      });
+    }
+    const steps = trackSteps(workflow, served?.handler ?? makeFailoverStepsHandler(ctx));
     endpoint = await startHttpEndpoint({
       ctx,
       host: options.host ?? '127.0.0.1',
@@ -221,10 +238,25 @@ export async function startLocalControlPlane(
       log,
     });
     const detector = startDetector(ctx, { tickMs, capacityEvery, logger });
-    return assemble({ ctx, workflow, metrics, dynamo, tableName, release, endpoint, detector, steps });
+    const closeSteps = () => served?.close();
+    return assemble({
+      ctx,
+      workflow,
+      metrics,
+      dynamo,
+      tableName,
+      release: async () => {
+        closeSteps();
+        await release();
+      },
+      endpoint,
+      detector,
+      steps,
+    });
   } catch (error) {
     await endpoint?.close();
     await workflow?.stop();
+    served?.close();
     await release();
     throw error;
   }
@@ -240,9 +272,8 @@ interface TrackedSteps {
  * aborting an execution does not cancel the handler it was awaiting, and that handler still writes to
  * dynalite, which must stay up until it is done. Registered before any execution starts.
  */
-function trackSteps(workflow: LocalWorkflow, ctx: AppContext): TrackedSteps {
+function trackSteps(workflow: LocalWorkflow, steps: StepsHandler): TrackedSteps {
   const running = new Set<Promise<void>>();
-  const steps: StepsHandler = makeFailoverStepsHandler(ctx);
   workflow.useSteps((event) => {
     const run = steps(event);
     const settled = run.then(

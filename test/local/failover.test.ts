@@ -100,6 +100,8 @@ describe('failover through the local control plane', () => {
     expect(listed.status).toBe(200);
     expect(JSON.stringify(listed.body)).toContain(incident.incidentId);
     expect(plane.metrics.total('IncidentOpened')).toBe(1);
+    // Published by MarkFenced on the steps thread, recorded by this control plane.
+    expect(plane.metrics.records('SecondsToFence')).toHaveLength(1);
   });
 
   it('runs the detector on its timer, and once on demand with capacity', async () => {
