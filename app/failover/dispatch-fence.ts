@@ -29,10 +29,11 @@ export async function dispatchFence(
 ): Promise<FenceDispatch> {
   const now = ctx.ports.clock.now();
   const { commands } = ctx.ports;
-  const [record, { control, policy }, all] = await Promise.all([
+  const [record, { control, policy }, all, host] = await Promise.all([
     requireIncident(ctx, incident.incidentId),
     loadScope(ctx, incident.siteId, incident.cluster),
     commands.listForIncident(incident.siteId, incident.incidentId),
+    ctx.ports.hosts.getHost(incident.siteId, incident.hostId),
   ]);
   const fences = all.filter((c) => c.command.kind === 'fence');
   const sent = fences.find((c) => c.taskToken === taskToken);
@@ -60,12 +61,12 @@ export async function dispatchFence(
   if (relay === undefined) {
     throw new NoRelayAvailableError(`no live relay at site ${incident.siteId} can fence ${incident.hostId}`);
   }
-  await transitionIncidentHost(ctx, incident, () => ({
-    type: 'StartFence',
-    at: now,
-    incidentId: incident.incidentId,
-    relayId: relay.relayId,
-  }));
+  await transitionIncidentHost(
+    ctx,
+    incident,
+    () => ({ type: 'StartFence', at: now, incidentId: incident.incidentId, relayId: relay.relayId }),
+    host ?? undefined,
+  );
   const command: FenceCommand = {
     kind: 'fence',
     commandId: `${incident.incidentId}:fence:${fences.length + 1}`,

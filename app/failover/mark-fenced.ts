@@ -28,30 +28,35 @@ export async function markFenced(
   confirmation: FenceConfirmation,
 ): Promise<{ fencedAt: number; vmsDown: number }> {
   const now = ctx.ports.clock.now();
-  const command =
+  // One round of reads: the evidence, and the host and incident records the writes are conditional on.
+  const [command, host, record, vms] = await Promise.all([
     confirmation.by === 'ipmi-read-back'
-      ? await readBackCommand(ctx, incident, now)
-      : await operatorCommand(ctx, incident, now);
+      ? readBackCommand(ctx, incident, now)
+      : operatorCommand(ctx, incident, now),
+    ctx.ports.hosts.getHost(incident.siteId, incident.hostId),
+    ctx.ports.incidents.get(incident.incidentId),
+    ctx.ports.vms.listVms(incident.siteId, { hostId: incident.hostId }),
+  ]);
   // The stored evidence says the host is off, so its VMs are down whatever else happens: marking them
   // (idempotent, conditional on each still being recorded there) goes out beside the host's transition.
   // fencedAt, which StartVm checks before any start, is written only once the host is marked fenced.
-  const markVmsDown = async () => {
-    const vms = await ctx.ports.vms.listVms(incident.siteId, { hostId: incident.hostId });
-    const running = vms.filter((vm) => isRunning(vm) && !vm.ha);
-    await markDownAll(ctx, incident, running, now);
-    return running;
-  };
-  const marking = markVmsDown();
+  const down = vms.filter((vm) => isRunning(vm) && !vm.ha);
+  const marking = markDownAll(ctx, incident, down, now);
   // Settled here so that a failed transition does not leave the marking's rejection unhandled.
   marking.catch(() => {});
-  await transitionIncidentHost(ctx, incident, () => command);
-  const [{ incident: record, changed }, down] = await Promise.all([
-    updateIncident(ctx, incident.incidentId, (i) => (i.fencedAt === null ? { fencedAt: now } : null)),
+  await transitionIncidentHost(ctx, incident, () => command, host ?? undefined);
+  const [{ incident: updated, changed }] = await Promise.all([
+    updateIncident(
+      ctx,
+      incident.incidentId,
+      (i) => (i.fencedAt === null ? { fencedAt: now } : null),
+      record ?? undefined,
+    ),
     marking,
   ]);
-  const fencedAt = record.fencedAt ?? now;
+  const fencedAt = updated.fencedAt ?? now;
   if (changed) {
-    ctx.ports.metrics.seconds(METRIC.SecondsToFence, secondsBetween(record.openedAt, fencedAt));
+    ctx.ports.metrics.seconds(METRIC.SecondsToFence, secondsBetween(updated.openedAt, fencedAt));
     await appendEvent(
       ctx,
       incident.incidentId,

@@ -60,19 +60,26 @@ export function rejectIfSuperseded(host: HostRecord, incidentId: string): void {
 }
 
 /**
- * Applies a lifecycle command to the incident's host, which must still be in this incident. Lifecycle
- * errors surface as the named errors Step Functions matches (IncidentSupersededError, ConflictError).
+ * Applies a lifecycle command to the incident's host, which must still be in this incident (`seen`: the
+ * record as the step just read it, see transitionHost). Lifecycle errors surface as the named errors Step Functions matches (IncidentSupersededError, ConflictError).
  */
 export async function transitionIncidentHost(
   ctx: AppContext,
   ref: IncidentRef,
   command: (host: HostRecord) => HostCommand,
+  seen?: HostRecord,
 ): Promise<HostTransition> {
   try {
-    return await transitionHost(ctx, ref.siteId, ref.hostId, (host) => {
-      requireOwnedBy(host, ref.incidentId);
-      return { command: command(host) };
-    });
+    return await transitionHost(
+      ctx,
+      ref.siteId,
+      ref.hostId,
+      (host) => {
+        requireOwnedBy(host, ref.incidentId);
+        return { command: command(host) };
+      },
+      seen,
+    );
   } catch (error) {
     throw toAppError(error);
   }

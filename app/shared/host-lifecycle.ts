@@ -42,20 +42,39 @@ export async function transitionHost(
   siteId: string,
   hostId: string,
   plan: (host: HostRecord) => HostPlan | Promise<HostPlan>,
+  seen?: HostRecord,
 ): Promise<HostTransition> {
   const { hosts, sites } = ctx.ports;
+  // `seen` (the record as the caller just read it) saves the first read when it leads to a write: the
+  // write is conditional on its version, so a stale one only costs a re-read. A decision to write nothing
+  // is only ever taken on a fresh read.
+  let optimistic = seen;
   const transition = await retryOnConflict(async () => {
-    const host = await hosts.getHost(siteId, hostId);
-    if (host === null) throw new NotFoundError(`host ${siteId}/${hostId} not found`);
-    const step = await plan(host);
-    if (step === null) return { host, before: host.lifecycle, events: [] };
-    const events = decide(step.command, host.lifecycle);
-    const next = foldHostEvents(host.lifecycle, events);
-    // evolve hands back the very same state for repeats and audit-only events: nothing to write.
-    if (next === host.lifecycle) return { host, before: host.lifecycle, events };
-    const opts = step.incidentSeq === undefined ? undefined : { incidentSeq: step.incidentSeq };
-    const saved = await hosts.setLifecycle(siteId, hostId, host.version, next, opts);
-    return { host: saved, before: host.lifecycle, events, written: true };
+    for (;;) {
+      const guess = optimistic;
+      optimistic = undefined;
+      const host = guess ?? (await hosts.getHost(siteId, hostId));
+      if (host === null) throw new NotFoundError(`host ${siteId}/${hostId} not found`);
+      let decided: { step: NonNullable<HostPlan>; events: HostEvent[]; next: HostState } | null;
+      try {
+        const step = await plan(host);
+        const events = step === null ? [] : decide(step.command, host.lifecycle);
+        decided = step === null ? null : { step, events, next: foldHostEvents(host.lifecycle, events) };
+      } catch (error) {
+        // A refusal, like a decision to write nothing, stands only on a fresh read.
+        if (guess !== undefined) continue;
+        throw error;
+      }
+      // evolve hands back the very same state for repeats and audit-only events: nothing to write.
+      if (decided === null || decided.next === host.lifecycle) {
+        if (guess !== undefined) continue;
+        return { host, before: host.lifecycle, events: decided?.events ?? [] };
+      }
+      const { step, events, next } = decided;
+      const opts = step.incidentSeq === undefined ? undefined : { incidentSeq: step.incidentSeq };
+      const saved = await hosts.setLifecycle(siteId, hostId, host.version, next, opts);
+      return { host: saved, before: host.lifecycle, events, written: true as const };
+    }
   });
   if ('written' in transition) await sites.putHostSummary(siteId, hostId, summaryOf(transition.host));
   return { host: transition.host, before: transition.before, events: transition.events };

@@ -18,20 +18,32 @@ export async function requireIncident(ctx: AppContext, incidentId: string): Prom
 /**
  * Applies a patch decided on the freshly read record, re-reading on a lost race. The patch function
  * returns null when the record already says what it would write (a repeated step), and nothing is written.
+ * `seen` (the record as the caller just read it) saves the first read when the patch writes: the write is
+ * conditional on its version, so a stale one only costs a re-read; "nothing to write" is only ever decided
+ * on a fresh read.
  */
 export async function updateIncident(
   ctx: AppContext,
   incidentId: string,
   patch: (incident: IncidentRecord) => IncidentPatch | null,
+  seen?: IncidentRecord,
 ): Promise<{ incident: IncidentRecord; changed: boolean }> {
+  let optimistic = seen;
   return retryOnConflict(async () => {
-    const incident = await requireIncident(ctx, incidentId);
-    const change = patch(incident);
-    if (change === null) return { incident, changed: false };
-    return {
-      incident: await ctx.ports.incidents.update(incidentId, incident.version, change),
-      changed: true,
-    };
+    for (;;) {
+      const guess = optimistic;
+      optimistic = undefined;
+      const incident = guess ?? (await requireIncident(ctx, incidentId));
+      const change = patch(incident);
+      if (change === null) {
+        if (guess !== undefined) continue;
+        return { incident, changed: false };
+      }
+      return {
+        incident: await ctx.ports.incidents.update(incidentId, incident.version, change),
+        changed: true,
+      };
+    }
   });
 }
 
