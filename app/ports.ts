@@ -305,10 +305,16 @@ export interface CommandStore {
   listForIncident(siteId: string, incidentId: string): Promise<CommandRecord[]>;
   markDelivered(siteId: string, commandId: string, at: number): Promise<void>;
   /**
-   * Records the relay's result. Returns the record the first time (its task token must then be completed)
-   * and null for a repeated or unknown result, which changes nothing.
+   * Records the result `relayId` reported. Returns the record the first time (its task token must then be
+   * completed) and null for a repeated or unknown result, or one from a relay the command was not sent
+   * to, which changes nothing.
    */
-  complete(siteId: string, commandId: string, result: CommandResult): Promise<CommandRecord | null>;
+  complete(
+    siteId: string,
+    commandId: string,
+    result: CommandResult,
+    relayId: string,
+  ): Promise<CommandRecord | null>;
 }
 
 // ---------------------------------------------------------------- workflow

@@ -107,26 +107,35 @@ export class DynamoCommandStore implements CommandStore {
     );
   }
 
-  async complete(siteId: string, commandId: string, result: CommandResult): Promise<CommandRecord | null> {
+  async complete(
+    siteId: string,
+    commandId: string,
+    result: CommandResult,
+    relayId: string,
+  ): Promise<CommandRecord | null> {
     const status: CommandStatus = result.outcome;
     const expiresAt = Math.floor(this.ctx.clock.now() / 1000) + FINISHED_COMMAND_TTL_SECONDS;
-    // Once only, and only for the incident the command was issued for (safety rule 4: stale results of
-    // another incident change nothing). The failed condition is the repeat: null, nothing changed.
+    // Once only, only from the relay it was sent to, and only for the incident it was issued for (safety
+    // rule 4: stale results of another incident change nothing). A failed condition is a repeat, a stray
+    // or an unknown command: null, nothing changed (a missing item fails the condition, nothing is created).
     const out = await unlessConditionFails(
       this.ctx.client.send(
         new UpdateCommand({
           TableName: this.ctx.tableName,
           Key: keyOf(commandKey(siteId, commandId)),
           UpdateExpression: 'SET #status = :status, #result = :result, #expiresAt = :expiresAt',
-          ConditionExpression: '#status IN (:pending, :delivered) AND #command.#incidentId = :incidentId',
+          ConditionExpression:
+            '#status IN (:pending, :delivered) AND #command.#incidentId = :incidentId AND #relayId = :relayId',
           ExpressionAttributeNames: {
             '#status': 'status',
             '#result': 'result',
             '#expiresAt': TTL_ATTRIBUTE,
             '#command': 'command',
             '#incidentId': 'incidentId',
+            '#relayId': 'relayId',
           },
           ExpressionAttributeValues: {
+            ':relayId': relayId,
             ':status': status,
             ':result': result,
             ':expiresAt': expiresAt,

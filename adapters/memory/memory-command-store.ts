@@ -46,11 +46,16 @@ export class MemoryCommandStore implements CommandStore {
     this.state.commands.set(key, { ...command, status: 'delivered', deliveredAt: at });
   }
 
-  async complete(siteId: string, commandId: string, result: CommandResult): Promise<CommandRecord | null> {
+  async complete(
+    siteId: string,
+    commandId: string,
+    result: CommandResult,
+    relayId: string,
+  ): Promise<CommandRecord | null> {
     const key = rowKey(siteId, commandId);
     const command = this.state.commands.get(key);
-    // Once only, and only for the incident the command was issued for.
-    if (command === undefined) return null;
+    // Once only, only from the relay it was sent to, and only for the incident it was issued for.
+    if (command === undefined || command.relayId !== relayId) return null;
     if (command.status !== 'pending' && command.status !== 'delivered') return null;
     if (command.command.incidentId !== result.incidentId) return null;
     const next: CommandRecord = { ...command, status: result.outcome, result: copy(result) };

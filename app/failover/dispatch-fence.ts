@@ -61,7 +61,7 @@ export async function dispatchFence(
   if (relay === undefined) {
     throw new NoRelayAvailableError(`no live relay at site ${incident.siteId} can fence ${incident.hostId}`);
   }
-  await transitionIncidentHost(
+  const { summarized } = await transitionIncidentHost(
     ctx,
     incident,
     () => ({ type: 'StartFence', at: now, incidentId: incident.incidentId, relayId: relay.relayId }),
@@ -76,8 +76,9 @@ export async function dispatchFence(
     notAfter: now + policy.fenceAttemptTimeoutMs,
   };
   const tried = fences.map((c) => c.relayId);
-  // The command and its timeline line are independent writes: a retried step writes the same command
-  // (its id counts the fences stored) and the same line (keyed by that id), so they go side by side.
+  // The command, its timeline line and the host's summary are independent writes: a retried step writes
+  // the same command (its id counts the fences stored) and the same line (keyed by that id), so they go
+  // side by side.
   const created = commands.create({
     siteId: incident.siteId,
     relayId: relay.relayId,
@@ -99,7 +100,7 @@ export async function dispatchFence(
       notAfter: command.notAfter,
     },
   );
-  await Promise.all([created, noted]);
+  await Promise.all([created, noted, summarized]);
   return { commandId: command.commandId, relayId: relay.relayId, notAfter: command.notAfter };
 }
 

@@ -23,9 +23,12 @@ export async function fenceFailed(
     incidentId: incident.incidentId,
     reason,
   }));
-  await updateIncident(ctx, incident.incidentId, (i) =>
-    i.outcome === 'in-progress' ? { outcome: 'awaiting-operator' } : null,
-  );
+  await Promise.all([
+    updateIncident(ctx, incident.incidentId, (i) =>
+      i.outcome === 'in-progress' ? { outcome: 'awaiting-operator' } : null,
+    ),
+    change.summarized,
+  ]);
   if (change.events.length > 0) {
     ctx.ports.metrics.count(METRIC.FenceFailed);
     await appendEvent(

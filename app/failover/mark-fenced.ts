@@ -44,7 +44,7 @@ export async function markFenced(
   const marking = markDownAll(ctx, incident, down, now);
   // Settled here so that a failed transition does not leave the marking's rejection unhandled.
   marking.catch(() => {});
-  await transitionIncidentHost(ctx, incident, () => command, host ?? undefined);
+  const { summarized } = await transitionIncidentHost(ctx, incident, () => command, host ?? undefined);
   const [{ incident: updated, changed }] = await Promise.all([
     updateIncident(
       ctx,
@@ -53,6 +53,7 @@ export async function markFenced(
       record ?? undefined,
     ),
     marking,
+    summarized,
   ]);
   const fencedAt = updated.fencedAt ?? now;
   if (changed) {

@@ -9,7 +9,7 @@ import type { HostRecord, SiteControl, VmRecord } from '../ports';
 import { placementLoads } from '../shared/capacity';
 import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurrently';
 import { toAppError } from '../shared/errors';
-import { type HostTransition, incidentOf, transitionHost } from '../shared/host-lifecycle';
+import { type HostTransition, incidentOf, transitionHostSummaryAfter } from '../shared/host-lifecycle';
 import { clusterPolicy } from '../shared/policy';
 import { requireControl } from '../shared/site';
 
@@ -61,16 +61,18 @@ export function rejectIfSuperseded(host: HostRecord, incidentId: string): void {
 
 /**
  * Applies a lifecycle command to the incident's host, which must still be in this incident (`seen`: the
- * record as the step just read it, see transitionHost). Lifecycle errors surface as the named errors Step Functions matches (IncidentSupersededError, ConflictError).
+ * record as the step just read it, see transitionHost). The site's summary of the host is written once the
+ * lifecycle is: `summarized`, which the step awaits beside its own next writes. Lifecycle errors surface
+ * as the named errors Step Functions matches (IncidentSupersededError, ConflictError).
  */
 export async function transitionIncidentHost(
   ctx: AppContext,
   ref: IncidentRef,
   command: (host: HostRecord) => HostCommand,
   seen?: HostRecord,
-): Promise<HostTransition> {
+): Promise<HostTransition & { readonly summarized: Promise<void> }> {
   try {
-    return await transitionHost(
+    return await transitionHostSummaryAfter(
       ctx,
       ref.siteId,
       ref.hostId,

@@ -6,7 +6,7 @@ import type { AppContext } from '../context';
 import type { HostRecord, IncidentRecord, SiteControl } from '../ports';
 import { appendEvent } from '../shared/events';
 import { fencingInputFor } from '../shared/fencing-guard';
-import { incidentOf, summaryOf, transitionHost } from '../shared/host-lifecycle';
+import { incidentOf, summaryOf, transitionHostSummaryAfter } from '../shared/host-lifecycle';
 import { updateIncident } from '../shared/incidents';
 import { METRIC } from '../shared/metrics';
 import { clusterPolicy, workflowTiming } from '../shared/policy';
@@ -45,7 +45,7 @@ export async function openIncident(
 ): Promise<OpenedIncident | null> {
   const { control, hostId, now } = args;
   const siteId = control.site.siteId;
-  const change = await transitionHost(ctx, siteId, hostId, async (host) => {
+  const change = await transitionHostSummaryAfter(ctx, siteId, hostId, async (host) => {
     const incidentSeq = host.incidentSeq + 1;
     const incidentId = incidentIdFor(siteId, hostId, incidentSeq);
     const { status } = host.lifecycle;
@@ -60,7 +60,12 @@ export async function openIncident(
     return null;
   });
   const state = change.host.lifecycle;
-  if (state.status !== 'suspect') return null;
+  // This call moved the host into the incident (it wrote the lifecycle, and the summary goes with it).
+  const fresh = state.status === 'suspect' && incidentOf(change.before) !== state.incidentId;
+  if (state.status !== 'suspect') {
+    await change.summarized;
+    return null;
+  }
   for (const event of change.events) {
     if (event.type !== 'SuspicionReopened') continue;
     await appendEvent(
@@ -71,12 +76,13 @@ export async function openIncident(
       { newIncidentId: event.incidentId },
     );
   }
-  if (control.hosts[hostId]?.status !== 'suspect' || control.hosts[hostId]?.incidentId !== state.incidentId) {
-    // Repairs a summary a crashed opening never wrote (transitionHost writes it only on a change).
-    await ctx.ports.sites.putHostSummary(siteId, hostId, summaryOf(change.host));
-  }
-  const fresh = incidentOf(change.before) !== state.incidentId;
-  return startIncident(ctx, { control, host: change.host, state, now, fresh });
+  const summarized =
+    fresh ||
+    (control.hosts[hostId]?.status === 'suspect' && control.hosts[hostId]?.incidentId === state.incidentId)
+      ? change.summarized
+      : // Repairs a summary a crashed opening never wrote (only a lifecycle write writes it).
+        ctx.ports.sites.putHostSummary(siteId, hostId, summaryOf(change.host));
+  return startIncident(ctx, { control, host: change.host, state, now, fresh, summarized });
 }
 
 /** True when a suspect host's incident is closed and the fencing policy would now fence it. */
@@ -111,9 +117,11 @@ async function startIncident(
     readonly now: number;
     /** This call moved the host into this incident: nobody can have created the incident yet. */
     readonly fresh: boolean;
+    /** The site's summary of the host, being written: awaited beside the incident's own first writes. */
+    readonly summarized: Promise<void>;
   },
 ): Promise<OpenedIncident | null> {
-  const { control, state, fresh } = args;
+  const { control, state, fresh, summarized } = args;
   const siteId = control.site.siteId;
   const { incidents, sites, workflow, metrics } = ctx.ports;
   let incident = fresh ? null : await incidents.get(state.incidentId);
@@ -124,11 +132,13 @@ async function startIncident(
     const [result] = await Promise.all([
       incidents.create(newIncident(ctx, args)),
       fresh ? sites.setIncidentOpen(siteId, state.incidentId, true) : Promise.resolve(),
+      summarized,
     ]);
     incident = result.incident;
     created = result.created;
     if (created) metrics.count(METRIC.IncidentOpened);
   }
+  await summarized;
   if (incident.closedAt !== null) return null;
   if (incident.executionArn !== null) {
     return { incidentId: incident.incidentId, created, executionArn: incident.executionArn };

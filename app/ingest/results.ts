@@ -19,15 +19,9 @@ export async function recordResults(
     readonly results: readonly CommandResult[];
   },
 ): Promise<void> {
-  if (args.results.length === 0) return;
-  // A command's relay never changes, so reading it before the conditional complete() is race-free. One
-  // query, and only for reports that carry results (incidents are rare).
-  const mine = new Set(
-    (await ctx.ports.commands.listOpen(args.siteId, args.relayId)).map((c) => c.command.commandId),
-  );
   for (const result of args.results) {
-    if (!mine.has(result.commandId)) continue;
-    const command = await ctx.ports.commands.complete(args.siteId, result.commandId, result);
+    // The conditional write itself refuses a result from a relay the command was not sent to.
+    const command = await ctx.ports.commands.complete(args.siteId, result.commandId, result, args.relayId);
     if (command === null) continue;
     const outcome = outcomeOf(command, result);
     await settleTask(ctx, command.taskToken, outcome);

@@ -44,6 +44,23 @@ export async function transitionHost(
   plan: (host: HostRecord) => HostPlan | Promise<HostPlan>,
   seen?: HostRecord,
 ): Promise<HostTransition> {
+  const { summarized, ...transition } = await transitionHostSummaryAfter(ctx, siteId, hostId, plan, seen);
+  await summarized;
+  return transition;
+}
+
+/**
+ * transitionHost, except that the site's summary of the host is only started once the lifecycle is
+ * written: `summarized` settles when it is, so that a caller's own next writes can go out beside it. The
+ * caller must await it before it returns.
+ */
+export async function transitionHostSummaryAfter(
+  ctx: AppContext,
+  siteId: string,
+  hostId: string,
+  plan: (host: HostRecord) => HostPlan | Promise<HostPlan>,
+  seen?: HostRecord,
+): Promise<HostTransition & { readonly summarized: Promise<void> }> {
   const { hosts, sites } = ctx.ports;
   // `seen` (the record as the caller just read it) saves the first read when it leads to a write: the
   // write is conditional on its version, so a stale one only costs a re-read. A decision to write nothing
@@ -76,8 +93,13 @@ export async function transitionHost(
       return { host: saved, before: host.lifecycle, events, written: true as const };
     }
   });
-  if ('written' in transition) await sites.putHostSummary(siteId, hostId, summaryOf(transition.host));
-  return { host: transition.host, before: transition.before, events: transition.events };
+  const summarized =
+    'written' in transition
+      ? sites.putHostSummary(siteId, hostId, summaryOf(transition.host))
+      : Promise.resolve();
+  // Marked handled: the caller awaits it, but may first await writes of its own that fail.
+  summarized.catch(() => {});
+  return { host: transition.host, before: transition.before, events: transition.events, summarized };
 }
 
 /** The incident a lifecycle state belongs to, if any. */

@@ -108,7 +108,7 @@ describe('dynamodb items (what the conformance suite cannot see)', () => {
   it('dates a finished command for TTL in epoch seconds, 7 days after completion', async () => {
     await stores.commands.create(newCommand('c1'));
     expect(await rawItem(siteKey(SITE), commandSk('c1'))).not.toHaveProperty('expiresAt');
-    await stores.commands.complete(SITE, 'c1', resultOf('c1'));
+    await stores.commands.complete(SITE, 'c1', resultOf('c1'), 'r1');
     expect(await rawItem(siteKey(SITE), commandSk('c1'))).toMatchObject({
       expiresAt: Math.floor(NOW / 1000) + FINISHED_COMMAND_TTL_SECONDS,
     });

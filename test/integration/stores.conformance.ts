@@ -1066,9 +1066,9 @@ export function describeStoreConformance(
         await stores.commands.create(newCommand('c5', { relayId: 'r2' }));
         await stores.commands.create(newCommand('c6', { siteId: OTHER_SITE }));
         await stores.commands.markDelivered(SITE, 'c2', T0 + 10);
-        await stores.commands.complete(SITE, 'c3', resultOf('c3'));
+        await stores.commands.complete(SITE, 'c3', resultOf('c3'), 'r1');
         await stores.commands.markDelivered(SITE, 'c4', T0 + 10);
-        await stores.commands.complete(SITE, 'c4', resultOf('c4', { outcome: 'failed' }));
+        await stores.commands.complete(SITE, 'c4', resultOf('c4', { outcome: 'failed' }), 'r1');
 
         const open = await stores.commands.listOpen(SITE, 'r1');
         expect(open.map((c) => [c.command.commandId, c.status])).toEqual([
@@ -1090,7 +1090,7 @@ export function describeStoreConformance(
 
       it('does not reopen a finished command or create an unknown one on delivery', async () => {
         await stores.commands.create(newCommand('c1'));
-        await stores.commands.complete(SITE, 'c1', resultOf('c1'));
+        await stores.commands.complete(SITE, 'c1', resultOf('c1'), 'r1');
         await stores.commands.markDelivered(SITE, 'c1', T0 + 10);
         await stores.commands.markDelivered(SITE, 'nope', T0 + 10);
         expect(await stores.commands.listForIncident(SITE, 'i1')).toMatchObject([
@@ -1102,7 +1102,7 @@ export function describeStoreConformance(
         await stores.commands.create(newCommand('c1'));
         await stores.commands.markDelivered(SITE, 'c1', T0 + 10);
         const result = resultOf('c1');
-        expect(await stores.commands.complete(SITE, 'c1', result)).toEqual({
+        expect(await stores.commands.complete(SITE, 'c1', result, 'r1')).toEqual({
           ...newCommand('c1'),
           status: 'succeeded',
           deliveredAt: T0 + 10,
@@ -1113,7 +1113,7 @@ export function describeStoreConformance(
       it('records a failed result as failed', async () => {
         await stores.commands.create(newCommand('c1'));
         const result = resultOf('c1', { outcome: 'failed', powerState: 'on', detail: 'BMC said on' });
-        expect(await stores.commands.complete(SITE, 'c1', result)).toMatchObject({
+        expect(await stores.commands.complete(SITE, 'c1', result, 'r1')).toMatchObject({
           status: 'failed',
           result,
         });
@@ -1124,7 +1124,7 @@ export function describeStoreConformance(
         expect(await stores.commands.adoptTaskToken(SITE, 'c1', 'tok-2')).toMatchObject({
           taskToken: 'tok-2',
         });
-        await stores.commands.complete(SITE, 'c1', resultOf('c1'));
+        await stores.commands.complete(SITE, 'c1', resultOf('c1'), 'r1');
         expect(await stores.commands.adoptTaskToken(SITE, 'c1', 'tok-3')).toMatchObject({
           taskToken: 'tok-3',
           status: 'succeeded',
@@ -1134,25 +1134,39 @@ export function describeStoreConformance(
 
       it('returns null for a repeated result and changes nothing', async () => {
         await stores.commands.create(newCommand('c1'));
-        const first = await stores.commands.complete(SITE, 'c1', resultOf('c1'));
+        const first = await stores.commands.complete(SITE, 'c1', resultOf('c1'), 'r1');
         expect(
           await stores.commands.complete(
             SITE,
             'c1',
             resultOf('c1', { outcome: 'failed', finishedAt: T0 + 9 }),
+            'r1',
           ),
         ).toBeNull();
         expect(await stores.commands.listForIncident(SITE, 'i1')).toEqual([first]);
       });
 
+      it('returns null for a result from a relay the command was not sent to, and changes nothing', async () => {
+        await stores.commands.create(newCommand('c1'));
+        expect(await stores.commands.complete(SITE, 'c1', resultOf('c1'), 'r2')).toBeNull();
+        expect(await stores.commands.listOpen(SITE, 'r1')).toMatchObject([
+          { status: 'pending', result: null },
+        ]);
+        expect(await stores.commands.complete(SITE, 'c1', resultOf('c1'), 'r1')).toMatchObject({
+          status: 'succeeded',
+        });
+      });
+
       it('returns null for the result of an unknown command, creating nothing', async () => {
-        expect(await stores.commands.complete(SITE, 'nope', resultOf('nope'))).toBeNull();
+        expect(await stores.commands.complete(SITE, 'nope', resultOf('nope'), 'r1')).toBeNull();
         expect(await stores.commands.listForIncident(SITE, 'i1')).toEqual([]);
       });
 
       it('ignores a result that names another incident than the command was issued for', async () => {
         await stores.commands.create(newCommand('c1', { incidentId: 'i1' }));
-        expect(await stores.commands.complete(SITE, 'c1', resultOf('c1', { incidentId: 'i0' }))).toBeNull();
+        expect(
+          await stores.commands.complete(SITE, 'c1', resultOf('c1', { incidentId: 'i0' }), 'r1'),
+        ).toBeNull();
         expect(await stores.commands.listOpen(SITE, 'r1')).toMatchObject([
           { status: 'pending', result: null },
         ]);
@@ -1161,8 +1175,8 @@ export function describeStoreConformance(
       it('completes exactly once when the same result arrives through two relays at once', async () => {
         await stores.commands.create(newCommand('c1'));
         const outcomes = await Promise.all([
-          stores.commands.complete(SITE, 'c1', resultOf('c1')),
-          stores.commands.complete(SITE, 'c1', resultOf('c1')),
+          stores.commands.complete(SITE, 'c1', resultOf('c1'), 'r1'),
+          stores.commands.complete(SITE, 'c1', resultOf('c1'), 'r1'),
         ]);
         expect(outcomes.filter((o) => o !== null)).toHaveLength(1);
       });
@@ -1172,7 +1186,7 @@ export function describeStoreConformance(
         await stores.commands.create(newCommand('c2', { relayId: 'r2', createdAt: T0 + 2 }));
         await stores.commands.create(newCommand('c3', { incidentId: 'i2' }));
         await stores.commands.create(newCommand('c4', { siteId: OTHER_SITE }));
-        await stores.commands.complete(SITE, 'c1', resultOf('c1'));
+        await stores.commands.complete(SITE, 'c1', resultOf('c1'), 'r1');
         expect(
           (await stores.commands.listForIncident(SITE, 'i1')).map((c) => [c.command.commandId, c.status]),
         ).toEqual([

@@ -246,6 +246,20 @@ describe('dispatch-fence', () => {
     expect(await kinds()).toContain('fence-ordered');
   });
 
+  it('goes out only after h1 is marked fencing, in one read round: the command, its line and the summary side by side', async () => {
+    world.calls.length = 0;
+    await fenceOrdered();
+
+    const at = (call: string) => world.calls.indexOf(call);
+    // The host was read with the incident, the scope and the commands: not again before its write.
+    expect(world.calls.slice(0, at('hosts.setLifecycle')).filter((c) => c === 'hosts.getHost')).toHaveLength(
+      1,
+    );
+    expect(at('commands.create')).toBeGreaterThan(at('hosts.setLifecycle'));
+    expect(at('sites.putHostSummary')).toBeGreaterThan(at('hosts.setLifecycle'));
+    expect((await world.stores.sites.loadControl(SITE))?.hosts.h1).toMatchObject({ status: 'fencing' });
+  });
+
   it('given the same task delivered twice, then one command', async () => {
     await fenceOrdered('tok-a');
     await fenceOrdered('tok-a');
@@ -254,13 +268,18 @@ describe('dispatch-fence', () => {
 
   it('given a read-back off that came after its task timed out, then the retry is answered with it, no new fence', async () => {
     const first = await fenceOrdered('tok-a');
-    await world.stores.commands.complete(SITE, first.command.commandId, {
-      commandId: first.command.commandId,
-      incidentId: incident.incidentId,
-      outcome: 'succeeded',
-      powerState: 'off',
-      finishedAt: world.clock.now(),
-    });
+    await world.stores.commands.complete(
+      SITE,
+      first.command.commandId,
+      {
+        commandId: first.command.commandId,
+        incidentId: incident.incidentId,
+        outcome: 'succeeded',
+        powerState: 'off',
+        finishedAt: world.clock.now(),
+      },
+      first.relayId,
+    );
     await step(world, { step: 'dispatch-fence', incident, taskToken: 'tok-b' });
     expect(world.workflow.completionOf('tok-b')).toMatchObject({
       kind: 'success',

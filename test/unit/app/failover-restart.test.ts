@@ -210,12 +210,15 @@ describe('dispatch-start', () => {
 
     // A result that arrived before a third run is delivered to that run's token at once.
     const commandId = `${incident.incidentId}:start:db-1:1`;
-    await world.stores.commands.complete(SITE, commandId, {
+    const [sent] = (await world.stores.commands.listForIncident(SITE, incident.incidentId)).filter(
+      (c) => c.command.commandId === commandId,
+    );
+    await world.stores.commands.complete(
+      SITE,
       commandId,
-      incidentId: incident.incidentId,
-      outcome: 'succeeded',
-      finishedAt: world.clock.now(),
-    });
+      { commandId, incidentId: incident.incidentId, outcome: 'succeeded', finishedAt: world.clock.now() },
+      sent?.relayId ?? '',
+    );
     await step(world, { step: 'dispatch-start', attempt, taskToken: 'tok-third' });
     expect(world.workflow.completionOf('tok-third')).toMatchObject({
       kind: 'success',

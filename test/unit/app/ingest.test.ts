@@ -232,6 +232,9 @@ describe('recordReport: opening incidents', () => {
     expect(world.calls.slice(0, at('incidents.create'))).not.toContain('incidents.get');
     expect(at('incidents.create')).toBeGreaterThan(at('hosts.setLifecycle'));
     expect(at('sites.setIncidentOpen')).toBeGreaterThan(at('hosts.setLifecycle'));
+    // The summary follows the lifecycle write, once, beside the incident's first writes.
+    expect(world.calls.filter((c) => c === 'sites.putHostSummary')).toHaveLength(1);
+    expect(at('sites.putHostSummary')).toBeGreaterThan(at('hosts.setLifecycle'));
     expect(at('incidents.update')).toBeGreaterThan(at('incidents.create'));
     expect(world.workflow.startCalls.map((i) => i.incidentId)).toEqual(['dc1:h1:1']);
     const control = await world.stores.sites.loadControl(SITE);
@@ -478,6 +481,19 @@ describe('recordReport: command results', () => {
     expect(world.workflow.completionOf('tok-fence-1')).toMatchObject({
       kind: 'failure',
       error: WORKFLOW_ERROR.FenceNotConfirmed,
+    });
+  });
+
+  it('given a result from the relay the fence was not sent to, then it changes nothing', async () => {
+    const fence = await fenceCommand();
+    const relayId = (await world.stores.commands.listForIncident(SITE, fence.incidentId))[0]?.relayId;
+    const other = relayId === 'r1' ? site.r2 : site.r1;
+
+    await other.report(site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } }), [fenceResult(fence)]);
+
+    expect(world.workflow.completions).toEqual([]);
+    expect((await world.stores.commands.listForIncident(SITE, fence.incidentId))[0]).toMatchObject({
+      result: null,
     });
   });
 
