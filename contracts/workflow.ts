@@ -36,7 +36,6 @@ export const STATE = {
   PlanPlacement: 'PlanPlacement',
   StartPriorityWaves: 'StartPriorityWaves',
   StartWave: 'StartWave',
-  ReserveCapacity: 'ReserveCapacity',
   StartVm: 'StartVm',
   VmStarted: 'VmStarted',
   ReleaseCapacity: 'ReleaseCapacity',

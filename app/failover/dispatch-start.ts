@@ -2,6 +2,7 @@ import type { StartVmCommand } from '../../contracts/relay-protocol';
 import type { VmAttempt } from '../../contracts/workflow';
 import type { AppContext } from '../context';
 import { FenceNotConfirmedError, NoCapacityError, NoRelayAvailableError } from '../errors';
+import type { HostRecord } from '../ports';
 import { outcomeOf, settleTask } from '../shared/callbacks';
 import { appendEvent } from '../shared/events';
 import { requireIncident } from '../shared/incidents';
@@ -9,6 +10,7 @@ import { compareIds } from '../shared/order';
 import { clusterPolicy } from '../shared/policy';
 import { liveRelays } from '../shared/relays';
 import { requireControl } from '../shared/site';
+import { capacityReservedEvent, type Reserved, reserveFor } from './reserve-capacity';
 
 /** The start command a StartVm task put out. */
 export interface StartDispatch {
@@ -18,9 +20,12 @@ export interface StartDispatch {
 }
 
 /**
- * StartVm (callback task): orders a live relay that hears the target host to start the VM there. Refused
- * unless the failed host is confirmed off (safety rule 1) and the target holds the attempt's reservation
- * (rule 5), whatever the state machine sends. One command id per attempt: a relay never gets two starts.
+ * StartVm (callback task): holds the VM's capacity on the target (or, if it no longer fits, the next best
+ * host) with one conditional write, then orders a live relay that hears that host to start the VM there.
+ * Refused unless the failed host is confirmed off (safety rule 1), before anything is reserved; the start
+ * goes out only once the reservation is held (rule 5), whatever the state machine sends. One command id per
+ * attempt: a relay never gets two starts. An attempt that arrives with its reservation (a definition that
+ * still has ReserveCapacity) is held to it.
  */
 export async function dispatchStart(
   ctx: AppContext,
@@ -28,38 +33,41 @@ export async function dispatchStart(
   taskToken: string,
 ): Promise<StartDispatch> {
   const now = ctx.ports.clock.now();
-  const [record, target, control] = await Promise.all([
+  const [record, control, siteHosts] = await Promise.all([
     requireIncident(ctx, attempt.incidentId),
-    ctx.ports.hosts.getHost(attempt.siteId, attempt.targetHostId),
     requireControl(ctx, attempt.siteId),
+    ctx.ports.hosts.listHosts(attempt.siteId),
   ]);
   if (record.fencedAt === null) {
     throw new FenceNotConfirmedError(
       `refusing to start ${attempt.vm.vmId}: ${attempt.hostId} is not confirmed powered off (safety rule 1)`,
     );
   }
-  const reservationId = attempt.reservationId;
-  if (reservationId === undefined || target === null || !(reservationId in target.reservations)) {
-    throw new NoCapacityError(
-      `refusing to start ${attempt.vm.vmId} on ${attempt.targetHostId}: no capacity is reserved there (safety rule 5)`,
-    );
-  }
+  const reserved =
+    attempt.reservationId === undefined
+      ? await reserveFor(ctx, attempt, { record, control, siteHosts })
+      : heldAlready(attempt, siteHosts, attempt.reservationId);
+  const targetHostId = reserved.host.hostId;
   const policy = clusterPolicy(ctx, control.clusters, record.cluster);
   const relay = liveRelays(control.relays, now, policy)
-    .filter((r) => !(attempt.targetHostId in r.silentHosts))
+    .filter((r) => !(targetHostId in r.silentHosts))
     .sort((a, b) => compareIds(a.relayId, b.relayId))[0];
   if (relay === undefined) {
-    throw new NoRelayAvailableError(`no live relay of site ${attempt.siteId} hears ${attempt.targetHostId}`);
+    // The reservation stays held until ReleaseCapacity (the catch of every other failure) frees it.
+    throw new NoRelayAvailableError(`no live relay of site ${attempt.siteId} hears ${targetHostId}`);
   }
   const command: StartVmCommand = {
     kind: 'start-vm',
     commandId: `${attempt.incidentId}:start:${attempt.vm.vmId}:${attempt.attempt}`,
     incidentId: attempt.incidentId,
-    hostId: attempt.targetHostId,
+    hostId: targetHostId,
     vm: { id: attempt.vm.vmId, cpus: attempt.vm.cpus, memoryMiB: attempt.vm.memoryMiB },
     issuedAt: now,
     notAfter: now + policy.startTimeoutMs,
   };
+  // The reservation's line goes out beside the command: the capacity is held either way.
+  const noted = reserved.taken ? capacityReservedEvent(ctx, attempt, reserved) : Promise.resolve();
+  noted.catch(() => {});
   const { created } = await ctx.ports.commands.create({
     siteId: attempt.siteId,
     relayId: relay.relayId,
@@ -71,21 +79,36 @@ export async function dispatchStart(
     // Step Functions ran this task again with a new token: the command stays the same (never a second
     // start), its result goes to the live token, and a result that already came is delivered at once.
     const existing = await ctx.ports.commands.adoptTaskToken(attempt.siteId, command.commandId, taskToken);
+    await noted;
     if (existing?.result != null) await settleTask(ctx, taskToken, outcomeOf(existing, existing.result));
     return { commandId: command.commandId, relayId: existing?.relayId ?? null, notAfter: command.notAfter };
   }
-  await appendEvent(
-    ctx,
-    attempt.incidentId,
-    'start-ordered',
-    `start ${attempt.vm.vmId} on ${attempt.targetHostId} through relay ${relay.relayId} (attempt ${attempt.attempt})`,
-    {
-      vmId: attempt.vm.vmId,
-      hostId: attempt.targetHostId,
-      relayId: relay.relayId,
-      commandId: command.commandId,
-      attempt: attempt.attempt,
-    },
-  );
+  await Promise.all([
+    noted,
+    appendEvent(
+      ctx,
+      attempt.incidentId,
+      'start-ordered',
+      `start ${attempt.vm.vmId} on ${targetHostId} through relay ${relay.relayId} (attempt ${attempt.attempt})`,
+      {
+        vmId: attempt.vm.vmId,
+        hostId: targetHostId,
+        relayId: relay.relayId,
+        commandId: command.commandId,
+        attempt: attempt.attempt,
+      },
+    ),
+  ]);
   return { commandId: command.commandId, relayId: relay.relayId, notAfter: command.notAfter };
+}
+
+/** The reservation an attempt says it holds: it must be on its target (rule 5), else NoCapacityError. */
+function heldAlready(attempt: VmAttempt, hosts: readonly HostRecord[], reservationId: string): Reserved {
+  const target = hosts.find((h) => h.hostId === attempt.targetHostId);
+  if (target === undefined || !(reservationId in target.reservations)) {
+    throw new NoCapacityError(
+      `refusing to start ${attempt.vm.vmId} on ${attempt.targetHostId}: no capacity is reserved there (safety rule 5)`,
+    );
+  }
+  return { host: target, reservationId, taken: false };
 }

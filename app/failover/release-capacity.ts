@@ -2,33 +2,39 @@ import type { VmAttempt } from '../../contracts/workflow';
 import type { AppContext } from '../context';
 import { describeError } from '../shared/errors';
 import { appendEvent } from '../shared/events';
+import { reservationIdOf } from './reserve-capacity';
+import { attemptHolder } from './scope';
 
 /**
  * ReleaseCapacity: the start failed, so its reservation goes back (safety rule 5) and the attempt, without
- * it, moves on to PickNextHost.
+ * it and naming the host it was held on (the host this attempt tried), moves on to PickNextHost.
  */
 export async function releaseCapacity(
   ctx: AppContext,
   attempt: VmAttempt,
   error: unknown,
 ): Promise<VmAttempt> {
-  const { reservationId, ...rest } = attempt;
-  const released =
-    reservationId === undefined
-      ? 'absent'
-      : await ctx.ports.hosts.release(attempt.siteId, attempt.targetHostId, reservationId);
+  const { reservationId: carried, ...rest } = attempt;
+  const reservationId = carried ?? reservationIdOf(attempt);
+  // An attempt that carries its reservation (an older definition) holds it on its target; otherwise
+  // StartVm took it wherever it fit, and the host records say where.
+  const hostId =
+    carried !== undefined
+      ? attempt.targetHostId
+      : ((await attemptHolder(ctx, attempt, reservationId))?.hostId ?? attempt.targetHostId);
+  const released = await ctx.ports.hosts.release(attempt.siteId, hostId, reservationId);
   await appendEvent(
     ctx,
     attempt.incidentId,
     'start-failed',
-    `${attempt.vm.vmId} did not start on ${attempt.targetHostId} (attempt ${attempt.attempt}): ${describeError(error)}; ` +
+    `${attempt.vm.vmId} did not start on ${hostId} (attempt ${attempt.attempt}): ${describeError(error)}; ` +
       (released === 'released' ? 'its reservation is released' : 'no reservation was held'),
     {
       vmId: attempt.vm.vmId,
-      hostId: attempt.targetHostId,
+      hostId,
       attempt: attempt.attempt,
-      reservationId: reservationId ?? null,
+      reservationId: released === 'released' ? reservationId : null,
     },
   );
-  return rest;
+  return { ...rest, targetHostId: hostId };
 }

@@ -2,6 +2,7 @@ import type { VmAttempt } from '../../contracts/workflow';
 import { rankHosts } from '../../core/placement';
 import type { AppContext } from '../context';
 import { NoCapacityError } from '../errors';
+import type { HostRecord, IncidentRecord, SiteControl } from '../ports';
 import { reservationLimits } from '../shared/capacity';
 import { appendEvent } from '../shared/events';
 import { requireIncident } from '../shared/incidents';
@@ -14,25 +15,37 @@ export function reservationIdOf(attempt: VmAttempt): string {
   return `${attempt.incidentId}.${attempt.vm.vmId}.${attempt.attempt}`;
 }
 
+/** What a reservation needs read: the incident, the site's control items and its hosts. */
+export interface ReservationReads {
+  readonly record: IncidentRecord;
+  readonly control: SiteControl;
+  readonly siteHosts: readonly HostRecord[];
+}
+
+/** Where an attempt's capacity is held, and whether this call took it (false: a repeat found it). */
+export interface Reserved {
+  readonly host: HostRecord;
+  readonly reservationId: string;
+  readonly taken: boolean;
+}
+
 /**
- * ReserveCapacity (safety rule 5): holds the VM's CPUs and memory on the target with one conditional write
- * before any start goes out. If the target no longer fits, the next best host (core rankHosts, tried
- * hosts left out) is reserved instead; none fits → NoCapacityError.
+ * Holds the attempt's CPUs and memory with one conditional write (safety rule 5) on the planned target or,
+ * if it no longer fits, on the next best host (core rankHosts, tried hosts left out); none fits →
+ * NoCapacityError. A repeat finds the reservation it made. No timeline line: the caller writes it.
  */
-export async function reserveCapacity(ctx: AppContext, attempt: VmAttempt): Promise<VmAttempt> {
-  // One round of reads: the site's control items and hosts do not need the incident's cluster to be
-  // read, only to be narrowed.
-  const [record, control, siteHosts] = await Promise.all([
-    requireIncident(ctx, attempt.incidentId),
-    requireControl(ctx, attempt.siteId),
-    ctx.ports.hosts.listHosts(attempt.siteId),
-  ]);
+export async function reserveFor(
+  ctx: AppContext,
+  attempt: VmAttempt,
+  reads: ReservationReads,
+): Promise<Reserved> {
+  const { record, control, siteHosts } = reads;
   const policy = clusterPolicy(ctx, control.clusters, record.cluster);
   const ref = { siteId: attempt.siteId, cluster: record.cluster, failedHostId: attempt.hostId };
   const hosts = survivorsAmong(siteHosts, ref);
   const reservationId = reservationIdOf(attempt);
   const holder = hosts.find((h) => reservationId in h.reservations);
-  if (holder !== undefined) return { ...attempt, targetHostId: holder.hostId, reservationId };
+  if (holder !== undefined) return { host: holder, reservationId, taken: false };
 
   // The site's VMs (the loads) and the VM's anti-affinity group are read only when the planned target no
   // longer fits: the reservation's conditional write on the host item is what keeps capacity.
@@ -47,30 +60,56 @@ export async function reserveCapacity(ctx: AppContext, attempt: VmAttempt): Prom
     // Maintenance, suspect or fenced since the plan: not a target any more (safety rule 7).
     if (host === undefined || host.lifecycle.status !== 'up') continue;
     try {
-      await ctx.ports.hosts.reserve(
+      const done = await ctx.ports.hosts.reserve(
         attempt.siteId,
         hostId,
         reservation,
         reservationLimits(host, policy),
         host,
       );
+      return { host, reservationId, taken: done === 'reserved' };
     } catch (error) {
       if (error instanceof NoCapacityError) continue;
       throw error;
     }
-    const moved = hostId === attempt.targetHostId ? '' : ` (planned ${attempt.targetHostId} no longer fits)`;
-    await appendEvent(
-      ctx,
-      attempt.incidentId,
-      'capacity-reserved',
-      `reserved ${vm.memoryMiB} MiB / ${vm.cpus} vCPU on ${hostId} for ${vm.vmId}, attempt ${attempt.attempt}${moved}`,
-      { vmId: vm.vmId, hostId, reservationId, attempt: attempt.attempt },
-    );
-    return { ...attempt, targetHostId: hostId, reservationId };
   }
   throw new NoCapacityError(
     `no up host of cluster ${record.cluster} can take ${vm.vmId} (${vm.memoryMiB} MiB / ${vm.cpus} vCPU)`,
   );
+}
+
+/** The timeline line of a reservation this attempt took. */
+export function capacityReservedEvent(
+  ctx: AppContext,
+  attempt: VmAttempt,
+  reserved: Reserved,
+): Promise<void> {
+  const { vm } = attempt;
+  const hostId = reserved.host.hostId;
+  const moved = hostId === attempt.targetHostId ? '' : ` (planned ${attempt.targetHostId} no longer fits)`;
+  return appendEvent(
+    ctx,
+    attempt.incidentId,
+    'capacity-reserved',
+    `reserved ${vm.memoryMiB} MiB / ${vm.cpus} vCPU on ${hostId} for ${vm.vmId}, attempt ${attempt.attempt}${moved}`,
+    { vmId: vm.vmId, hostId, reservationId: reserved.reservationId, attempt: attempt.attempt },
+  );
+}
+
+/**
+ * ReserveCapacity (safety rule 5), the step of definitions before StartVm took the reservation itself:
+ * kept so that executions started on such a definition finish after a deploy. Holds the capacity
+ * (reserveFor) and hands the attempt on with its target and reservation.
+ */
+export async function reserveCapacity(ctx: AppContext, attempt: VmAttempt): Promise<VmAttempt> {
+  const [record, control, siteHosts] = await Promise.all([
+    requireIncident(ctx, attempt.incidentId),
+    requireControl(ctx, attempt.siteId),
+    ctx.ports.hosts.listHosts(attempt.siteId),
+  ]);
+  const reserved = await reserveFor(ctx, attempt, { record, control, siteHosts });
+  if (reserved.taken) await capacityReservedEvent(ctx, attempt, reserved);
+  return { ...attempt, targetHostId: reserved.host.hostId, reservationId: reserved.reservationId };
 }
 
 /** The planned target first, then (computed only if needed) the ranked alternatives. */

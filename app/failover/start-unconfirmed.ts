@@ -2,6 +2,8 @@ import type { VmAttempt } from '../../contracts/workflow';
 import type { AppContext } from '../context';
 import { describeError } from '../shared/errors';
 import { recordVmLeftDown } from './left-down';
+import { reservationIdOf } from './reserve-capacity';
+import { attemptHolder } from './scope';
 
 /**
  * StartUnconfirmed: the start's result did not arrive in time. The VM may still come up; its reservation is
@@ -12,9 +14,13 @@ export async function startUnconfirmed(
   attempt: VmAttempt,
   error: unknown,
 ): Promise<{ vmId: string; detail: string }> {
+  const reservationId = attempt.reservationId ?? reservationIdOf(attempt);
+  const holder =
+    attempt.reservationId === undefined ? await attemptHolder(ctx, attempt, reservationId) : undefined;
+  const target = { ...attempt, targetHostId: holder?.hostId ?? attempt.targetHostId };
   const detail =
-    `${attempt.vm.vmId} was ordered to start on ${attempt.targetHostId} but no result came in time ` +
+    `${attempt.vm.vmId} was ordered to start on ${target.targetHostId} but no result came in time ` +
     `(${describeError(error)}); its reservation is kept until the host reports it`;
-  await recordVmLeftDown(ctx, attempt, 'start-unconfirmed', detail);
+  await recordVmLeftDown(ctx, target, 'start-unconfirmed', detail);
   return { vmId: attempt.vm.vmId, detail };
 }

@@ -272,14 +272,6 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
   );
   const planPlacement = stepTask(scope, STATE.PlanPlacement, fn, 'plan-placement', { incident }, '$.plan');
 
-  const reserveCapacity = stepTask(
-    scope,
-    STATE.ReserveCapacity,
-    fn,
-    'reserve-capacity',
-    { attempt },
-    '$.attempt',
-  );
   const startVm = callbackTask(
     scope,
     STATE.StartVm,
@@ -323,14 +315,15 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
     JsonPath.DISCARD,
   );
   const outOfHosts = [WORKFLOW_ERROR.NoCapacity, WORKFLOW_ERROR.StartAttemptsExhausted];
-  reserveCapacity.addCatch(vmUnplaced, { errors: outOfHosts, resultPath: '$.error' });
   // A start that timed out may still have happened: keep the reservation and report it, never retry
   // it elsewhere (that could run the VM twice).
   startVm.addCatch(startUnconfirmed, { errors: ['States.Timeout'], resultPath: '$.error' });
+  // StartVm reserves before it orders the start: no host of the cluster can take the VM.
+  startVm.addCatch(vmUnplaced, { errors: outOfHosts, resultPath: '$.error' });
   startVm.addCatch(releaseCapacity, { errors: ['States.ALL'], resultPath: '$.error' });
   pickNextHost.addCatch(vmUnplaced, { errors: outOfHosts, resultPath: '$.error' });
   releaseCapacity.next(pickNextHost);
-  pickNextHost.next(reserveCapacity);
+  pickNextHost.next(startVm);
 
   const firstAttempt = {
     incidentId: JsonPath.stringAt('$.incident.incidentId'),
@@ -349,7 +342,7 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
       attempt: firstAttempt,
     },
   });
-  startWave.itemProcessor(reserveCapacity.next(startVm).next(vmStarted));
+  startWave.itemProcessor(startVm.next(vmStarted));
 
   // One wave at a time: high, then medium, then low (the plan orders the waves).
   const startPriorityWaves = MapState.jsonPath(scope, STATE.StartPriorityWaves, {

@@ -100,8 +100,6 @@ function stubSteps(overrides: Partial<Record<StepRequest['step'], (req: StepRequ
         return { by: 'ipmi-read-back', detail: 'off' };
       case 'plan-placement':
         return plan;
-      case 'reserve-capacity':
-        return { ...req.attempt, reservationId: `res-${req.attempt.vm.vmId}` };
       case 'close':
         return { outcome: 'recovered' };
       default:
@@ -237,9 +235,10 @@ describe('LocalWorkflow', () => {
 
   it('hands a handler error to Retry/Catch by its class name', async () => {
     const steps = stubSteps({
-      'reserve-capacity': (req) => {
+      // StartVm reserves first: no host can take vm-2.
+      'dispatch-start': (req) => {
         if ('attempt' in req && req.attempt.vm.vmId === 'vm-2') throw new NoCapacityError('full');
-        return 'attempt' in req ? { ...req.attempt, reservationId: 'r' } : {};
+        return {};
       },
     });
     workflow = new LocalWorkflow({ definition, steps: steps.handler });

@@ -420,10 +420,21 @@ describe('safety rule 1 at the definition level', () => {
     expect(into).toEqual([STATE.OperatorConfirmedOff, STATE.VerifyPowerOff].sort());
   });
 
-  it('inside a wave, no VM start is dispatched without a capacity reservation first (rule 5)', () => {
+  it('inside a wave, StartVm (which reserves before it orders) is the only start; no capacity anywhere ends at VmUnplaced', () => {
     const vmProcessor = processorOf(stateNamed(STATE.StartWave));
-    expect(reachable(vmProcessor, '')).toContain(STATE.StartVm);
-    expect(reachable(vmProcessor, STATE.ReserveCapacity)).not.toContain(STATE.StartVm);
+    expect(vmProcessor.StartAt).toBe(STATE.StartVm);
+    const startVm = asObject(vmProcessor.States[STATE.StartVm], 'StartVm');
+    const catches = asArray(startVm.Catch, 'Catch').map((c) => asObject(c, 'catcher'));
+    // Order matters: the first matching catcher wins, and a timed-out start keeps its reservation.
+    expect(catches.map((c) => [c.ErrorEquals, c.Next])).toEqual([
+      [['States.Timeout'], STATE.StartUnconfirmed],
+      [[WORKFLOW_ERROR.NoCapacity, WORKFLOW_ERROR.StartAttemptsExhausted], STATE.VmUnplaced],
+      [['States.ALL'], STATE.ReleaseCapacity],
+    ]);
+    // The VM's iteration ends there: nothing after them starts it again.
+    for (const end of [STATE.VmUnplaced, STATE.StartUnconfirmed]) {
+      expect(asObject(vmProcessor.States[end], end).End).toBe(true);
+    }
   });
 });
 
@@ -521,16 +532,11 @@ async function execute(scenario: Scenario): Promise<Run> {
     ...step(STATE.HostCameBack, () => ({ outcome: 'false-alarm' })),
     ...step(STATE.MarkFenced),
     ...step(STATE.PlanPlacement, () => plan),
-    [STATE.ReserveCapacity]: async (input: unknown) => {
-      const req = request(input);
-      const attempt = VmAttemptSchema.parse('attempt' in req ? req.attempt : undefined);
-      if (raceOnReserve.delete(attempt.vm.vmId))
-        throw namedError(WORKFLOW_ERROR.ConcurrentUpdate, 'version moved');
-      return json({ ...attempt, reservationId: `res-${attempt.vm.vmId}-${attempt.attempt}` });
-    },
     [STATE.StartVm]: async (input: unknown) => {
       const req = callback(input);
       const attempt = VmAttemptSchema.parse('attempt' in req ? req.attempt : undefined);
+      if (raceOnReserve.delete(attempt.vm.vmId))
+        throw namedError(WORKFLOW_ERROR.ConcurrentUpdate, 'version moved');
       if ((scenario.hangStart ?? []).includes(attempt.vm.vmId)) return never();
       if (attempt.attempt === 1 && failFirstStart.has(attempt.vm.vmId)) {
         throw namedError(WORKFLOW_ERROR.VmStartFailed, 'domain failed to start');
@@ -563,7 +569,7 @@ async function execute(scenario: Scenario): Promise<Run> {
     overrides: {
       taskResourceLocalHandlers: handlers,
       waitTimeOverrides: { [STATE.WaitBeforeConfirm]: 0 },
-      retryIntervalOverrides: { [STATE.Fence]: 0, [STATE.ReserveCapacity]: 0 },
+      retryIntervalOverrides: { [STATE.Fence]: 0, [STATE.StartVm]: 0 },
     },
     context: { Task: { Token: 'token-1' } },
   });
@@ -611,21 +617,19 @@ describe('executions of the synthesized definition', () => {
       'verify-power-off',
       'mark-fenced',
     ]);
-    expect(order.indexOf('mark-fenced')).toBeLessThan(order.indexOf('reserve-capacity'));
+    expect(order.indexOf('mark-fenced')).toBeLessThan(order.indexOf('dispatch-start'));
     // vm-web failed on host-c: released, moved to the next host, started there.
     const web = run.steps.filter((s) => 'attempt' in s && s.attempt.vm.vmId === 'vm-web').map((s) => s.step);
     expect(web).toEqual([
-      'reserve-capacity',
       'dispatch-start',
       'release-capacity',
       'pick-next-host',
-      'reserve-capacity',
       'dispatch-start',
       'vm-started',
     ]);
     // vm-db lost a reservation race once: the Task retried it (ConcurrentUpdateError retrier).
     const db = run.steps.filter((s) => 'attempt' in s && s.attempt.vm.vmId === 'vm-db').map((s) => s.step);
-    expect(db).toEqual(['reserve-capacity', 'reserve-capacity', 'dispatch-start', 'vm-started']);
+    expect(db).toEqual(['dispatch-start', 'dispatch-start', 'vm-started']);
     // The low wave starts only after the high wave is done.
     const lastHigh = Math.max(
       ...run.steps.map((s, i) => ('attempt' in s && s.attempt.vm.priority === 'high' ? i : -1)),
@@ -679,7 +683,7 @@ describe('executions of the synthesized definition', () => {
     const run = await execute({ fenceAttempts: [], operator: 'host-came-back' });
     const order = names(run);
     expect(order).not.toContain('mark-fenced');
-    expect(order).not.toContain('reserve-capacity');
+    expect(order).not.toContain('dispatch-start');
     expect(run.steps.at(-1)).toMatchObject({ step: 'close', outcome: 'false-alarm' });
   });
 
@@ -697,7 +701,7 @@ describe('executions of the synthesized definition', () => {
   it('reports a start that never confirms as StartUnconfirmed, keeping its reservation, and moves on', async () => {
     const run = await execute({ hangStart: ['vm-web'], timing: { startTimeoutSeconds: 1 } });
     const web = run.steps.filter((s) => 'attempt' in s && s.attempt.vm.vmId === 'vm-web').map((s) => s.step);
-    expect(web).toEqual(['reserve-capacity', 'dispatch-start', 'start-unconfirmed']);
+    expect(web).toEqual(['dispatch-start', 'start-unconfirmed']);
     expect(run.steps.find((s) => s.step === 'start-unconfirmed')).toMatchObject({
       error: { Error: 'States.Timeout' },
     });

@@ -226,11 +226,8 @@ describe('dispatch-start', () => {
     });
   });
 
-  it('given no reservation is held, then NoCapacityError and no command', async () => {
+  it('given an attempt that says it holds a reservation its target does not have, then NoCapacityError and no command', async () => {
     const attempt = await attemptFor('db-1');
-    await expect(
-      runStep(world.ctx, { step: 'dispatch-start', attempt, taskToken: 't' }),
-    ).rejects.toBeInstanceOf(NoCapacityError);
     await expect(
       runStep(world.ctx, {
         step: 'dispatch-start',
@@ -291,6 +288,101 @@ describe('vm-started', () => {
     expect((await kinds()).filter((k) => k === 'vm-started')).toHaveLength(3);
     expect(world.metrics.of('SecondsToFirstRestart')).toHaveLength(1);
     expect(world.metrics.of('SecondsToLastRestart')).toHaveLength(1);
+  });
+});
+
+describe('dispatch-start reserving for itself (the StartVm of the current definition)', () => {
+  const startCommands = async () =>
+    (await world.stores.commands.listForIncident(SITE, incident.incidentId)).filter(
+      (c) => c.command.kind === 'start-vm',
+    );
+
+  it('reserves the VM on its planned host and only then orders the start there, once however often it runs', async () => {
+    const attempt = await attemptFor('db-1');
+    world.calls.length = 0;
+    await step(world, { step: 'dispatch-start', attempt, taskToken: 'tok-1' });
+    await step(world, { step: 'dispatch-start', attempt, taskToken: 'tok-2' });
+
+    const at = (call: string) => world.calls.indexOf(call);
+    expect(at('hosts.reserve')).toBeGreaterThan(-1);
+    expect(at('commands.create')).toBeGreaterThan(at('hosts.reserve'));
+    expect(await reservationsOn('h3')).toEqual({
+      [`${incident.incidentId}.db-1.1`]: { vmId: 'db-1', cpus: 4, memoryMiB: 8 * GiB },
+    });
+    const commands = await startCommands();
+    expect(commands.map((c) => [c.command.hostId, c.taskToken])).toEqual([['h3', 'tok-2']]);
+    const lines = (await kinds()).filter((k) => k === 'capacity-reserved' || k === 'start-ordered');
+    expect(lines.sort()).toEqual(['capacity-reserved', 'start-ordered']);
+  });
+
+  it('given the planned host filled up meanwhile, then the next best host is reserved and the start goes there', async () => {
+    const attempt = await attemptFor('db-1');
+    await site.r1.report(
+      site.hosts({ h1: { lastHeardMsAgo: SILENT_MS }, h3: { vms: [vm('app-3', 28 * GiB, 4)] } }),
+    );
+    await step(world, { step: 'dispatch-start', attempt, taskToken: 'tok-1' });
+
+    expect(await reservationsOn('h3')).toEqual({});
+    expect(Object.keys(await reservationsOn('h2'))).toEqual([`${incident.incidentId}.db-1.1`]);
+    expect((await startCommands()).map((c) => c.command.hostId)).toEqual(['h2']);
+
+    // The start fails there: ReleaseCapacity frees h2 (where it was held) and hands on the host it tried.
+    const out = (await step(world, {
+      step: 'release-capacity',
+      attempt,
+      error: { Error: 'VmStartFailedError' },
+    })) as VmAttempt;
+    expect(await reservationsOn('h2')).toEqual({});
+    expect(out).toMatchObject({ targetHostId: 'h2' });
+    expect(out.reservationId).toBeUndefined();
+  });
+
+  it('given no host fits any more, then NoCapacityError: nothing reserved, no command', async () => {
+    const attempt = await attemptFor('db-1');
+    await site.r1.report(
+      site.hosts({
+        h1: { lastHeardMsAgo: SILENT_MS },
+        h2: { vms: [vm('a', 30 * GiB, 4)] },
+        h3: { vms: [vm('b', 30 * GiB, 4)] },
+      }),
+    );
+    await expect(
+      runStep(world.ctx, { step: 'dispatch-start', attempt, taskToken: 't' }),
+    ).rejects.toBeInstanceOf(NoCapacityError);
+    expect(await startCommands()).toEqual([]);
+    expect({ ...(await reservationsOn('h2')), ...(await reservationsOn('h3')) }).toEqual({});
+  });
+
+  it('given the failed host is not confirmed off, then FenceNotConfirmedError before anything is reserved (rule 1)', async () => {
+    const other = createWorld();
+    const otherSite = await standardSite(other);
+    const open = await openH1Incident(other, otherSite);
+    const attempt: VmAttempt = {
+      incidentId: open.incidentId,
+      siteId: SITE,
+      hostId: 'h1',
+      vm: { vmId: 'db-1', cpus: 4, memoryMiB: 8 * GiB, priority: 'high', hostId: 'h3', reason: 'test' },
+      targetHostId: 'h3',
+      attempt: 1,
+      triedHosts: [],
+    };
+    await expect(
+      runStep(other.ctx, { step: 'dispatch-start', attempt, taskToken: 't' }),
+    ).rejects.toBeInstanceOf(FenceNotConfirmedError);
+    expect((await other.stores.hosts.getHost(SITE, 'h3'))?.reservations).toEqual({});
+  });
+
+  it('given a start that never confirmed, then StartUnconfirmed names the host that holds its reservation', async () => {
+    const attempt = await attemptFor('db-1');
+    await site.r1.report(
+      site.hosts({ h1: { lastHeardMsAgo: SILENT_MS }, h3: { vms: [vm('app-3', 28 * GiB, 4)] } }),
+    );
+    await step(world, { step: 'dispatch-start', attempt, taskToken: 'tok-1' });
+    await step(world, { step: 'start-unconfirmed', attempt, error: { Error: 'States.Timeout' } });
+
+    const events = await world.stores.incidents.listEvents(incident.incidentId);
+    expect(events.find((e) => e.kind === 'start-unconfirmed')?.data).toMatchObject({ hostId: 'h2' });
+    expect(Object.keys(await reservationsOn('h2'))).toEqual([`${incident.incidentId}.db-1.1`]);
   });
 });
 
