@@ -1,5 +1,6 @@
 import type { RelayCommand } from '../../contracts/relay-protocol';
 import type { AppContext } from '../context';
+import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurrently';
 
 /**
  * The commands a relay should carry out now: its open ones not past `notAfter`. Pending ones are marked
@@ -13,8 +14,9 @@ export async function commandsFor(
   const { commands } = ctx.ports;
   const open = await commands.listOpen(args.siteId, args.relayId);
   const due = open.filter((c) => c.command.notAfter >= args.now);
-  for (const c of due) {
-    if (c.status === 'pending') await commands.markDelivered(args.siteId, c.command.commandId, args.now);
-  }
+  const pending = due.filter((c) => c.status === 'pending');
+  await forEachConcurrently(pending, STEP_WRITE_CONCURRENCY, (c) =>
+    commands.markDelivered(args.siteId, c.command.commandId, args.now),
+  );
   return due.map((c) => c.command);
 }

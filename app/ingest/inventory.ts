@@ -3,6 +3,7 @@ import { initialHostState } from '../../core/lifecycle';
 import type { AppContext } from '../context';
 import type { HostRecord, SiteControl, VmRecord } from '../ports';
 import { isRunning } from '../shared/capacity';
+import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurrently';
 import { appendEvent } from '../shared/events';
 import { summaryOf } from '../shared/host-lifecycle';
 import { METRIC } from '../shared/metrics';
@@ -110,29 +111,35 @@ async function saveVms(
   const { control, obs, known, inReport, now } = args;
   const siteId = control.site.siteId;
   const { vms } = ctx.ports;
-  const seen = new Set<string>();
-  for (const vm of obs.vms) {
-    seen.add(vm.id);
+  const seen = new Set(obs.vms.map((vm) => vm.id));
+  // Each VM is an item of its own, decided on what was known before this host's pass: the writes go out
+  // side by side (a move between two hosts of one report still sees the hosts in order).
+  const changed = obs.vms.filter((vm) => {
     const record = known.get(vm.id);
-    if (record !== undefined && sameVm(record, obs.hostId, vm)) continue;
+    return record === undefined || !sameVm(record, obs.hostId, vm);
+  });
+  await forEachConcurrently(changed, STEP_WRITE_CONCURRENCY, async (vm) => {
+    const record = known.get(vm.id);
     if (record !== undefined && vm.state === 'running') {
       await checkSplitBrain(ctx, { control, record, hostId: obs.hostId, inReport });
     }
     await vms.saveObserved(siteId, obs.hostId, vm, now);
     known.set(vm.id, { ...(record ?? defaultMeta(siteId, vm.id)), ...observed(obs.hostId, vm, now) });
-  }
+  });
   // A VM the host no longer lists is not running there any more (shut down, undefined or moved away).
-  for (const record of known.values()) {
-    if (record.hostId !== obs.hostId || !isRunning(record) || seen.has(record.vmId)) continue;
-    const gone: ObservedVm = {
+  const gone = [...known.values()].filter(
+    (record) => record.hostId === obs.hostId && isRunning(record) && !seen.has(record.vmId),
+  );
+  await forEachConcurrently(gone, STEP_WRITE_CONCURRENCY, async (record) => {
+    const off: ObservedVm = {
       id: record.vmId,
       cpus: record.cpus,
       memoryMiB: record.memoryMiB,
       state: 'shut-off',
     };
-    await vms.saveObserved(siteId, obs.hostId, gone, now);
-    known.set(record.vmId, { ...record, ...observed(obs.hostId, gone, now) });
-  }
+    await vms.saveObserved(siteId, obs.hostId, off, now);
+    known.set(record.vmId, { ...record, ...observed(obs.hostId, off, now) });
+  });
 }
 
 function observed(hostId: string, vm: ObservedVm, at: number): Partial<VmRecord> {

@@ -58,12 +58,16 @@ export async function recordReport(
   const silentIds = Object.keys(silentHosts);
   // Opening an incident for the hosts it calls silent is what the report is most urgently for, and it
   // touches only those hosts: it goes out beside the work on the hosts it heard and on command results.
-  const [opened] = await allSettledOrThrow<[number, undefined]>([
+  // Command results (each its own command's, completing a waiting task) go beside both as well.
+  const [opened] = await allSettledOrThrow<[number, undefined, undefined]>([
     openSilent(ctx, { siteId: report.siteId, view, relay, silentIds, now }),
+    recordResults(ctx, { siteId: report.siteId, relayId: report.relayId, results: report.results }).then(
+      () => undefined,
+    ),
     (async () => {
-      await recordResults(ctx, { siteId: report.siteId, relayId: report.relayId, results: report.results });
       const { rebooted } = await recordInventory(ctx, { control: view, heard, now });
       await recordHostsAlive(ctx, { control: view, relayId: report.relayId, heard, rebooted, now });
+      return undefined;
     })(),
   ]);
 

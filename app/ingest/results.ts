@@ -1,6 +1,7 @@
 import type { CommandResult } from '../../contracts/relay-protocol';
 import type { AppContext } from '../context';
 import { outcomeOf, settleTask } from '../shared/callbacks';
+import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurrently';
 import { appendEvent } from '../shared/events';
 
 /**
@@ -19,10 +20,11 @@ export async function recordResults(
     readonly results: readonly CommandResult[];
   },
 ): Promise<void> {
-  for (const result of args.results) {
+  // Each result is its own command's: they are recorded and their tasks completed side by side.
+  await forEachConcurrently(args.results, STEP_WRITE_CONCURRENCY, async (result) => {
     // The conditional write itself refuses a result from a relay the command was not sent to.
     const command = await ctx.ports.commands.complete(args.siteId, result.commandId, result, args.relayId);
-    if (command === null) continue;
+    if (command === null) return;
     const outcome = outcomeOf(command, result);
     await settleTask(ctx, command.taskToken, outcome);
     // The state machine retries a failed fence without a step of its own: the timeline keeps why.
@@ -40,5 +42,5 @@ export async function recordResults(
         },
       );
     }
-  }
+  });
 }
