@@ -82,7 +82,7 @@ const PATH_SEGMENTS = [
   ['opened → fence ordered', 'control plane (incl. confirmSilence wait)'],
   ['fence ordered → relay finished', 'relay (report interval, BMC polls)'],
   ['relay finished → power-off confirmed', 'control plane (result ingest, VerifyPowerOff, MarkFenced)'],
-  ['power-off confirmed → start ordered', 'control plane (PlanPlacement, ReserveCapacity, StartVm)'],
+  ['power-off confirmed → start ordered', 'control plane (PlanPlacement, StartVm: reserve, then order)'],
   ['start ordered → relay finished', 'relay (report interval, VM boot)'],
   ['relay finished → VM recorded started', 'control plane (report ingest, VmStarted)'],
 ] as const;
