@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDynamoStores } from '../../adapters/dynamodb';
-import type { IncidentInput } from '../../contracts/workflow';
 import { type LocalDynalite, startDynalite } from '../../local/dynalite';
 import { MetricsRecorder } from '../../local/metrics-recorder';
 import { sharedStepsRuntime } from '../../local/steps-runtime';
+import { newHost, newIncident, T0 } from '../support/store-fixtures';
 
 /**
  * The failover steps on their own thread: what crosses the boundary (errors by name, callback completions,
@@ -22,52 +22,15 @@ afterAll(async () => {
   await dynamo.stop();
 });
 
-const input: IncidentInput = {
-  incidentId: 'dc1:h1:1',
-  siteId: 'dc1',
-  hostId: 'h1',
-  cluster: 'c1',
-  bootId: 'h1-boot-1',
-  openedAt: 1_700_000_000_000,
-  timing: {
-    confirmSilenceSeconds: 1,
-    fenceAttemptTimeoutSeconds: 1,
-    startTimeoutSeconds: 1,
-    operatorTimeoutSeconds: 60,
-  },
-  evidence: { relays: [{ relayId: 'r1', lastHeardMsAgo: 900 }], silentAfterMs: 600 },
-};
+// Site s1, host h1 (up in its lifecycle: it came back) and its open incident.
+const record = newIncident('s1:h1:1', T0);
+const input = record.input;
 
 /** In table `table`: h1 up again (no incident in its lifecycle) and the incident it had. */
 async function seed(table: string): Promise<void> {
   const stores = createDynamoStores({ client: dynamo.client, tableName: table });
-  await stores.hosts.createHost({
-    siteId: 'dc1',
-    hostId: 'h1',
-    cluster: 'c1',
-    cpus: 8,
-    memoryMiB: 16_384,
-    bootId: 'h1-boot-1',
-    lifecycle: { status: 'up', bootId: 'h1-boot-1' },
-    usedCpus: 0,
-    usedMiB: 0,
-    digest: 'd',
-    observedAt: input.openedAt,
-  });
-  await stores.incidents.create({
-    incidentId: input.incidentId,
-    siteId: input.siteId,
-    hostId: input.hostId,
-    cluster: input.cluster,
-    bootId: input.bootId,
-    openedAt: input.openedAt,
-    outcome: 'in-progress',
-    input,
-    executionArn: null,
-    fencedAt: null,
-    closedAt: null,
-    operatorTaskToken: null,
-  });
+  await stores.hosts.createHost(newHost('h1'));
+  await stores.incidents.create(record);
 }
 
 function sinks() {
