@@ -238,7 +238,7 @@ export async function startLocalControlPlane(
       log,
     });
     const detector = startDetector(ctx, { tickMs, capacityEvery, logger });
-    const closeSteps = () => served?.close();
+    const stepsServed = served;
     return assemble({
       ctx,
       workflow,
@@ -246,7 +246,7 @@ export async function startLocalControlPlane(
       dynamo,
       tableName,
       release: async () => {
-        closeSteps();
+        stepsServed?.close();
         await release();
       },
       endpoint,

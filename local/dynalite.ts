@@ -1,16 +1,15 @@
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import {
   CreateTableCommand,
   DeleteTableCommand,
   DescribeTableCommand,
-  DynamoDBClient,
+  type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
-import { createDocumentClient, createTableInput } from '../adapters/dynamodb';
+import { createTableInput } from '../adapters/dynamodb';
+import { localDynamoClients, workerExecArgv } from './local-threads';
 
 /** An in-memory dynalite server (in this process or on a worker thread), with SDK clients pointed at it. */
 export interface LocalDynalite {
@@ -67,12 +66,6 @@ async function inlineServer(): Promise<Server> {
   };
 }
 
-/** The worker's module is TypeScript: it runs with tsx's loader, found from this package wherever it runs. */
-function workerExecArgv(): string[] {
-  const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  return ['--import', loader];
-}
-
 async function workerServer(): Promise<Server> {
   const worker = new Worker(new URL('./dynalite-worker.ts', import.meta.url), {
     execArgv: workerExecArgv(),
@@ -111,13 +104,7 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Loca
   const server = options.thread === 'worker' ? await workerServer() : await inlineServer();
   const { port } = server;
   const endpoint = `http://127.0.0.1:${port}`;
-  // dynalite checks only that a signature is present: any credentials do, and none are looked up.
-  const raw = new DynamoDBClient({
-    endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  });
-  const client = createDocumentClient(raw);
+  const { raw, client } = localDynamoClients(endpoint);
 
   const createTable = async (name: string): Promise<void> => {
     await raw.send(new CreateTableCommand(createTableInput(name)));

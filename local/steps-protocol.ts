@@ -6,6 +6,20 @@ export interface WireError {
   readonly message: string;
 }
 
+/** An error as it is sent across. */
+export function toWire(thrown: unknown): WireError {
+  return thrown instanceof Error
+    ? { name: thrown.name, message: thrown.message }
+    : { name: 'Error', message: String(thrown) };
+}
+
+/** The error a WireError stands for, with its name, as it was thrown on the other side. */
+export function fromWire(wire: WireError): Error {
+  const error = new Error(wire.message);
+  error.name = wire.name;
+  return error;
+}
+
 /** To the worker. */
 export type StepsRequest =
   | {

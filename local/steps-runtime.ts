@@ -1,9 +1,8 @@
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { MetricsPort, WorkflowPort } from '../app/ports';
+import { workerExecArgv } from './local-threads';
 import type { StepsHandler } from './local-workflow';
-import type { StepsRequest, StepsResponse, WireError } from './steps-protocol';
+import { fromWire, type StepsRequest, type StepsResponse, toWire } from './steps-protocol';
 
 /**
  * The failover-steps "Lambda" of local mode: one worker thread per process (local/steps-worker.ts) serves
@@ -31,23 +30,6 @@ interface Pending {
 interface PlaneSinks {
   readonly workflow: Pick<WorkflowPort, 'sendTaskSuccess' | 'sendTaskFailure'>;
   readonly metrics: MetricsPort;
-}
-
-function namedError(wire: WireError): Error {
-  const error = new Error(wire.message);
-  error.name = wire.name;
-  return error;
-}
-
-function toWire(thrown: unknown): WireError {
-  return thrown instanceof Error
-    ? { name: thrown.name, message: thrown.message }
-    : { name: 'Error', message: String(thrown) };
-}
-
-/** The worker's module is TypeScript: it runs with tsx's loader, found from this package wherever it runs. */
-function workerExecArgv(): string[] {
-  return ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href];
 }
 
 class WorkerStepsRuntime implements StepsRuntime {
@@ -118,7 +100,7 @@ class WorkerStepsRuntime implements StepsRuntime {
         const pending = this.pending.get(message.invocation);
         this.pending.delete(message.invocation);
         if (message.error === undefined) pending?.resolve(message.value);
-        else pending?.reject(namedError(message.error));
+        else pending?.reject(fromWire(message.error));
         this.refIfBusy();
         return;
       }

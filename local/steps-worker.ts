@@ -1,13 +1,14 @@
 import { parentPort } from 'node:worker_threads';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { createDocumentClient, createDynamoStores } from '../adapters/dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { createDynamoStores } from '../adapters/dynamodb';
 import { CryptoIds } from '../adapters/node/crypto-ids';
 import { Sha256Hasher } from '../adapters/node/sha256-hasher';
 import { SystemClock } from '../adapters/node/system-clock';
 import type { AppContext } from '../app/context';
 import type { MetricsPort, WorkflowPort } from '../app/ports';
 import { makeFailoverStepsHandler } from '../functions/failover-steps/failover-steps';
-import type { StepsRequest, StepsResponse } from './steps-protocol';
+import { localDynamoClients } from './local-threads';
+import { fromWire, type StepsRequest, type StepsResponse, toWire } from './steps-protocol';
 
 /**
  * The failover-steps Lambda of local mode, on a thread of its own (local/steps-runtime.ts): as in AWS, the
@@ -25,7 +26,7 @@ interface Plane {
 
 const planes = new Map<number, Plane>();
 /** One client per dynalite endpoint: control planes sharing a server share its sockets, as one process would. */
-const clients = new Map<string, ReturnType<typeof createDocumentClient>>();
+const clients = new Map<string, DynamoDBDocumentClient>();
 const pendingCalls = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
 let callSeq = 0;
 
@@ -33,16 +34,10 @@ function post(message: StepsResponse): void {
   port.postMessage(message);
 }
 
-function clientFor(endpoint: string): ReturnType<typeof createDocumentClient> {
+function clientFor(endpoint: string): DynamoDBDocumentClient {
   let client = clients.get(endpoint);
   if (client === undefined) {
-    // dynalite checks only that a signature is present: any credentials do.
-    const raw = new DynamoDBClient({
-      endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    });
-    client = createDocumentClient(raw);
+    client = localDynamoClients(endpoint).client;
     clients.set(endpoint, client);
   }
   return client;
@@ -91,8 +86,7 @@ async function invoke(planeId: number, invocation: number, payload: unknown): Pr
     // Crosses the Lambda boundary as JSON, `undefined` as null.
     post({ type: 'result', invocation, value: JSON.parse(JSON.stringify(value ?? null)) });
   } catch (thrown) {
-    const error = thrown instanceof Error ? thrown : new Error(String(thrown));
-    post({ type: 'result', invocation, error: { name: error.name, message: error.message } });
+    post({ type: 'result', invocation, error: toWire(thrown) });
   }
 }
 
@@ -114,7 +108,7 @@ port.on('message', (message: StepsRequest) => {
       const call = pendingCalls.get(message.callId);
       pendingCalls.delete(message.callId);
       if (message.error === undefined) call?.resolve();
-      else call?.reject(Object.assign(new Error(message.error.message), { name: message.error.name }));
+      else call?.reject(fromWire(message.error));
       return;
     }
     case 'stop':
