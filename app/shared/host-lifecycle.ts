@@ -8,7 +8,7 @@ import {
 import type { AppContext } from '../context';
 import { NotFoundError } from '../errors';
 import type { HostRecord, HostSummary } from '../ports';
-import { retryOnConflict } from './retry';
+import { type Decision, readDecideWrite } from './retry';
 
 /** What to ask of the host's lifecycle, decided on the freshly read record; null for nothing. */
 export type HostPlan = { readonly command: HostCommand; readonly incidentSeq?: number } | null;
@@ -62,39 +62,34 @@ export async function transitionHostSummaryAfter(
   seen?: HostRecord,
 ): Promise<HostTransition & { readonly summarized: Promise<void> }> {
   const { hosts, sites } = ctx.ports;
-  // `seen` (the record as the caller just read it) saves the first read when it leads to a write: the
-  // write is conditional on its version, so a stale one only costs a re-read. A decision to write nothing
-  // is only ever taken on a fresh read.
-  let optimistic = seen;
-  const transition = await retryOnConflict(async () => {
-    for (;;) {
-      const guess = optimistic;
-      optimistic = undefined;
-      const host = guess ?? (await hosts.getHost(siteId, hostId));
+  // `seen` saves the first read when it leads to a write (readDecideWrite).
+  const transition = await readDecideWrite(
+    async () => {
+      const host = await hosts.getHost(siteId, hostId);
       if (host === null) throw new NotFoundError(`host ${siteId}/${hostId} not found`);
-      let decided: { step: NonNullable<HostPlan>; events: HostEvent[]; next: HostState } | null;
-      try {
-        const step = await plan(host);
-        const events = step === null ? [] : decide(step.command, host.lifecycle);
-        decided = step === null ? null : { step, events, next: foldHostEvents(host.lifecycle, events) };
-      } catch (error) {
-        // A refusal, like a decision to write nothing, stands only on a fresh read.
-        if (guess !== undefined) continue;
-        throw error;
-      }
+      return host;
+    },
+    async (host): Promise<Decision<HostTransition & { written?: true }>> => {
+      const step = await plan(host);
+      if (step === null) return { done: { host, before: host.lifecycle, events: [] } };
+      const events = decide(step.command, host.lifecycle);
+      const next = foldHostEvents(host.lifecycle, events);
       // evolve hands back the very same state for repeats and audit-only events: nothing to write.
-      if (decided === null || decided.next === host.lifecycle) {
-        if (guess !== undefined) continue;
-        return { host, before: host.lifecycle, events: decided?.events ?? [] };
-      }
-      const { step, events, next } = decided;
+      if (next === host.lifecycle) return { done: { host, before: host.lifecycle, events } };
       const opts = step.incidentSeq === undefined ? undefined : { incidentSeq: step.incidentSeq };
-      const saved = await hosts.setLifecycle(siteId, hostId, host.version, next, opts);
-      return { host: saved, before: host.lifecycle, events, written: true as const };
-    }
-  });
+      return {
+        write: async () => ({
+          host: await hosts.setLifecycle(siteId, hostId, host.version, next, opts),
+          before: host.lifecycle,
+          events,
+          written: true,
+        }),
+      };
+    },
+    seen,
+  );
   const summarized =
-    'written' in transition
+    transition.written === true
       ? sites.putHostSummary(siteId, hostId, summaryOf(transition.host))
       : Promise.resolve();
   // Marked handled: the caller awaits it, but may first await writes of its own that fail.

@@ -4,7 +4,7 @@ import { NotFoundError } from '../errors';
 import type { IncidentRecord, IncidentStore } from '../ports';
 import { appendEvent } from './events';
 import { METRIC } from './metrics';
-import { retryOnConflict } from './retry';
+import { type Decision, readDecideWrite } from './retry';
 
 type IncidentPatch = Parameters<IncidentStore['update']>[2];
 
@@ -28,23 +28,21 @@ export async function updateIncident(
   patch: (incident: IncidentRecord) => IncidentPatch | null,
   seen?: IncidentRecord,
 ): Promise<{ incident: IncidentRecord; changed: boolean }> {
-  let optimistic = seen;
-  return retryOnConflict(async () => {
-    for (;;) {
-      const guess = optimistic;
-      optimistic = undefined;
-      const incident = guess ?? (await requireIncident(ctx, incidentId));
+  return readDecideWrite(
+    () => requireIncident(ctx, incidentId),
+    (incident): Decision<{ incident: IncidentRecord; changed: boolean }> => {
       const change = patch(incident);
-      if (change === null) {
-        if (guess !== undefined) continue;
-        return { incident, changed: false };
-      }
-      return {
-        incident: await ctx.ports.incidents.update(incidentId, incident.version, change),
-        changed: true,
-      };
-    }
-  });
+      return change === null
+        ? { done: { incident, changed: false } }
+        : {
+            write: async () => ({
+              incident: await ctx.ports.incidents.update(incidentId, incident.version, change),
+              changed: true,
+            }),
+          };
+    },
+    seen,
+  );
 }
 
 /**

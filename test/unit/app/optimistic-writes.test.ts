@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { transitionHost } from '../../../app/shared/host-lifecycle';
 import { updateIncident } from '../../../app/shared/incidents';
+import { readDecideWrite } from '../../../app/shared/retry';
 import {
   createWorld,
   GiB,
@@ -129,5 +130,27 @@ describe('updateIncident with the record the caller read', () => {
     );
     expect(written.changed).toBe(true);
     expect(count('incidents.get')).toBe(0);
+  });
+});
+
+describe('readDecideWrite', () => {
+  it('given a refusal on the record the caller read, then it decides again on a fresh read', async () => {
+    const reads: number[] = [];
+    const decided: number[] = [];
+    const out = await readDecideWrite(
+      async () => {
+        reads.push(2);
+        return 2;
+      },
+      (version) => {
+        decided.push(version);
+        if (version < 2) throw new Error('refused on version 1');
+        return { done: `nothing to write at ${version}` };
+      },
+      1,
+    );
+    expect(out).toBe('nothing to write at 2');
+    expect(decided).toEqual([1, 2]);
+    expect(reads).toEqual([2]);
   });
 });
