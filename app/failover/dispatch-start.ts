@@ -5,12 +5,10 @@ import { FenceNotConfirmedError, NoCapacityError, NoRelayAvailableError } from '
 import type { HostRecord } from '../ports';
 import { outcomeOf, settleTask } from '../shared/callbacks';
 import { appendEvent } from '../shared/events';
-import { requireIncident } from '../shared/incidents';
 import { compareIds } from '../shared/order';
 import { clusterPolicy } from '../shared/policy';
 import { liveRelays } from '../shared/relays';
-import { requireControl } from '../shared/site';
-import { capacityReservedEvent, type Reserved, reserveFor } from './reserve-capacity';
+import { capacityReservedEvent, type Reserved, readForReservation, reserveFor } from './reserve-capacity';
 
 /** The start command a StartVm task put out. */
 export interface StartDispatch {
@@ -33,11 +31,8 @@ export async function dispatchStart(
   taskToken: string,
 ): Promise<StartDispatch> {
   const now = ctx.ports.clock.now();
-  const [record, control, siteHosts] = await Promise.all([
-    requireIncident(ctx, attempt.incidentId),
-    requireControl(ctx, attempt.siteId),
-    ctx.ports.hosts.listHosts(attempt.siteId),
-  ]);
+  const reads = await readForReservation(ctx, attempt);
+  const { record, control, siteHosts } = reads;
   if (record.fencedAt === null) {
     throw new FenceNotConfirmedError(
       `refusing to start ${attempt.vm.vmId}: ${attempt.hostId} is not confirmed powered off (safety rule 1)`,
@@ -45,7 +40,7 @@ export async function dispatchStart(
   }
   const reserved =
     attempt.reservationId === undefined
-      ? await reserveFor(ctx, attempt, { record, control, siteHosts })
+      ? await reserveFor(ctx, attempt, reads)
       : heldAlready(attempt, siteHosts, attempt.reservationId);
   const targetHostId = reserved.host.hostId;
   const policy = clusterPolicy(ctx, control.clusters, record.cluster);

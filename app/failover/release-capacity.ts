@@ -2,8 +2,7 @@ import type { VmAttempt } from '../../contracts/workflow';
 import type { AppContext } from '../context';
 import { describeError } from '../shared/errors';
 import { appendEvent } from '../shared/events';
-import { reservationIdOf } from './reserve-capacity';
-import { attemptHolder } from './scope';
+import { heldReservation } from './reserve-capacity';
 
 /**
  * ReleaseCapacity: the start failed, so its reservation goes back (safety rule 5) and the attempt, without
@@ -14,14 +13,8 @@ export async function releaseCapacity(
   attempt: VmAttempt,
   error: unknown,
 ): Promise<VmAttempt> {
-  const { reservationId: carried, ...rest } = attempt;
-  const reservationId = carried ?? reservationIdOf(attempt);
-  // An attempt that carries its reservation (an older definition) holds it on its target; otherwise
-  // StartVm took it wherever it fit, and the host records say where.
-  const hostId =
-    carried !== undefined
-      ? attempt.targetHostId
-      : ((await attemptHolder(ctx, attempt, reservationId))?.hostId ?? attempt.targetHostId);
+  const { reservationId: _carried, ...rest } = attempt;
+  const { reservationId, hostId } = await heldReservation(ctx, attempt);
   const released = await ctx.ports.hosts.release(attempt.siteId, hostId, reservationId);
   await appendEvent(
     ctx,

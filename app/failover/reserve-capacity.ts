@@ -22,6 +22,34 @@ export interface ReservationReads {
   readonly siteHosts: readonly HostRecord[];
 }
 
+/** The reads a reservation decides on, in one round. */
+export async function readForReservation(ctx: AppContext, attempt: VmAttempt): Promise<ReservationReads> {
+  const [record, control, siteHosts] = await Promise.all([
+    requireIncident(ctx, attempt.incidentId),
+    requireControl(ctx, attempt.siteId),
+    ctx.ports.hosts.listHosts(attempt.siteId),
+  ]);
+  return { record, control, siteHosts };
+}
+
+/**
+ * The attempt's reservation and the host it is held on: one the attempt carries (a definition that still
+ * has ReserveCapacity) is on its target; otherwise StartVm took it wherever it fit, and the host records
+ * say where. The target when no host holds it.
+ */
+export async function heldReservation(
+  ctx: AppContext,
+  attempt: VmAttempt,
+): Promise<{ reservationId: string; hostId: string }> {
+  if (attempt.reservationId !== undefined) {
+    return { reservationId: attempt.reservationId, hostId: attempt.targetHostId };
+  }
+  const reservationId = reservationIdOf(attempt);
+  const hosts = await ctx.ports.hosts.listHosts(attempt.siteId);
+  const holder = hosts.find((h) => h.hostId !== attempt.hostId && reservationId in h.reservations);
+  return { reservationId, hostId: holder?.hostId ?? attempt.targetHostId };
+}
+
 /** Where an attempt's capacity is held, and whether this call took it (false: a repeat found it). */
 export interface Reserved {
   readonly host: HostRecord;
@@ -102,12 +130,7 @@ export function capacityReservedEvent(
  * (reserveFor) and hands the attempt on with its target and reservation.
  */
 export async function reserveCapacity(ctx: AppContext, attempt: VmAttempt): Promise<VmAttempt> {
-  const [record, control, siteHosts] = await Promise.all([
-    requireIncident(ctx, attempt.incidentId),
-    requireControl(ctx, attempt.siteId),
-    ctx.ports.hosts.listHosts(attempt.siteId),
-  ]);
-  const reserved = await reserveFor(ctx, attempt, { record, control, siteHosts });
+  const reserved = await reserveFor(ctx, attempt, await readForReservation(ctx, attempt));
   if (reserved.taken) await capacityReservedEvent(ctx, attempt, reserved);
   return { ...attempt, targetHostId: reserved.host.hostId, reservationId: reserved.reservationId };
 }

@@ -137,16 +137,3 @@ export async function survivorLoads(
   const [hosts, vms] = await Promise.all([survivors(ctx, ref), ctx.ports.vms.listVms(ref.siteId)]);
   return { hosts, loads: placementLoads(hosts, vms) };
 }
-
-/**
- * Where the attempt's capacity is held, as the hosts' records say: StartVm reserves it on the planned
- * target or a better fit, so the state machine's attempt may name another host. Undefined when none holds it.
- */
-export async function attemptHolder(
-  ctx: AppContext,
-  attempt: VmAttempt,
-  reservationId: string,
-): Promise<HostRecord | undefined> {
-  const hosts = await ctx.ports.hosts.listHosts(attempt.siteId);
-  return hosts.find((h) => h.hostId !== attempt.hostId && reservationId in h.reservations);
-}

@@ -2,8 +2,7 @@ import type { VmAttempt } from '../../contracts/workflow';
 import type { AppContext } from '../context';
 import { describeError } from '../shared/errors';
 import { recordVmLeftDown } from './left-down';
-import { reservationIdOf } from './reserve-capacity';
-import { attemptHolder } from './scope';
+import { heldReservation } from './reserve-capacity';
 
 /**
  * StartUnconfirmed: the start's result did not arrive in time. The VM may still come up; its reservation is
@@ -14,10 +13,7 @@ export async function startUnconfirmed(
   attempt: VmAttempt,
   error: unknown,
 ): Promise<{ vmId: string; detail: string }> {
-  const reservationId = attempt.reservationId ?? reservationIdOf(attempt);
-  const holder =
-    attempt.reservationId === undefined ? await attemptHolder(ctx, attempt, reservationId) : undefined;
-  const target = { ...attempt, targetHostId: holder?.hostId ?? attempt.targetHostId };
+  const target = { ...attempt, targetHostId: (await heldReservation(ctx, attempt)).hostId };
   const detail =
     `${attempt.vm.vmId} was ordered to start on ${target.targetHostId} but no result came in time ` +
     `(${describeError(error)}); its reservation is kept until the host reports it`;
