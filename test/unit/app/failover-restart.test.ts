@@ -56,6 +56,24 @@ async function reserved(attempt: VmAttempt): Promise<VmAttempt> {
   return (await step(world, { step: 'reserve-capacity', attempt })) as VmAttempt;
 }
 
+/** h3, db-1's planned host, fills up (28 GiB more): db-1 no longer fits there, h2 still takes it. */
+async function fillPlannedHost(): Promise<void> {
+  await site.r1.report(
+    site.hosts({ h1: { lastHeardMsAgo: SILENT_MS }, h3: { vms: [vm('app-3', 28 * GiB, 4)] } }),
+  );
+}
+
+/** h2 and h3 fill up (30 GiB each): no survivor fits anything of h1 any more. */
+async function fillEverySurvivor(): Promise<void> {
+  await site.r1.report(
+    site.hosts({
+      h1: { lastHeardMsAgo: SILENT_MS },
+      h2: { vms: [vm('a', 30 * GiB, 4)] },
+      h3: { vms: [vm('b', 30 * GiB, 4)] },
+    }),
+  );
+}
+
 async function reservationsOn(hostId: string) {
   return (await world.stores.hosts.getHost(SITE, hostId))?.reservations ?? {};
 }
@@ -150,9 +168,7 @@ describe('reserve-capacity (safety rule 5)', () => {
 
   it('given the planned host filled up meanwhile, then the next best host is reserved', async () => {
     const attempt = await attemptFor('db-1');
-    await site.r1.report(
-      site.hosts({ h1: { lastHeardMsAgo: SILENT_MS }, h3: { vms: [vm('app-3', 28 * GiB, 4)] } }),
-    );
+    await fillPlannedHost();
 
     expect((await reserved(attempt)).targetHostId).toBe('h2');
     expect(await reservationsOn('h3')).toEqual({});
@@ -166,13 +182,7 @@ describe('reserve-capacity (safety rule 5)', () => {
 
   it('given no host fits any more, then NoCapacityError', async () => {
     const attempt = await attemptFor('db-1');
-    await site.r1.report(
-      site.hosts({
-        h1: { lastHeardMsAgo: SILENT_MS },
-        h2: { vms: [vm('a', 30 * GiB, 4)] },
-        h3: { vms: [vm('b', 30 * GiB, 4)] },
-      }),
-    );
+    await fillEverySurvivor();
     await expect(runStep(world.ctx, { step: 'reserve-capacity', attempt })).rejects.toBeInstanceOf(
       NoCapacityError,
     );
@@ -317,9 +327,7 @@ describe('dispatch-start reserving for itself (the StartVm of the current defini
 
   it('given the planned host filled up meanwhile, then the next best host is reserved and the start goes there', async () => {
     const attempt = await attemptFor('db-1');
-    await site.r1.report(
-      site.hosts({ h1: { lastHeardMsAgo: SILENT_MS }, h3: { vms: [vm('app-3', 28 * GiB, 4)] } }),
-    );
+    await fillPlannedHost();
     await step(world, { step: 'dispatch-start', attempt, taskToken: 'tok-1' });
 
     expect(await reservationsOn('h3')).toEqual({});
@@ -339,13 +347,7 @@ describe('dispatch-start reserving for itself (the StartVm of the current defini
 
   it('given no host fits any more, then NoCapacityError: nothing reserved, no command', async () => {
     const attempt = await attemptFor('db-1');
-    await site.r1.report(
-      site.hosts({
-        h1: { lastHeardMsAgo: SILENT_MS },
-        h2: { vms: [vm('a', 30 * GiB, 4)] },
-        h3: { vms: [vm('b', 30 * GiB, 4)] },
-      }),
-    );
+    await fillEverySurvivor();
     await expect(
       runStep(world.ctx, { step: 'dispatch-start', attempt, taskToken: 't' }),
     ).rejects.toBeInstanceOf(NoCapacityError);
@@ -374,9 +376,7 @@ describe('dispatch-start reserving for itself (the StartVm of the current defini
 
   it('given a start that never confirmed, then StartUnconfirmed names the host that holds its reservation', async () => {
     const attempt = await attemptFor('db-1');
-    await site.r1.report(
-      site.hosts({ h1: { lastHeardMsAgo: SILENT_MS }, h3: { vms: [vm('app-3', 28 * GiB, 4)] } }),
-    );
+    await fillPlannedHost();
     await step(world, { step: 'dispatch-start', attempt, taskToken: 'tok-1' });
     await step(world, { step: 'start-unconfirmed', attempt, error: { Error: 'States.Timeout' } });
 
