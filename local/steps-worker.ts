@@ -53,7 +53,7 @@ function callWorkflow(
   const callId = callSeq;
   return new Promise<void>((resolve, reject) => {
     pendingCalls.set(callId, { resolve, reject });
-    post({ type: 'workflow', planeId, callId, method, args: JSON.parse(JSON.stringify(args)) });
+    post({ type: 'workflow', planeId, callId, method, args });
   });
 }
 
@@ -83,8 +83,8 @@ async function invoke(planeId: number, invocation: number, payload: unknown): Pr
   try {
     if (plane === undefined) throw new Error(`steps worker: control plane ${planeId} is not open`);
     const value = await plane.handler(payload);
-    // Crosses the Lambda boundary as JSON, `undefined` as null.
-    post({ type: 'result', invocation, value: JSON.parse(JSON.stringify(value ?? null)) });
+    // Plain data, cloned across; LocalWorkflow turns it into JSON at the Lambda boundary, as for any step.
+    post({ type: 'result', invocation, value: value ?? null });
   } catch (thrown) {
     post({ type: 'result', invocation, error: toWire(thrown) });
   }
