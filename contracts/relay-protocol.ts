@@ -34,6 +34,9 @@ const ref = RefSchema;
 
 const epochMs = z.number().int().nonnegative();
 
+/** Most fence levels a host may have (Pacemaker's topology allows 9). */
+export const MAX_FENCE_LEVELS = 9;
+
 export const VmPowerStateSchema = z.enum(['running', 'paused', 'shut-off', 'crashed']);
 export type VmPowerState = z.infer<typeof VmPowerStateSchema>;
 
@@ -75,10 +78,42 @@ export const CommandResultSchema = z.strictObject({
   outcome: z.enum(['succeeded', 'failed']),
   /** For a fence: the power status read back from the BMC after the power-off. */
   powerState: z.enum(['off', 'on', 'unknown']).optional(),
+  /**
+   * For a fence: the fence level (1-based, in the relay's configured order) whose power status was read
+   * back, and its driver. Absent from relays that predate fence levels.
+   */
+  level: z.number().int().positive().max(MAX_FENCE_LEVELS).optional(),
+  driver: z.string().min(1).max(64).optional(),
   detail: z.string().max(1000).optional(),
   finishedAt: epochMs,
 });
 export type CommandResult = z.infer<typeof CommandResultSchema>;
+
+/** One fence level of a host as a readiness check found it (power read, nothing changed). */
+export const FenceLevelReadinessSchema = z.strictObject({
+  level: z.number().int().positive().max(MAX_FENCE_LEVELS),
+  driver: z.string().min(1).max(64),
+  /** The level answered a power-status read. */
+  ok: z.boolean(),
+  power: z.enum(['on', 'off']).nullable(),
+  /** Why the level did not answer (redacted by the relay); null when ok. */
+  error: z.string().max(500).nullable(),
+});
+export type FenceLevelReadiness = z.infer<typeof FenceLevelReadinessSchema>;
+
+/**
+ * Whether a relay could fence a host right now: every level's status read. Sent when it changes (and once
+ * after a relay starts); the control plane keeps the latest per host and relay.
+ */
+export const FenceReadinessSchema = z.strictObject({
+  hostId: id,
+  /** The relay's clock when the check finished. */
+  checkedAt: epochMs,
+  /** At least one level answered: the relay can fence the host. No level configured is not ok. */
+  ok: z.boolean(),
+  levels: z.array(FenceLevelReadinessSchema).max(MAX_FENCE_LEVELS),
+});
+export type FenceReadiness = z.infer<typeof FenceReadinessSchema>;
 
 /** A relay's batched report of its site. */
 export const RelayReportSchema = z.strictObject({
@@ -90,6 +125,8 @@ export const RelayReportSchema = z.strictObject({
   sentAt: epochMs,
   hosts: z.array(HostObservationSchema).max(500),
   results: z.array(CommandResultSchema).max(1000).default([]),
+  /** Fence readiness of hosts whose readiness changed since the relay last had it accepted. Optional. */
+  fenceReadiness: z.array(FenceReadinessSchema).max(500).optional(),
 });
 export type RelayReport = z.infer<typeof RelayReportSchema>;
 

@@ -1,28 +1,61 @@
+import { createHash } from 'node:crypto';
 import * as z from 'zod';
 import {
   HostObservationSchema,
   IdSchema,
+  type ObservedVm,
   RefSchema,
   StartVmCommandSchema,
 } from '../contracts/relay-protocol';
 
 /**
- * Messages between host agents and relays on the site's LAN. Built from the relay protocol's schemas so
- * that what an agent may send is exactly what a relay may forward: a relay that validates each heartbeat
- * can never be made to send a report the control plane refuses as a whole.
+ * Messages between host agents and relays on the site's LAN (LAN protocol v1, docs/protocol.md). Built
+ * from the relay protocol's schemas so that what an agent may send is exactly what a relay may forward: a
+ * relay that validates each message can never be made to send a report the control plane refuses.
+ *
+ * A heartbeat is small (identity, boot, capacity, VM count and an inventory digest) so that it always fits
+ * one UDP datagram; the full inventory travels separately (HTTP on the LAN), when its digest changes or a
+ * relay asks for it. The transport (site/adapters/lan-transport.ts) authenticates every message.
  */
 
-const epochMs = z.number().int().nonnegative();
+export const LAN_PROTOCOL_VERSION = 1 as const;
 
-/** Agent → every relay of its site, every `hostHeartbeatMs`. */
-export const HeartbeatSchema = HostObservationSchema.omit({ lastHeardMsAgo: true }).extend({
+const epochMs = z.number().int().nonnegative();
+const digest = z.string().regex(/^[0-9a-f]{64}$/, 'a hex SHA-256 digest');
+
+/** Agent → every relay of its site, every `hostHeartbeatMs` (UDP). */
+export const HeartbeatSchema = z.strictObject({
   kind: z.literal('heartbeat'),
+  hostId: IdSchema,
+  cluster: IdSchema,
+  bootId: HostObservationSchema.shape.bootId,
+  cpus: HostObservationSchema.shape.cpus,
+  memoryMiB: HostObservationSchema.shape.memoryMiB,
+  vmCount: z.number().int().nonnegative().max(1000),
+  /** `inventoryDigest` of the host's full inventory at `sentAt`. */
+  digest,
   /** The agent's clock. */
   sentAt: epochMs,
 });
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
 
-/** Relay → the agent of `hostId`: start this VM. Resent until answered; acted on once per commandId. */
+/** Agent → a relay: the host's full inventory (HTTP), when it changed or the relay asked for it. */
+export const InventorySchema = HostObservationSchema.omit({ lastHeardMsAgo: true }).extend({
+  kind: z.literal('inventory'),
+  digest,
+  sentAt: epochMs,
+});
+export type Inventory = z.infer<typeof InventorySchema>;
+
+/** Relay → an agent: send me your full inventory (UDP); a heartbeat's digest differs from what it holds. */
+export const InventoryRequestSchema = z.strictObject({
+  kind: z.literal('inventory-request'),
+  relayId: IdSchema,
+  hostId: IdSchema,
+});
+export type InventoryRequest = z.infer<typeof InventoryRequestSchema>;
+
+/** Relay → the agent of `hostId`: start this VM (HTTP). Resent until answered; acted on once per commandId. */
 export const StartVmRequestSchema = z.strictObject({
   kind: z.literal('start-vm'),
   commandId: RefSchema,
@@ -36,7 +69,7 @@ export const StartVmRequestSchema = z.strictObject({
 });
 export type StartVmRequest = z.infer<typeof StartVmRequestSchema>;
 
-/** Agent → the relay that asked: what became of a start request. */
+/** Agent → the relay that asked: what became of a start request (HTTP). */
 export const StartVmReplySchema = z.strictObject({
   kind: z.literal('start-result'),
   commandId: RefSchema,
@@ -50,7 +83,46 @@ export type StartVmReply = z.infer<typeof StartVmReplySchema>;
 /** Anything that travels on the LAN; a transport adapter parses inbound bytes with it. */
 export const LanMessageSchema = z.discriminatedUnion('kind', [
   HeartbeatSchema,
+  InventorySchema,
+  InventoryRequestSchema,
   StartVmRequestSchema,
   StartVmReplySchema,
 ]);
 export type LanMessage = z.infer<typeof LanMessageSchema>;
+
+/** Kinds small enough for one datagram, sent over UDP; the others go over HTTP on the LAN. */
+export const DATAGRAM_KINDS: ReadonlySet<LanMessage['kind']> = new Set(['heartbeat', 'inventory-request']);
+
+/** The sender a message claims: the host for agent messages, the relay for relay messages. */
+export function claimedSender(message: LanMessage): string {
+  switch (message.kind) {
+    case 'heartbeat':
+    case 'inventory':
+    case 'start-result':
+      return message.hostId;
+    case 'inventory-request':
+    case 'start-vm':
+      return message.relayId;
+  }
+}
+
+/** What an inventory digest covers: everything a relay reports about the host except timings. */
+export interface InventoryContent {
+  readonly cluster: string;
+  readonly bootId: string;
+  readonly cpus: number;
+  readonly memoryMiB: number;
+  readonly vms: readonly ObservedVm[];
+}
+
+/**
+ * SHA-256 (hex) of a host's inventory in a canonical form (VMs sorted by id, fields in a fixed order), so
+ * that the agent and the relay compute the same digest from the same content.
+ */
+export function inventoryDigest(content: InventoryContent): string {
+  const vms = [...content.vms]
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map((vm) => [vm.id, vm.cpus, vm.memoryMiB, vm.state]);
+  const canonical = JSON.stringify([content.cluster, content.bootId, content.cpus, content.memoryMiB, vms]);
+  return createHash('sha256').update(canonical).digest('hex');
+}

@@ -1,4 +1,11 @@
-import type { ObservedVm, RelayReport, ReportResponse, StartVmCommand } from '../contracts/relay-protocol';
+import type {
+  CommandResult,
+  ObservedVm,
+  RelayCommand,
+  RelayReport,
+  ReportResponse,
+  StartVmCommand,
+} from '../contracts/relay-protocol';
 import type { LanMessage } from './lan-protocol';
 
 /**
@@ -15,31 +22,22 @@ export interface Clock {
   sleep(ms: number): Promise<void>;
 }
 
-/** What a BMC answers to `chassis power status`. */
+/** What a BMC (or a PDU outlet) answers to a power-status read. */
 export type PowerStatus = 'on' | 'off';
 
-/** Where and how to reach one BMC; read from the relay's local configuration, never sent anywhere. */
-export interface BmcEndpoint {
-  readonly address: string;
-  readonly user: string;
-  readonly password: string;
-}
-
-/** One host's BMC, as the relay hands it to the power port for a single call. */
-export interface BmcTarget extends BmcEndpoint {
-  readonly hostId: string;
-}
-
 /**
- * Chassis power through a host's BMC (ipmitool in production). The endpoint travels with each call so the
- * relay's configuration stays the one place that holds BMC credentials; an adapter should pass the password
- * out of band (ipmitool -E / -f), never on a command line other users can read.
+ * One fence device of one host: a BMC through ipmitool, any fence agent (fence_redfish, a switched PDU
+ * through fence_apc_snmp…), or the simulator's BMC. The adapter holds the device's address and secret,
+ * read from the relay's local configuration and never sent anywhere; it passes the secret out of band
+ * (environment, stdin or a file), never on a command line other users can read.
  */
-export interface BmcPower {
-  /** Sends `chassis power off`. Resolving means the BMC acknowledged it, which confirms nothing. */
-  powerOff(target: BmcTarget): Promise<void>;
-  /** Reads `chassis power status`; throws when the BMC does not answer. */
-  powerStatus(target: BmcTarget): Promise<PowerStatus>;
+export interface FenceDevice {
+  /** Driver name for results, readiness and logs: `ipmitool`, `fence_apc_snmp`, `sim`… */
+  readonly driver: string;
+  /** Sends the power-off. Resolving means the device acknowledged it, which confirms nothing. */
+  powerOff(): Promise<void>;
+  /** Reads the power status; throws when the device does not answer. */
+  powerStatus(): Promise<PowerStatus>;
 }
 
 /** A host's capacity as its hypervisor reports it. */
@@ -98,8 +96,19 @@ export interface HeardHost {
   readonly cpus: number;
   readonly memoryMiB: number;
   readonly vms: readonly ObservedVm[];
-  /** The relay's clock when the heartbeat arrived (the agent's clock is not trusted for silence). */
+  /** `inventoryDigest` of the content above: a heartbeat with another digest makes the relay ask again. */
+  readonly digest: string;
+  /** The relay's clock when the host was last heard (the agent's clock is not trusted for silence). */
   readonly heardAt: number;
+}
+
+/** A command as the relay's state file keeps it: taken, and finished once it has a result. */
+export interface SavedCommand {
+  readonly command: RelayCommand;
+  /** Null while it is being carried out (a restarted relay resumes it); set once it finished. */
+  readonly result: CommandResult | null;
+  /** The result has not been taken by the control plane yet. */
+  readonly unsent: boolean;
 }
 
 /** What a relay keeps across restarts. */
@@ -108,6 +117,11 @@ export interface RelayState {
   readonly seq: number;
   /** Every host heard so far, so a host that died while the relay was down is still reported (silent). */
   readonly hosts: readonly HeardHost[];
+  /**
+   * Every command taken and not yet forgotten: one in flight when the relay died is resumed, one finished
+   * is never carried out again and its result is not lost. Absent in state files of older relays.
+   */
+  readonly commands?: readonly SavedCommand[];
 }
 
 /** The relay's small persistent state (a local file in production); saved before each report goes out. */

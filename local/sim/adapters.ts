@@ -8,9 +8,8 @@ import {
 } from '../../contracts/relay-protocol';
 import type { LanMessage } from '../../site/lan-protocol';
 import {
-  type BmcPower,
-  type BmcTarget,
   type Clock,
+  type FenceDevice,
   type HostCapacity,
   type Hypervisor,
   type Lan,
@@ -82,30 +81,33 @@ export class SimHypervisor implements Hypervisor {
   }
 }
 
-/** The BMCs as one relay reaches them over the management network. */
-export class SimBmc implements BmcPower {
+/** One host's BMC as one relay reaches it over the management network. */
+export class SimBmc implements FenceDevice {
+  readonly driver = 'sim';
+
   constructor(
     private readonly world: World,
     private readonly relayId: string,
+    private readonly hostId: string,
   ) {}
 
-  private reachable(target: BmcTarget): void {
+  private reachable(): void {
     if (!this.world.relayUp(this.relayId)) throw new Error(`relay ${this.relayId} is down`);
-    if (this.world.host(target.hostId).bmc === 'unreachable') {
-      throw new Error(`ipmitool: unable to establish IPMI v2 / RMCP+ session with ${target.address}`);
+    if (this.world.host(this.hostId).bmc === 'unreachable') {
+      throw new Error(`ipmitool: unable to establish IPMI v2 / RMCP+ session with bmc-${this.hostId}.sim`);
     }
   }
 
-  async powerOff(target: BmcTarget): Promise<void> {
-    this.reachable(target);
+  async powerOff(): Promise<void> {
+    this.reachable();
     // A BMC that ignores power-off acknowledges it all the same: only the read-back tells.
-    if (this.world.host(target.hostId).bmc === 'ignores-off') return;
-    this.world.powerOff(target.hostId, `fenced through ${this.relayId}`);
+    if (this.world.host(this.hostId).bmc === 'ignores-off') return;
+    this.world.powerOff(this.hostId, `fenced through ${this.relayId}`);
   }
 
-  async powerStatus(target: BmcTarget): Promise<PowerStatus> {
-    this.reachable(target);
-    return this.world.host(target.hostId).power ? 'on' : 'off';
+  async powerStatus(): Promise<PowerStatus> {
+    this.reachable();
+    return this.world.host(this.hostId).power ? 'on' : 'off';
   }
 }
 

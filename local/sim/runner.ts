@@ -5,7 +5,7 @@ import { PlanOutputSchema } from '../../contracts/workflow';
 import { type HaPolicy, type HaPolicyInput, hostSilentAfterMs, resolvePolicy } from '../../core/policy';
 import { HostAgent } from '../../site/agent/host-agent';
 import type { SiteLogger } from '../../site/ports';
-import type { BmcConfig } from '../../site/relay/config';
+import type { FenceLevel } from '../../site/relay/config';
 import { Relay } from '../../site/relay/relay';
 import { type LocalControlPlane, type OperatorCall, startLocalControlPlane } from '../control-plane';
 import type { LocalDynalite } from '../dynalite';
@@ -213,10 +213,9 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     };
     const stateStores = new Map<string, MemoryRelayStateStore>();
     const startRelay = (siteId: string, relayId: string, delayMs: number) => {
-      const bmc: Record<string, BmcConfig[string]> = {};
+      const fence: Record<string, FenceLevel[]> = {};
       for (const h of scenario.hosts) {
-        if (h.site === siteId)
-          bmc[h.id] = { address: `bmc-${h.id}.sim`, user: 'admin', password: `sim-${seed}` };
+        if (h.site === siteId) fence[h.id] = [{ device: new SimBmc(world, relayId, h.id) }];
       }
       const state = stateStores.get(relayId) ?? new MemoryRelayStateStore();
       stateStores.set(relayId, state);
@@ -233,7 +232,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
               missedHeartbeats: policy.missedHeartbeats,
               relayReportMs: policy.relayReportMs,
             },
-            bmc,
+            fence,
             bmcPollMs: scenario.timing.bmcPollMs ?? Math.min(hb, 250),
             loopMs: Math.max(10, Math.min(50, Math.floor(hb / 4))),
             minReportGapMs: Math.min(250, hb),
@@ -242,7 +241,6 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
             clock: realClock,
             uplink: new SimUplink(world, relayId, siteId, cp.url),
             lan: network.lanFor(relayId),
-            bmc: new SimBmc(world, relayId),
             state,
             log: siteLog(relayId),
           },

@@ -1,5 +1,12 @@
 import type { ObservedVm } from '../../contracts/relay-protocol';
-import type { Heartbeat, LanMessage, StartVmReply, StartVmRequest } from '../lan-protocol';
+import {
+  type Heartbeat,
+  type Inventory as InventoryMessage,
+  inventoryDigest,
+  type LanMessage,
+  type StartVmReply,
+  type StartVmRequest,
+} from '../lan-protocol';
 import {
   type Clock,
   type HostCapacity,
@@ -41,6 +48,7 @@ interface Inventory {
   readonly bootId: string;
   readonly capacity: HostCapacity;
   readonly vms: readonly ObservedVm[];
+  readonly digest: string;
 }
 
 /**
@@ -56,6 +64,8 @@ export class HostAgent {
   private readonly starts = new Map<string, StartRecord>();
   private nextHeartbeatAt: number | null = null;
   private lastInventory: Inventory | null = null;
+  /** The digest every relay was last sent the full inventory of. */
+  private pushedDigest: string | null = null;
   private beating = false;
 
   constructor(
@@ -79,9 +89,24 @@ export class HostAgent {
     }
   }
 
-  /** Handles one LAN message: start requests meant for this host; anything else is not for an agent. */
+  /**
+   * Handles one LAN message: start requests meant for this host and a relay's request for the inventory;
+   * anything else is not for an agent. Only the site's configured relays are obeyed.
+   */
   async receive(message: LanMessage): Promise<void> {
-    if (message.kind !== 'start-vm') return;
+    if (message.kind !== 'start-vm' && message.kind !== 'inventory-request') return;
+    if (!this.config.relays.includes(message.relayId)) {
+      this.log.warn('request from a relay that is not configured ignored', {
+        kind: message.kind,
+        relayId: message.relayId,
+      });
+      return;
+    }
+    if (message.kind === 'inventory-request') {
+      const inventory = this.lastInventory;
+      if (inventory !== null) this.ports.lan.send(message.relayId, this.inventoryMessage(inventory));
+      return;
+    }
     if (message.hostId !== this.config.hostId) {
       // A misrouted start would put the VM where the control plane reserved no capacity (safety rule 5).
       this.log.warn('start request for another host ignored', {
@@ -110,6 +135,13 @@ export class HostAgent {
     const planned = (this.nextHeartbeatAt ?? now) + this.config.hostHeartbeatMs;
     this.nextHeartbeatAt = planned > now ? planned : now + this.config.hostHeartbeatMs;
     if (inventory === null) return;
+    // A changed inventory goes to every relay first (over the LAN's reliable channel); the heartbeat then
+    // carries its digest, so a relay that missed it asks again.
+    if (inventory.digest !== this.pushedDigest) {
+      const message = this.inventoryMessage(inventory);
+      for (const relayId of this.config.relays) this.ports.lan.send(relayId, message);
+      this.pushedDigest = inventory.digest;
+    }
     const heartbeat: Heartbeat = {
       kind: 'heartbeat',
       hostId: this.config.hostId,
@@ -117,10 +149,25 @@ export class HostAgent {
       bootId: inventory.bootId,
       cpus: inventory.capacity.cpus,
       memoryMiB: inventory.capacity.memoryMiB,
-      vms: [...inventory.vms],
+      vmCount: inventory.vms.length,
+      digest: inventory.digest,
       sentAt: this.ports.clock.now(),
     };
     for (const relayId of this.config.relays) this.ports.lan.send(relayId, heartbeat);
+  }
+
+  private inventoryMessage(inventory: Inventory): InventoryMessage {
+    return {
+      kind: 'inventory',
+      hostId: this.config.hostId,
+      cluster: this.config.cluster,
+      bootId: inventory.bootId,
+      cpus: inventory.capacity.cpus,
+      memoryMiB: inventory.capacity.memoryMiB,
+      vms: [...inventory.vms],
+      digest: inventory.digest,
+      sentAt: this.ports.clock.now(),
+    };
   }
 
   /**
@@ -136,7 +183,8 @@ export class HostAgent {
         hypervisor.capacity(),
         hypervisor.listVms(),
       ]);
-      this.lastInventory = { bootId, capacity, vms };
+      const digest = inventoryDigest({ cluster: this.config.cluster, bootId, ...capacity, vms });
+      this.lastInventory = { bootId, capacity, vms, digest };
     } catch (error) {
       this.log.warn('hypervisor did not answer; heartbeat repeats the last inventory', {
         error: describe(error),

@@ -1,71 +1,146 @@
 import type { CommandResult, FenceCommand } from '../../contracts/relay-protocol';
-import type { BmcPower, BmcTarget, Clock } from '../ports';
+import type { Clock } from '../ports';
 import { type CommandRun, describeError, finished, NOT_FINISHED, type StepOutcome } from './command-run';
+import { DEFAULT_LEVEL_TIMEOUT_MS, type FenceLevel } from './config';
 
 /** What a fence needs from the relay. */
 export interface FenceDeps {
-  readonly bmc: BmcPower;
   readonly clock: Clock;
   readonly pollMs: number;
 }
 
 /**
- * A fence: power the host off through its BMC and read the power status back until it says `off`.
+ * A level that fails this many calls in a row (no answer, power-off refused) gives way to the next level
+ * at once: a BMC that died with its host's power will not answer the next call either, and every level
+ * powers off the same host, so moving on is always safe.
+ */
+export const LEVEL_ERRORS_BEFORE_NEXT = 2;
+
+/** How one level is doing within the command. */
+interface LevelAttempt {
+  readonly startedAt: number;
+  lastRead: 'on' | 'unknown';
+  offAcknowledged: boolean;
+  errorsInRow: number;
+  lastError: string | null;
+}
+
+/**
+ * A fence: power the host off and read its power status back until it says `off`, through the host's
+ * fence levels in order (Pacemaker's fencing topology: a BMC first, a switched PDU after it…).
  *
- * Each step reads the status first, so a host already off is reported fenced without a power-off being
- * sent; the step that sends the power-off reads the status again straight after it is acknowledged. Only
- * a status read back as `off` is a success (safety rule 1): an acknowledged power-off is not.
- * At notAfter it gives up with the last status read: `on`, or `unknown` when the BMC did not answer.
+ * Each step reads the current level's status first, so a host already off is reported fenced without a
+ * power-off being sent; the step that sends the power-off reads the status again straight after it is
+ * acknowledged. Only a status read back as `off` is a success (safety rule 1): an acknowledged power-off
+ * is not. A level that cannot confirm `off` (it does not answer, refuses the power-off, or still reads
+ * `on` past its timeout) hands over to the next level within the same command; after the last level the
+ * first is tried again, until notAfter. The result names the level that read `off`, or every level's
+ * failure.
  */
 export class FenceRun implements CommandRun {
   dueAt: number;
-  private lastRead: 'on' | 'unknown' = 'unknown';
-  private offAcknowledged = false;
-  private lastError: string | null = null;
+  private index = 0;
+  private attempt: LevelAttempt;
+  /** Why each level failed so far (by level number), for the failure's detail. */
+  private readonly failures = new Map<number, string>();
+  /** Some level read `on` at its last read: a failure then reports `on`, not `unknown`. */
+  private readOn = false;
 
   constructor(
     private readonly command: FenceCommand,
-    private readonly target: BmcTarget,
+    private readonly levels: readonly FenceLevel[],
     private readonly deps: FenceDeps,
   ) {
+    if (levels.length === 0) throw new Error(`no fence level configured for ${command.hostId}`);
     this.dueAt = deps.clock.now();
+    this.attempt = this.freshAttempt();
   }
 
   async step(): Promise<StepOutcome> {
-    const { bmc, clock } = this.deps;
+    const { clock } = this.deps;
     if (clock.now() > this.command.notAfter) return finished(this.notConfirmed());
-    try {
-      const status = await bmc.powerStatus(this.target);
-      if (status === 'off') return finished(this.confirmed());
-      this.lastRead = 'on';
-    } catch (error) {
-      this.lastRead = 'unknown';
-      this.lastError = `power status: ${describeError(error)}`;
-      return this.pollAgain();
+    if (clock.now() > this.attempt.startedAt + this.levelTimeout()) {
+      this.nextLevel(this.timedOutReason());
+      if (clock.now() > this.command.notAfter) return finished(this.notConfirmed());
     }
-    if (this.offAcknowledged) return this.pollAgain();
-    // Sent again after a refusal only: once acknowledged, the BMC is taking its time, and the reads decide.
+    const device = this.level().device;
+    const attempt = this.attempt;
     try {
-      await bmc.powerOff(this.target);
-      this.offAcknowledged = true;
-      this.lastError = null;
+      const status = await device.powerStatus();
+      if (status === 'off') return finished(this.confirmed());
+      attempt.lastRead = 'on';
+      this.readOn = true;
     } catch (error) {
-      this.lastError = `power off: ${describeError(error)}`;
-      return this.pollAgain();
+      return this.levelError(`power status: ${describeError(error)}`);
+    }
+    if (attempt.offAcknowledged) return this.pollAgain();
+    // Sent again after a refusal only: once acknowledged, the device is taking its time, and reads decide.
+    try {
+      await device.powerOff();
+      attempt.offAcknowledged = true;
+      attempt.errorsInRow = 0;
+      attempt.lastError = null;
+    } catch (error) {
+      return this.levelError(`power off: ${describeError(error)}`);
     }
     // Most BMCs read off as soon as they acknowledge a hard power-off: read it back at once rather than
     // a poll interval later, which would sit on every failover's critical path.
-    return this.readBack();
-  }
-
-  private async readBack(): Promise<StepOutcome> {
     try {
-      if ((await this.deps.bmc.powerStatus(this.target)) === 'off') return finished(this.confirmed());
+      if ((await device.powerStatus()) === 'off') return finished(this.confirmed());
     } catch (error) {
       // Still acknowledged: the next poll reads again.
-      this.lastError = `power status: ${describeError(error)}`;
+      attempt.lastError = `power status: ${describeError(error)}`;
     }
     return this.pollAgain();
+  }
+
+  private level(): FenceLevel {
+    const level = this.levels[this.index];
+    if (level === undefined) throw new Error('fence level index out of range');
+    return level;
+  }
+
+  private levelTimeout(): number {
+    return this.level().timeoutMs ?? DEFAULT_LEVEL_TIMEOUT_MS;
+  }
+
+  private freshAttempt(): LevelAttempt {
+    return {
+      startedAt: this.deps.clock.now(),
+      lastRead: 'unknown',
+      offAcknowledged: false,
+      errorsInRow: 0,
+      lastError: null,
+    };
+  }
+
+  /** A failed call: the same level polls again, or gives way to the next one after too many in a row. */
+  private levelError(message: string): StepOutcome {
+    const attempt = this.attempt;
+    attempt.lastError = message;
+    attempt.lastRead = 'unknown';
+    attempt.errorsInRow += 1;
+    if (attempt.errorsInRow < LEVEL_ERRORS_BEFORE_NEXT) return this.pollAgain();
+    this.nextLevel(message);
+    // The next level is tried at once: the host may still be writing to shared storage.
+    this.dueAt = this.deps.clock.now();
+    return NOT_FINISHED;
+  }
+
+  private timedOutReason(): string {
+    const a = this.attempt;
+    if (a.lastRead === 'on') {
+      return a.offAcknowledged
+        ? `power-off acknowledged but still read on after ${this.levelTimeout()} ms`
+        : `read on; power-off not acknowledged (${a.lastError ?? 'no answer'})`;
+    }
+    return `no power status read within ${this.levelTimeout()} ms (${a.lastError ?? 'no answer'})`;
+  }
+
+  private nextLevel(reason: string): void {
+    this.failures.set(this.index + 1, `${this.level().device.driver}: ${reason}`);
+    this.index = (this.index + 1) % this.levels.length;
+    this.attempt = this.freshAttempt();
   }
 
   private pollAgain(): StepOutcome {
@@ -76,25 +151,48 @@ export class FenceRun implements CommandRun {
   }
 
   private confirmed(): CommandResult {
-    const detail = this.offAcknowledged
-      ? `${this.command.hostId} powered off: status read back off`
-      : `${this.command.hostId} was already off (status read off); no power-off sent`;
-    return this.result('succeeded', 'off', detail);
+    const n = this.index + 1;
+    const driver = this.level().device.driver;
+    const how = this.attempt.offAcknowledged
+      ? 'powered off: status read back off'
+      : 'was already off (status read off); no power-off sent';
+    const before = this.failures.size > 0 ? ` after ${this.describeFailures()}` : '';
+    return {
+      ...this.result('succeeded', 'off', `${this.command.hostId} ${how} by level ${n} (${driver})${before}`),
+      level: n,
+      driver,
+    };
   }
 
   private notConfirmed(): CommandResult {
-    const hostId = this.command.hostId;
-    if (this.lastRead === 'on') {
-      const detail = this.offAcknowledged
-        ? `${hostId}: power-off acknowledged but status still read on at notAfter`
-        : `${hostId}: status read on and power-off not acknowledged (${this.lastError ?? 'no answer'})`;
-      return this.result('failed', 'on', detail);
+    const current = this.attempt;
+    if (current.lastRead === 'on' || current.lastError !== null) {
+      this.failures.set(this.index + 1, `${this.level().device.driver}: ${this.timedOutReasonAtDeadline()}`);
     }
+    // `on` when any level read the host on: it was seen powered, which `unknown` would hide.
+    const powerState = this.readOn ? 'on' : 'unknown';
     return this.result(
       'failed',
-      'unknown',
-      `${hostId}: BMC did not answer before notAfter (${this.lastError ?? 'no status read'})`,
+      powerState,
+      `${this.command.hostId}: power-off not confirmed before notAfter; ${this.describeFailures()}`,
     );
+  }
+
+  private timedOutReasonAtDeadline(): string {
+    const a = this.attempt;
+    if (a.lastRead === 'on') {
+      return a.offAcknowledged
+        ? 'power-off acknowledged but status still read on at notAfter'
+        : `status read on and power-off not acknowledged (${a.lastError ?? 'no answer'})`;
+    }
+    return `did not answer before notAfter (${a.lastError ?? 'no status read'})`;
+  }
+
+  private describeFailures(): string {
+    return [...this.failures.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([n, why]) => `level ${n} ${why}`)
+      .join('; ');
   }
 
   private result(outcome: CommandResult['outcome'], powerState: 'off' | 'on' | 'unknown', detail: string) {

@@ -1,5 +1,6 @@
 import {
   type CommandResult,
+  type FenceReadiness,
   type HostObservation,
   PROTOCOL_VERSION,
   type RelayCommand,
@@ -7,23 +8,31 @@ import {
   type ReportResponse,
 } from '../../contracts/relay-protocol';
 import { type HaPolicy, hostSilentAfterMs, resolvePolicy } from '../../core/policy';
-import { type Heartbeat, HeartbeatSchema, type LanMessage, type StartVmReply } from '../lan-protocol';
 import {
-  type BmcEndpoint,
-  type BmcPower,
+  type Heartbeat,
+  HeartbeatSchema,
+  type Inventory,
+  InventorySchema,
+  inventoryDigest,
+  type LanMessage,
+  type StartVmReply,
+} from '../lan-protocol';
+import {
   type Clock,
   type HeardHost,
   type Lan,
   type RelayState,
   type RelayStateStore,
+  type SavedCommand,
   type SiteLogger,
   silentLogger,
   type Uplink,
   UplinkError,
 } from '../ports';
 import { type CommandRun, describeError } from './command-run';
-import type { RelayConfig } from './config';
+import { DEFAULT_FENCE_CHECK_MS, type RelayConfig } from './config';
 import { FenceRun } from './fence-run';
+import { checkHosts, sameReadiness } from './readiness';
 import { makeRedactor } from './redact';
 import { StartRun } from './start-run';
 
@@ -32,10 +41,14 @@ export interface RelayPorts {
   readonly clock: Clock;
   readonly uplink: Uplink;
   readonly lan: Lan;
-  readonly bmc: BmcPower;
   readonly state: RelayStateStore;
   readonly log?: SiteLogger;
+  /** Uniform in [0, 1): the jitter of retries and readiness checks; Math.random when left out. */
+  readonly random?: () => number;
 }
+
+/** Longest `detail` the protocol accepts; a longer one would get the whole report refused. */
+const MAX_DETAIL = 1000;
 
 /** A finished command is remembered this long past its notAfter, so a late repeat is still recognised. */
 const REMEMBER_DONE_MS = 15 * 60 * 1000;
@@ -60,9 +73,20 @@ export class Relay {
   private readonly log: SiteLogger;
   private readonly policy: HaPolicy;
   private readonly silentAfterMs: number;
-  private readonly bmc: ReadonlyMap<string, BmcEndpoint>;
-  private readonly redact: (text: string) => string;
+  private readonly random: () => number;
+  /** Blanks every configured secret from a text; applied to everything that leaves the relay. */
+  readonly redact: (text: string) => string;
   private readonly hosts = new Map<string, HeardHost>();
+  /** When an inventory was last asked of each host, so a stream of heartbeats asks once per interval. */
+  private readonly askedAt = new Map<string, number>();
+  /** Latest readiness per host, and the ones not yet taken by the control plane. */
+  private readonly readiness = new Map<string, FenceReadiness>();
+  private readonly unsentReadiness = new Map<string, FenceReadiness>();
+  private nextCheckAt: number;
+  private checking: Promise<void> | null = null;
+  /** Saves run one at a time, each writing the latest state; a save asked for during one runs after it. */
+  private saving: Promise<void> | null = null;
+  private saveAgain = false;
   private readonly jobs = new Map<string, Job>();
   /** Results not yet taken by the control plane, by command id. */
   private readonly unsent = new Map<string, CommandResult>();
@@ -93,14 +117,20 @@ export class Relay {
     this.log = ports.log ?? silentLogger;
     this.policy = resolvePolicy(config.timing);
     this.silentAfterMs = hostSilentAfterMs(this.policy);
-    this.bmc = new Map(Object.entries(config.bmc));
-    this.redact = makeRedactor(config.bmc, config.credential);
+    this.random = ports.random ?? Math.random;
+    this.redact = makeRedactor(config.credential, config.secrets ?? []);
     const now = ports.clock.now();
     // Never below a seq handed out before the restart, nor below the wall clock (a lost state file).
     this.nextSeq = Math.max((saved?.seq ?? -1) + 1, now);
-    for (const host of saved?.hosts ?? []) this.hosts.set(host.hostId, host);
+    for (const host of saved?.hosts ?? []) {
+      // State files of relays before LAN protocol v1 carry no digest: the first heartbeat asks again.
+      this.hosts.set(host.hostId, { ...host, digest: host.digest ?? '' });
+    }
+    for (const command of saved?.commands ?? []) this.restore(command, now);
     this.quietUntil = now + this.silentAfterMs;
     this.nextReportAt = this.quietUntil;
+    // The first check runs at once: an operator starting a relay wants to know whether it can fence.
+    this.nextCheckAt = now;
   }
 
   /** Opens a relay with its saved state (sequence number, hosts heard before a restart). */
@@ -117,9 +147,10 @@ export class Relay {
     return new Relay(config, ports, saved);
   }
 
-  /** Handles one message from the LAN: an agent's heartbeat or its answer to a start request. */
+  /** Handles one message from the LAN: an agent's heartbeat, its inventory, or its answer to a start. */
   receive(message: LanMessage): void {
     if (message.kind === 'heartbeat') this.heard(message);
+    else if (message.kind === 'inventory') this.inventory(message);
     else if (message.kind === 'start-result') this.answered(message);
   }
 
@@ -137,6 +168,23 @@ export class Relay {
     // A command that finished during this tick is reported at once, not at the next interval.
     await this.reportIfDue();
     this.forgetDone(this.ports.clock.now());
+    this.checkReadinessIfDue(this.ports.clock.now());
+  }
+
+  /**
+   * Reads every host's fence levels (power status only, nothing changes) and queues the readiness of
+   * those whose answer changed for the next report. Runs every `fenceCheckMs`, jittered, beside the loop.
+   */
+  checkFenceReadiness(): Promise<void> {
+    this.checking ??= this.runCheck().finally(() => {
+      this.checking = null;
+    });
+    return this.checking;
+  }
+
+  /** Saves the relay's state now (the program calls it before exiting). */
+  flush(): Promise<void> {
+    return this.persist();
   }
 
   /** The real program's loop: a tick every `loopMs`, not awaited, so a slow BMC cannot hold reports back. */
@@ -160,7 +208,10 @@ export class Relay {
       ]);
       this.wake = null;
     }
+    // The steps under way finish (a fence reads its power back), then the state is saved.
     await Promise.all(inFlight);
+    await this.checking;
+    await this.persist();
   }
 
   // ------------------------------------------------------------------ hosts
@@ -173,21 +224,60 @@ export class Relay {
       return;
     }
     const hb = parsed.data;
-    const previous = this.hosts.get(hb.hostId);
+    const now = this.ports.clock.now();
+    const known = this.hosts.get(hb.hostId);
+    if (known === undefined || known.digest !== hb.digest) {
+      // What is reported changes only with a full inventory, which the agent sends on change; this asks
+      // again for one that was lost (and for a host this relay has never heard).
+      this.askInventory(hb.hostId, now);
+    }
+    if (known === undefined) return;
+    this.hosts.set(hb.hostId, { ...known, heardAt: now });
+    this.cameBack(hb.hostId);
+  }
+
+  private inventory(message: Inventory): void {
+    const parsed = InventorySchema.safeParse(message);
+    if (!parsed.success) {
+      this.log.warn('malformed inventory dropped', { issues: parsed.error.issues.length });
+      return;
+    }
+    const inv = parsed.data;
+    const digest = inventoryDigest(inv);
+    if (digest !== inv.digest) {
+      this.log.warn('inventory dropped: its digest does not match its content', { hostId: inv.hostId });
+      return;
+    }
+    const previous = this.hosts.get(inv.hostId);
     const host: HeardHost = {
-      hostId: hb.hostId,
-      cluster: hb.cluster,
-      bootId: hb.bootId,
-      cpus: hb.cpus,
-      memoryMiB: hb.memoryMiB,
-      vms: hb.vms,
+      hostId: inv.hostId,
+      cluster: inv.cluster,
+      bootId: inv.bootId,
+      cpus: inv.cpus,
+      memoryMiB: inv.memoryMiB,
+      vms: inv.vms,
+      digest,
       heardAt: this.ports.clock.now(),
     };
-    this.hosts.set(hb.hostId, host);
-    const cameBack = this.reportedSilent.has(hb.hostId);
-    if (cameBack) this.urgent = true;
-    if (previous === undefined || cameBack || inventoryKey(previous) !== inventoryKey(host))
+    this.hosts.set(inv.hostId, host);
+    this.askedAt.delete(inv.hostId);
+    this.cameBack(inv.hostId);
+    if (previous === undefined || previous.digest !== digest) this.changed = true;
+  }
+
+  /** A host heard again after the last report called it silent: reported at once. */
+  private cameBack(hostId: string): void {
+    if (this.reportedSilent.has(hostId)) {
+      this.urgent = true;
       this.changed = true;
+    }
+  }
+
+  private askInventory(hostId: string, now: number): void {
+    const asked = this.askedAt.get(hostId);
+    if (asked !== undefined && now - asked < this.policy.hostHeartbeatMs) return;
+    this.askedAt.set(hostId, now);
+    this.ports.lan.send(hostId, { kind: 'inventory-request', relayId: this.config.relayId, hostId });
   }
 
   private isSilent(host: HeardHost, now: number): boolean {
@@ -237,19 +327,16 @@ export class Relay {
   private async report(now: number): Promise<void> {
     this.sending = true;
     const report = this.buildReport(now);
-    try {
-      await this.ports.state.save({ seq: report.seq, hosts: [...this.hosts.values()] });
-    } catch (error) {
-      // Sent anyway: a seq reused after a restart is only refused (409); the wall clock makes it unlikely.
-      this.log.warn('relay state not saved', { error: describeError(error) });
-    }
+    // Saved first (seq above all), though sent anyway when that fails: a seq reused after a restart is
+    // only refused (409), and the wall clock makes it unlikely.
+    await this.persist();
     try {
       const response = await this.ports.uplink.send(report, this.config.credential);
       this.failures = 0;
       this.staleJump = 1000;
       this.nextReportAt =
         this.ports.clock.now() + Math.min(response.nextReportInMs, this.policy.relayReportMs);
-      this.accepted(report, response);
+      if (this.accepted(report, response)) await this.persist();
     } catch (error) {
       this.refused(error);
     } finally {
@@ -279,7 +366,7 @@ export class Relay {
     const seq = this.nextSeq;
     // Every attempt takes a new seq, sent or not: a retry is a new report with the latest state.
     this.nextSeq += 1;
-    return {
+    const report: RelayReport = {
       protocol: PROTOCOL_VERSION,
       siteId: this.config.siteId,
       relayId: this.config.relayId,
@@ -288,21 +375,39 @@ export class Relay {
       hosts,
       results: [...this.unsent.values()],
     };
+    return this.unsentReadiness.size === 0
+      ? report
+      : { ...report, fenceReadiness: [...this.unsentReadiness.values()] };
   }
 
-  /** A response: the results its report carried are done unless still listed; new commands start. */
-  private accepted(report: RelayReport, response: ReportResponse): void {
+  /**
+   * A response: the results its report carried are done unless still listed; new commands are taken.
+   * True when the state must be saved before anything else happens (a command taken, a result done).
+   */
+  private accepted(report: RelayReport, response: ReportResponse): boolean {
     const listed = new Set(response.commands.map((c) => c.commandId));
+    let taken = false;
     for (const result of report.results) {
-      if (!listed.has(result.commandId)) this.unsent.delete(result.commandId);
+      if (!listed.has(result.commandId)) taken = this.unsent.delete(result.commandId) || taken;
     }
+    for (const entry of report.fenceReadiness ?? []) {
+      // Taken, unless a newer check changed it while the report was out.
+      if (this.unsentReadiness.get(entry.hostId) === entry) this.unsentReadiness.delete(entry.hostId);
+    }
+    const before = this.jobs.size;
     for (const command of response.commands) this.take(command);
+    // A command taken is on disk before its first step acts; a result taken is not resent after a restart.
+    return taken || this.jobs.size !== before;
   }
 
   private refused(error: unknown): void {
     this.failures += 1;
     const base = Math.min(1000, this.policy.relayReportMs);
-    const backoff = Math.min(this.policy.relayReportMs, base * 2 ** (this.failures - 1));
+    const ceiling = Math.min(this.policy.relayReportMs, base * 2 ** (this.failures - 1));
+    // Full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter"): the relays of every site that
+    // lost the control plane at the same moment do not all come back at the same moment. Never below
+    // 50 ms, so a relay cannot spin.
+    const backoff = Math.max(50, Math.round(this.random() * ceiling));
     this.nextReportAt = this.ports.clock.now() + backoff;
     const status = error instanceof UplinkError ? error.status : null;
     if (status === 409) {
@@ -343,24 +448,34 @@ export class Relay {
       );
       return;
     }
+    if (!this.startRun(job, now)) return;
+    this.log.info('command taken', {
+      commandId: command.commandId,
+      kind: command.kind,
+      hostId: command.hostId,
+    });
+  }
+
+  /** Gives a job its run; false when it cannot be carried out here (finished as failed at once). */
+  private startRun(job: Job, now: number): boolean {
+    const { command } = job;
     if (command.kind === 'fence') {
-      const endpoint = this.bmc.get(command.hostId);
-      if (endpoint === undefined) {
+      const levels = this.config.fence[command.hostId] ?? [];
+      if (levels.length === 0) {
         this.finish(job, {
           ...notStarted(
             command,
             now,
-            `no BMC configured for ${command.hostId} on relay ${this.config.relayId}`,
+            `no fence level configured for ${command.hostId} on relay ${this.config.relayId}`,
           ),
           powerState: 'unknown',
         });
-        return;
+        return false;
       }
-      job.run = new FenceRun(
-        command,
-        { hostId: command.hostId, ...endpoint },
-        { bmc: this.ports.bmc, clock: this.ports.clock, pollMs: this.config.bmcPollMs ?? 1000 },
-      );
+      job.run = new FenceRun(command, levels, {
+        clock: this.ports.clock,
+        pollMs: this.config.bmcPollMs ?? 1000,
+      });
     } else {
       job.run = new StartRun(command, {
         relayId: this.config.relayId,
@@ -370,11 +485,104 @@ export class Relay {
         seenRunning: (hostId, vmId) => this.seenRunning(hostId, vmId),
       });
     }
-    this.log.info('command taken', {
-      commandId: command.commandId,
-      kind: command.kind,
-      hostId: command.hostId,
+    return true;
+  }
+
+  /**
+   * A command from the state file. A finished one is remembered (never carried out again; its result is
+   * resent if the control plane had not taken it); one in flight when the relay died is resumed, which is
+   * safe because each run starts by reading: a fence reads the power status before sending anything, and
+   * an agent answers a repeated start request from memory or finds the VM already running.
+   */
+  private restore(saved: SavedCommand, now: number): void {
+    const { command, result } = saved;
+    const job: Job = { command, run: null, busy: false, finished: result !== null, result };
+    this.jobs.set(command.commandId, job);
+    if (result !== null) {
+      if (saved.unsent) this.unsent.set(command.commandId, result);
+      return;
+    }
+    if (now > command.notAfter) {
+      // Its time ran out while the relay was down: nothing true to say, the control plane times it out.
+      job.finished = true;
+      this.log.warn('command in flight at restart is past its notAfter; left to the control plane', {
+        commandId: command.commandId,
+      });
+      return;
+    }
+    if (this.startRun(job, now)) {
+      this.log.info('command resumed after restart', { commandId: command.commandId, kind: command.kind });
+    }
+  }
+
+  /** The state to save: seq, hosts and every command not yet forgotten. */
+  private snapshot(): RelayState {
+    const commands: SavedCommand[] = [];
+    for (const job of this.jobs.values()) {
+      commands.push({
+        command: job.command,
+        result: job.result,
+        unsent: this.unsent.has(job.command.commandId),
+      });
+    }
+    return { seq: this.nextSeq - 1, hosts: [...this.hosts.values()], commands };
+  }
+
+  /** Saves the latest state; concurrent calls share one write and the write after it. Never throws. */
+  private persist(): Promise<void> {
+    if (this.saving !== null) {
+      this.saveAgain = true;
+      return this.saving;
+    }
+    const write = async () => {
+      do {
+        this.saveAgain = false;
+        try {
+          await this.ports.state.save(this.snapshot());
+        } catch (error) {
+          this.log.warn('relay state not saved', { error: this.redact(describeError(error)) });
+        }
+      } while (this.saveAgain);
+    };
+    this.saving = write().finally(() => {
+      this.saving = null;
     });
+    return this.saving;
+  }
+
+  private checkReadinessIfDue(now: number): void {
+    const every = this.config.fenceCheckMs ?? DEFAULT_FENCE_CHECK_MS;
+    if (every <= 0 || now < this.nextCheckAt || this.checking !== null) return;
+    // Jittered by up to a tenth either way, so the relays of a site do not read every BMC in step.
+    this.nextCheckAt = now + Math.round(every * (0.9 + 0.2 * this.random()));
+    void this.checkFenceReadiness();
+  }
+
+  private async runCheck(): Promise<void> {
+    // A host being fenced is left alone: its BMC is busy with the power-off, and the fence tells more.
+    const fencing = new Set<string>();
+    for (const job of this.jobs.values()) {
+      if (!job.finished && job.command.kind === 'fence') fencing.add(job.command.hostId);
+    }
+    const hostIds = Object.keys(this.config.fence).filter((h) => !fencing.has(h));
+    try {
+      const results = await checkHosts(this.config.fence, hostIds, this.redact, () => this.ports.clock.now());
+      for (const entry of results) {
+        const previous = this.readiness.get(entry.hostId);
+        this.readiness.set(entry.hostId, entry);
+        if (previous !== undefined && sameReadiness(previous, entry)) continue;
+        this.unsentReadiness.set(entry.hostId, entry);
+        this.changed = true;
+        const log = entry.ok ? this.log.info : this.log.warn;
+        log.call(this.log, 'fence readiness changed', {
+          hostId: entry.hostId,
+          ok: entry.ok,
+          levels: entry.levels.map((l) => `${l.level} ${l.driver}: ${l.ok ? `ok (${l.power})` : l.error}`),
+        });
+      }
+    } catch (error) {
+      this.log.warn('fence readiness check failed', { error: this.redact(describeError(error)) });
+    }
   }
 
   private stepDueCommands(now: number): Promise<void>[] {
@@ -418,7 +626,9 @@ export class Relay {
       return;
     }
     const clean: CommandResult =
-      result.detail === undefined ? result : { ...result, detail: this.redact(result.detail) };
+      result.detail === undefined
+        ? result
+        : { ...result, detail: this.redact(result.detail).slice(0, MAX_DETAIL) };
     job.result = clean;
     this.unsent.set(commandId, clean);
     this.changed = true;
@@ -444,10 +654,4 @@ function notStarted(command: RelayCommand, now: number, detail: string): Command
     detail,
     finishedAt: now,
   };
-}
-
-/** What makes a heartbeat worth reporting at once when it changes: boot, capacity, VMs and their states. */
-function inventoryKey(host: HeardHost): string {
-  const vms = [...host.vms].sort((a, b) => a.id.localeCompare(b.id));
-  return JSON.stringify([host.cluster, host.bootId, host.cpus, host.memoryMiB, vms]);
 }

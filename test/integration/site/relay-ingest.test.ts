@@ -14,7 +14,7 @@ import { type Uplink, UplinkError } from '../../../site/ports';
 import { Relay } from '../../../site/relay/relay';
 import { httpEvent, quietLogger } from '../../functions/support';
 import { FakeMetrics, FakeWorkflow, SeededIds, testHasher } from '../../unit/app/fakes';
-import { FakeBmc, FakeHypervisor, FakeLan, ManualClock, MemoryStateStore } from '../../unit/site/fakes';
+import { FakeHypervisor, FakeLan, ManualClock, MemoryStateStore } from '../../unit/site/fakes';
 
 const SITE = 'dc1';
 const TIMING = { hostHeartbeatMs: 2000, missedHeartbeats: 3, relayReportMs: 10_000 } as const;
@@ -60,8 +60,8 @@ describe('relays reporting to the real ingest handler', () => {
     for (const relayId of ['r1', 'r2']) {
       const { credential } = await enrollRelay(ctx, { siteId: SITE, relayId });
       const relay = await Relay.open(
-        { siteId: SITE, relayId, credential, timing: TIMING, bmc: {} },
-        { clock, lan, bmc: new FakeBmc(), uplink, state: new MemoryStateStore() },
+        { siteId: SITE, relayId, credential, timing: TIMING, fence: {}, fenceCheckMs: 0 },
+        { clock, lan, uplink, state: new MemoryStateStore() },
       );
       lan.attach(relayId, relay);
       relays.push(relay);

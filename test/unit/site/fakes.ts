@@ -1,9 +1,13 @@
 import type { ObservedVm, RelayReport, ReportResponse } from '../../../contracts/relay-protocol';
-import type { LanMessage } from '../../../site/lan-protocol';
 import {
-  type BmcPower,
-  type BmcTarget,
+  type Inventory,
+  type InventoryContent,
+  inventoryDigest,
+  type LanMessage,
+} from '../../../site/lan-protocol';
+import {
   type Clock,
+  type FenceDevice,
   type HostCapacity,
   type Hypervisor,
   type Lan,
@@ -55,48 +59,67 @@ export async function flush(rounds = 20): Promise<void> {
 /** What the fake BMC answers for one host: a status per read (the last one repeats), or `no-answer`. */
 export type BmcScript = readonly (PowerStatus | 'no-answer')[];
 
-/** BMCs of the site: scripted status reads, every call recorded with the target it was given. */
-export class FakeBmc implements BmcPower {
-  readonly calls: { op: 'status' | 'off'; target: BmcTarget }[] = [];
+/** Where and how a fake BMC is reached: the values its error messages echo. */
+export interface FakeEndpoint {
+  readonly address: string;
+  readonly user: string;
+  readonly password: string;
+}
+
+/**
+ * The fence devices of a site: scripted status reads, every call recorded. Each device has a key (the host
+ * id for a host's first level, `h1#2` for its second…) by which tests script it and read its calls.
+ */
+export class FakeBmc {
+  readonly calls: { op: 'status' | 'off'; key: string }[] = [];
   private readonly scripts = new Map<string, BmcScript>();
   private readonly reads = new Map<string, number>();
-  /** Makes power-off fail for these hosts, with this message. */
+  /** Makes power-off fail for these devices, with this message. */
   readonly offFails = new Map<string, string>();
-  /** A host whose status reads `off` from the n-th read after its power-off was acknowledged. */
+  /** A device whose status reads `off` from the n-th read after its power-off was acknowledged. */
   readonly offAfterReads = new Map<string, number>();
   private readonly ackedAtRead = new Map<string, number>();
 
-  script(hostId: string, script: BmcScript): void {
-    this.scripts.set(hostId, script);
+  script(key: string, script: BmcScript): void {
+    this.scripts.set(key, script);
   }
 
-  async powerOff(target: BmcTarget): Promise<void> {
-    this.calls.push({ op: 'off', target });
-    const failure = this.offFails.get(target.hostId);
+  /** The device with this key, reached at `endpoint` (which its errors name, as ipmitool's do). */
+  device(key: string, endpoint: FakeEndpoint, driver = 'fake-ipmi'): FenceDevice {
+    return {
+      driver,
+      powerOff: () => this.powerOff(key),
+      powerStatus: () => this.powerStatus(key, endpoint),
+    };
+  }
+
+  private async powerOff(key: string): Promise<void> {
+    this.calls.push({ op: 'off', key });
+    const failure = this.offFails.get(key);
     if (failure !== undefined) throw new Error(failure);
-    this.ackedAtRead.set(target.hostId, this.reads.get(target.hostId) ?? 0);
+    this.ackedAtRead.set(key, this.reads.get(key) ?? 0);
   }
 
-  async powerStatus(target: BmcTarget): Promise<PowerStatus> {
-    this.calls.push({ op: 'status', target });
-    const n = this.reads.get(target.hostId) ?? 0;
-    this.reads.set(target.hostId, n + 1);
-    const acked = this.ackedAtRead.get(target.hostId);
-    const delay = this.offAfterReads.get(target.hostId);
+  private async powerStatus(key: string, endpoint: FakeEndpoint): Promise<PowerStatus> {
+    this.calls.push({ op: 'status', key });
+    const n = this.reads.get(key) ?? 0;
+    this.reads.set(key, n + 1);
+    const acked = this.ackedAtRead.get(key);
+    const delay = this.offAfterReads.get(key);
     if (acked !== undefined && delay !== undefined && n >= acked + delay - 1) return 'off';
-    const script = this.scripts.get(target.hostId) ?? ['on'];
+    const script = this.scripts.get(key) ?? ['on'];
     const answer = script[Math.min(n, script.length - 1)] ?? 'on';
     if (answer === 'no-answer') {
       throw new Error(
-        `Error: Unable to establish IPMI v2 / RMCP+ session to ${target.address} as ${target.user}`,
+        `Error: Unable to establish IPMI v2 / RMCP+ session to ${endpoint.address} as ${endpoint.user}`,
       );
     }
     return answer;
   }
 
-  /** The operations sent to one host's BMC, in order. */
-  opsFor(hostId: string): ('status' | 'off')[] {
-    return this.calls.filter((c) => c.target.hostId === hostId).map((c) => c.op);
+  /** The operations sent to one device, in order. */
+  opsFor(key: string): ('status' | 'off')[] {
+    return this.calls.filter((c) => c.key === key).map((c) => c.op);
   }
 }
 
@@ -260,4 +283,12 @@ export class MemoryStateStore implements RelayStateStore {
     this.saves += 1;
     this.saved = structuredClone(state);
   }
+}
+
+/** The inventory message an agent would send for this content, at `sentAt`. */
+export function inventoryMessage(
+  content: InventoryContent & { readonly hostId: string },
+  sentAt: number,
+): Inventory {
+  return { kind: 'inventory', ...content, vms: [...content.vms], digest: inventoryDigest(content), sentAt };
 }

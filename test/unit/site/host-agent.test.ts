@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ObservedVm } from '../../../contracts/relay-protocol';
 import { HostAgent } from '../../../site/agent/host-agent';
-import type { StartVmRequest } from '../../../site/lan-protocol';
+import { inventoryDigest, type StartVmRequest } from '../../../site/lan-protocol';
 import { FakeHypervisor, FakeLan, flush, ManualClock, T0 } from './fakes';
 
 const HEARTBEAT_MS = 2000;
@@ -39,19 +39,24 @@ describe('host agent heartbeat', () => {
     // when it ticks for the first time
     await agent.tick();
 
-    // then both relays get the same heartbeat with everything the relay reports
-    const expected = {
+    // then both relays get the full inventory, then a small heartbeat that carries its digest
+    const content = { cluster: 'c1', bootId: 'boot-a', cpus: 32, memoryMiB: 65_536, vms: [running('vm-1')] };
+    const digest = inventoryDigest(content);
+    const inventory = { kind: 'inventory', hostId: 'h1', ...content, digest, sentAt: T0 };
+    const heartbeat = {
       kind: 'heartbeat',
       hostId: 'h1',
       cluster: 'c1',
       bootId: 'boot-a',
       cpus: 32,
       memoryMiB: 65_536,
-      vms: [running('vm-1')],
+      vmCount: 1,
+      digest,
       sentAt: T0,
     };
-    expect(lan.sentTo('r1', 'heartbeat')).toEqual([expected]);
-    expect(lan.sentTo('r2', 'heartbeat')).toEqual([expected]);
+    for (const relay of ['r1', 'r2']) {
+      expect(lan.sent.filter((m) => m.to === relay).map((m) => m.message)).toEqual([inventory, heartbeat]);
+    }
 
     // when it ticks again just before the interval, then nothing more is sent
     clock.advance(HEARTBEAT_MS - 1);
@@ -84,10 +89,11 @@ describe('host agent heartbeat', () => {
     clock.advance(HEARTBEAT_MS);
     await agent.tick();
 
-    // then the heartbeat still goes out with the last known VMs
+    // then the heartbeat still goes out with the last known inventory's digest, and no new inventory
     const beats = lan.sentTo('r1', 'heartbeat');
     expect(beats).toHaveLength(2);
-    expect(beats[1]?.vms).toEqual([running('vm-1')]);
+    expect(beats[1]?.digest).toBe(beats[0]?.digest);
+    expect(lan.sentTo('r1', 'inventory').map((i) => i.vms)).toEqual([[running('vm-1')]]);
   });
 
   it('sends no heartbeat before it could read the hypervisor once', async () => {
@@ -195,6 +201,11 @@ describe('host agent start requests', () => {
     await agent.tick();
     const beats = lan.sentTo('r1', 'heartbeat');
     expect(beats.map((b) => b.sentAt - T0)).toEqual([0, 500]);
-    expect(beats[1]?.vms.map((v) => v.id)).toEqual(['vm-1', 'vm-7']);
+    expect(beats.map((b) => b.vmCount)).toEqual([1, 2]);
+    // the changed inventory went out before that heartbeat
+    expect(lan.sentTo('r1', 'inventory').map((i) => i.vms.map((v) => v.id))).toEqual([
+      ['vm-1'],
+      ['vm-1', 'vm-7'],
+    ]);
   });
 });

@@ -2,8 +2,17 @@ import { describe, expect, it } from 'vitest';
 import type { RelayCommand } from '../../../contracts/relay-protocol';
 import { UplinkError } from '../../../site/ports';
 import { Relay } from '../../../site/relay/relay';
-import { FakeBmc, FakeLan, FakeUplink, flush, ManualClock, MemoryStateStore, networkDown, T0 } from './fakes';
-import { BMC, CREDENTIAL, SILENT_MS, TestSite, TIMING } from './site-harness';
+import {
+  FakeLan,
+  FakeUplink,
+  flush,
+  inventoryMessage,
+  ManualClock,
+  MemoryStateStore,
+  networkDown,
+  T0,
+} from './fakes';
+import { CREDENTIAL, SILENT_MS, TestSite, TIMING } from './site-harness';
 
 /** The site's first report: a relay listens one silence threshold before it speaks. */
 async function firstReport(site: TestSite): Promise<void> {
@@ -112,14 +121,8 @@ describe('relay report', () => {
   it('drops a malformed heartbeat rather than send a report the control plane would refuse', async () => {
     const site = await TestSite.open({ hostIds: ['h1'] });
     site.relay.receive({
-      kind: 'heartbeat',
+      ...inventoryMessage({ hostId: 'h9', cluster: 'c1', bootId: 'b', cpus: 1, memoryMiB: 1, vms: [] }, T0),
       hostId: 'bad host id!',
-      cluster: 'c1',
-      bootId: 'b',
-      cpus: 1,
-      memoryMiB: 1,
-      vms: [],
-      sentAt: T0,
     });
     await firstReport(site);
     expect(site.uplink.last?.hosts.map((h) => h.hostId)).toEqual(['h1']);
@@ -171,6 +174,17 @@ describe('relay sequence numbers', () => {
     expect(sentAt).toEqual([6000, 16_000, 17_000, 19_000, 23_000, 31_000, 41_000]);
   });
 
+  it('spreads its retries with full jitter: each wait is a random share of the backoff ceiling', async () => {
+    // given a relay whose random source draws a quarter every time
+    const site = await TestSite.open({ random: () => 0.25 });
+    await firstReport(site);
+    site.uplink.failure = networkDown();
+    await site.run(20_000);
+    const sentAt = site.uplink.reports.map((r) => r.sentAt - T0);
+    // 16 s: the regular report fails; then a quarter of 1, 2, 4, 8, 10, 10… s (at the 100 ms tick)
+    expect(sentAt.slice(0, 8)).toEqual([6000, 16_000, 16_300, 16_800, 17_800, 19_800, 22_300, 24_800]);
+  });
+
   it('leaps ahead when the control plane calls its seq a replay (its state file was lost)', async () => {
     const site = await TestSite.open();
     await firstReport(site);
@@ -210,19 +224,12 @@ async function relayThatHeardH1(loopMs: number) {
   const clock = new ManualClock();
   const uplink = new FakeUplink();
   const relay = await Relay.open(
-    { siteId: 'dc1', relayId: 'r1', credential: CREDENTIAL, timing: TIMING, bmc: BMC, loopMs },
-    { clock, lan: new FakeLan(), bmc: new FakeBmc(), uplink, state: new MemoryStateStore() },
+    { siteId: 'dc1', relayId: 'r1', credential: CREDENTIAL, timing: TIMING, fence: {}, loopMs },
+    { clock, lan: new FakeLan(), uplink, state: new MemoryStateStore() },
   );
-  relay.receive({
-    kind: 'heartbeat',
-    hostId: 'h1',
-    cluster: 'c1',
-    bootId: 'b1',
-    cpus: 4,
-    memoryMiB: 8192,
-    vms: [],
-    sentAt: T0,
-  });
+  relay.receive(
+    inventoryMessage({ hostId: 'h1', cluster: 'c1', bootId: 'b1', cpus: 4, memoryMiB: 8192, vms: [] }, T0),
+  );
   return { clock, uplink, relay };
 }
 
@@ -256,8 +263,8 @@ describe('relay run loop wake-up', () => {
     const uplink = new FakeUplink();
     const lan = new FakeLan();
     const relay = await Relay.open(
-      { siteId: 'dc1', relayId: 'r1', credential: CREDENTIAL, timing: TIMING, bmc: BMC, loopMs: 5000 },
-      { clock, lan, bmc: new FakeBmc(), uplink, state: new MemoryStateStore() },
+      { siteId: 'dc1', relayId: 'r1', credential: CREDENTIAL, timing: TIMING, fence: {}, loopMs: 5000 },
+      { clock, lan, uplink, state: new MemoryStateStore() },
     );
     lan.attach('r1', relay);
     const command: RelayCommand = {

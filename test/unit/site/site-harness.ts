@@ -1,8 +1,16 @@
 import type { ObservedVm, RelayCommand } from '../../../contracts/relay-protocol';
 import { HostAgent } from '../../../site/agent/host-agent';
-import type { BmcConfig, RelayConfig } from '../../../site/relay/config';
+import type { FenceConfig, FenceLevel, RelayConfig } from '../../../site/relay/config';
 import { Relay } from '../../../site/relay/relay';
-import { FakeBmc, FakeHypervisor, FakeLan, FakeUplink, ManualClock, MemoryStateStore } from './fakes';
+import {
+  FakeBmc,
+  type FakeEndpoint,
+  FakeHypervisor,
+  FakeLan,
+  FakeUplink,
+  ManualClock,
+  MemoryStateStore,
+} from './fakes';
 
 /** Production timing: 2 s heartbeat, silent after 3 missed (6 s), a report every 10 s. */
 export const TIMING = { hostHeartbeatMs: 2000, missedHeartbeats: 3, relayReportMs: 10_000 } as const;
@@ -10,10 +18,25 @@ export const SILENT_MS = 6000;
 export const CREDENTIAL = 'hrc1.dc1.r1.bXktcmVsYXktc2VjcmV0LW5ldmVyLXRvLWJlLXNlZW4';
 
 /** BMC endpoints; every value is distinct from anything else a report could contain. */
-export const BMC: BmcConfig = {
+export const BMC: Readonly<Record<string, FakeEndpoint>> = {
   h1: { address: '10.77.0.11', user: 'ipmi-operator', password: 'Pw-h1-7f3a9c' },
   h2: { address: 'bmc-h2.oob.example', user: 'fence-bot', password: 'Pw-h2-e41b05' },
 };
+
+/** Every value of the BMC fixture, as the relay's config hands them to its redactor. */
+export const BMC_SECRETS: readonly string[] = Object.values(BMC).flatMap((e) => [
+  e.address,
+  e.user,
+  e.password,
+]);
+
+/** One level per host of the BMC fixture, each a fake device keyed by the host id. */
+export function fenceFor(bmc: FakeBmc): FenceConfig {
+  const fence: Record<string, FenceLevel[]> = {};
+  for (const [hostId, endpoint] of Object.entries(BMC))
+    fence[hostId] = [{ device: bmc.device(hostId, endpoint) }];
+  return fence;
+}
 
 /** A VM as the fake hypervisors hold it. */
 export function vm(id: string, state: ObservedVm['state'] = 'running'): ObservedVm {
@@ -44,6 +67,7 @@ export class TestSite {
     readonly state: MemoryStateStore,
     readonly config: RelayConfig,
     relay: Relay,
+    private readonly random: () => number,
   ) {
     this.relay = relay;
   }
@@ -55,6 +79,8 @@ export class TestSite {
       config?: Partial<RelayConfig>;
       clock?: ManualClock;
       state?: MemoryStateStore;
+      /** The relay's random source; default 1, so every backoff is its full ceiling. */
+      random?: () => number;
     } = {},
   ): Promise<TestSite> {
     const clock = opts.clock ?? new ManualClock();
@@ -67,12 +93,15 @@ export class TestSite {
       relayId: 'r1',
       credential: CREDENTIAL,
       timing: TIMING,
-      bmc: BMC,
+      fence: fenceFor(bmc),
+      secrets: BMC_SECRETS,
+      fenceCheckMs: 0,
       ...opts.config,
     };
-    const relay = await Relay.open(config, { clock, lan, bmc, uplink, state });
+    const random = opts.random ?? (() => 1);
+    const relay = await Relay.open(config, { clock, lan, uplink, state, random });
     lan.attach('r1', relay);
-    const site = new TestSite(clock, lan, bmc, uplink, state, config, relay);
+    const site = new TestSite(clock, lan, bmc, uplink, state, config, relay, random);
     for (const hostId of opts.hostIds ?? ['h1', 'h2']) site.addHost(hostId);
     await site.settle();
     return site;
@@ -114,9 +143,9 @@ export class TestSite {
     this.relay = await Relay.open(this.config, {
       clock: this.clock,
       lan: this.lan,
-      bmc: this.bmc,
       uplink: this.uplink,
       state: this.state,
+      random: this.random,
     });
     this.lan.attach('r1', this.relay);
   }
