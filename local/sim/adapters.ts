@@ -1,11 +1,5 @@
-import { REPORT_ROUTE } from '../../contracts/operator-api';
-import type { ObservedVm } from '../../contracts/relay-protocol';
-import {
-  ErrorBodySchema,
-  type RelayReport,
-  type ReportResponse,
-  ReportResponseSchema,
-} from '../../contracts/relay-protocol';
+import type { ObservedVm, RelayReport, ReportResponse } from '../../contracts/relay-protocol';
+import { HttpUplink } from '../../site/adapters/http-uplink';
 import type { LanMessage } from '../../site/lan-protocol';
 import {
   type Clock,
@@ -181,44 +175,29 @@ export class SimNetwork {
 }
 
 /**
- * A relay's uplink: the real wire protocol over HTTP to the local control plane, unless the relay is down
- * or its site's internet link is cut, which fail like an unreachable endpoint (no status).
+ * A relay's uplink: the production HTTP uplink to the local control plane, unless the relay is down or its
+ * site's internet link is cut, which fail like an unreachable endpoint (no status).
  */
 export class SimUplink implements Uplink {
+  private readonly http: HttpUplink;
+
   constructor(
     private readonly world: World,
     private readonly relayId: string,
     private readonly siteId: string,
-    private readonly baseUrl: string,
-  ) {}
+    baseUrl: string,
+  ) {
+    this.http = new HttpUplink(baseUrl, 60_000);
+  }
 
   async send(report: RelayReport, credential: string): Promise<ReportResponse> {
     this.reachable();
-    let response: Response;
     try {
-      response = await fetch(new URL(REPORT_ROUTE.path, this.baseUrl), {
-        method: REPORT_ROUTE.method,
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${credential}` },
-        body: JSON.stringify(report),
-      });
-    } catch (error) {
-      throw new UplinkError(null, null, `POST ${REPORT_ROUTE.path} failed: ${describe(error)}`);
+      return await this.http.send(report, credential);
+    } finally {
+      // The link may have been cut while the request was out: the answer, whatever it was, never arrives.
+      this.reachable();
     }
-    const text = await response.text();
-    // The link may have been cut while the request was out: the response never arrives.
-    this.reachable();
-    const body = parseJson(text);
-    if (response.status !== 200) {
-      const error = ErrorBodySchema.safeParse(body);
-      throw new UplinkError(
-        response.status,
-        error.success ? error.data.error : null,
-        error.success ? error.data.message : `HTTP ${response.status}`,
-      );
-    }
-    const parsed = ReportResponseSchema.safeParse(body);
-    if (!parsed.success) throw new UplinkError(200, null, 'response does not follow the protocol');
-    return parsed.data;
   }
 
   private reachable(): void {
@@ -240,16 +219,4 @@ export class MemoryRelayStateStore implements RelayStateStore {
   async save(state: RelayState): Promise<void> {
     this.state = state;
   }
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
