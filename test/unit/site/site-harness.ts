@@ -81,6 +81,8 @@ export class TestSite {
       state?: MemoryStateStore;
       /** The relay's random source; default 1, so every backoff is its full ceiling. */
       random?: () => number;
+      /** The relay's fence levels, built on the site's fake devices; default one level per BMC fixture. */
+      fence?: (bmc: FakeBmc) => FenceConfig;
     } = {},
   ): Promise<TestSite> {
     const clock = opts.clock ?? new ManualClock();
@@ -93,7 +95,7 @@ export class TestSite {
       relayId: 'r1',
       credential: CREDENTIAL,
       timing: TIMING,
-      fence: fenceFor(bmc),
+      fence: (opts.fence ?? fenceFor)(bmc),
       secrets: BMC_SECRETS,
       fenceCheckMs: 0,
       ...opts.config,
