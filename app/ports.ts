@@ -1,4 +1,10 @@
-import type { CommandResult, ObservedVm, RelayCommand, VmPowerState } from '../contracts/relay-protocol';
+import type {
+  CommandResult,
+  FenceLevelReadiness,
+  ObservedVm,
+  RelayCommand,
+  VmPowerState,
+} from '../contracts/relay-protocol';
 import type { IncidentInput, IncidentOutcome } from '../contracts/workflow';
 import type { HostState } from '../core/lifecycle';
 import type { Priority } from '../core/model';
@@ -67,6 +73,11 @@ export interface HostSummary {
   readonly cluster: string;
   readonly status: HostState['status'];
   readonly incidentId: string | null;
+  /**
+   * Each relay's latest fence readiness of the host (relay id → ok), so the detector judges every host's
+   * fenceability from the control items it reads anyway. Absent while no relay has reported readiness.
+   */
+  readonly fenceOk?: Readonly<Record<string, boolean>>;
 }
 
 /** Everything ingest needs about a site, from one query. */
@@ -77,6 +88,17 @@ export interface SiteControl {
   readonly hosts: Readonly<Record<string, HostSummary>>;
   /** Open incidents of the site (ids); commands are only looked up while this is non-empty. */
   readonly openIncidents: readonly string[];
+}
+
+/** One relay's latest fence-readiness check of a host, as ingest recorded it. */
+export interface HostFenceReadiness {
+  /** At least one level answered: this relay can fence the host. */
+  readonly ok: boolean;
+  /** The relay's clock when the check that found this state finished. */
+  readonly checkedAt: number;
+  /** Cloud time the report that carried it was accepted. */
+  readonly reportedAt: number;
+  readonly levels: readonly FenceLevelReadiness[];
 }
 
 export interface HostRecord {
@@ -96,11 +118,19 @@ export interface HostRecord {
   >;
   /** Incidents opened for this host so far; the next incident id derives from it. */
   readonly incidentSeq: number;
+  /**
+   * Latest fence readiness by relay id (a site's relays each have their own fence configuration); empty
+   * until a relay reports one. Written only when a relay reports a change.
+   */
+  readonly fenceReadiness: Readonly<Record<string, HostFenceReadiness>>;
   readonly digest: string;
   readonly observedAt: number;
   /** Optimistic-lock counter, incremented by every write. */
   readonly version: number;
 }
+
+/** A host as first seen: what createHost takes (the store starts the counters and maps empty). */
+export type NewHost = Omit<HostRecord, 'version' | 'reservations' | 'incidentSeq' | 'fenceReadiness'>;
 
 export interface VmRecord {
   readonly siteId: string;
@@ -216,8 +246,8 @@ export interface RelayStore {
 export interface HostStore {
   getHost(siteId: string, hostId: string): Promise<HostRecord | null>;
   listHosts(siteId: string, cluster?: string): Promise<HostRecord[]>;
-  /** Creates a host first seen, in state `up`. Repeat-safe. */
-  createHost(host: Omit<HostRecord, 'version' | 'reservations' | 'incidentSeq'>): Promise<HostRecord>;
+  /** Creates a host first seen, in state `up`, with no reservations or fence readiness. Repeat-safe. */
+  createHost(host: NewHost): Promise<HostRecord>;
   /**
    * Writes the observed inventory and usage; conditional on the version read. `reservations`, when given,
    * replaces the held ones in the same write: a VM that now counts in the usage drops its reservation
@@ -231,6 +261,16 @@ export interface HostStore {
       HostRecord,
       'cpus' | 'memoryMiB' | 'bootId' | 'usedCpus' | 'usedMiB' | 'digest' | 'observedAt' | 'cluster'
     > & { readonly reservations?: HostRecord['reservations'] },
+  ): Promise<HostRecord>;
+  /**
+   * Replaces the host's fence readiness (every relay's entry: the caller read the others); conditional
+   * on the version read, like every host write.
+   */
+  saveFenceReadiness(
+    siteId: string,
+    hostId: string,
+    expectedVersion: number,
+    fenceReadiness: HostRecord['fenceReadiness'],
   ): Promise<HostRecord>;
   /** Applies a lifecycle state (from core decide/evolve); conditional on the version read. */
   setLifecycle(

@@ -9,7 +9,7 @@ export interface Io {
 /** Exit codes shared by every command, so scripts and cron can branch on them. */
 export const EXIT = {
   ok: 0,
-  /** The check ran and found a problem (for `plan`: N+1 fails). */
+  /** The check ran and found a problem (for `plan`: N+1 fails, or a host cannot be fenced). */
   checkFailed: 1,
   /** Bad usage or unreadable/invalid input: nothing was checked. */
   usage: 2,

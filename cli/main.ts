@@ -32,8 +32,9 @@ function help(): string {
 
 ${usage()}
 Exit status:
-  0  success; for plan: every cluster survives the loss of any one host
+  0  success; for plan: every cluster survives the loss of any one host, unattended
   1  the check failed; for plan: N+1 fails (some host failure leaves HA VMs down)
+     or some host cannot be fenced (its failover waits for an operator)
   2  usage error, or an unreadable or invalid input file
 `;
 }

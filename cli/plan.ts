@@ -29,14 +29,16 @@ export const PLAN_USAGE = 'halo plan <inventory.json> [--json]';
 export const PLAN_HELP = `Usage: ${PLAN_USAGE}
 
 N+1 report: for every host of every cluster in the inventory, plans where its HA VMs would
-restart if it failed, and says whether each cluster survives the loss of any one host.
+restart if it failed, and says whether each cluster survives the loss of any one host. A host
+whose "fencing" says it cannot be fenced fails over only once an operator confirms it off.
 
 Options:
   --json      print each cluster's capacity report as JSON instead of tables
   -h, --help  show this help
 
-Exit status: 0 when every cluster survives the loss of any one host, 1 when N+1 fails,
-2 on a usage error or an unreadable or invalid inventory.
+Exit status: 0 when every cluster survives the loss of any one host without an operator,
+1 when N+1 fails or some host cannot be fenced, 2 on a usage error or an unreadable or
+invalid inventory.
 `;
 
 const INDENT = '  ';
@@ -91,6 +93,19 @@ function verdictLine(cluster: InventoryCluster, report: CapacityReport): string 
   return line;
 }
 
+/**
+ * The automatic-failover line, only when some host cannot be fenced: its VMs have their place, but the
+ * failover stops at the fence until an operator confirms the host off, which N+1 alone does not say.
+ */
+function failoverLine(cluster: InventoryCluster, report: CapacityReport): string[] {
+  if (report.automaticFailover) return [];
+  const hosts = report.notFenceable.map((h) => h.hostId);
+  const those = hosts.length === 1 ? 'its failover waits' : 'their failovers wait';
+  return [
+    `${cluster.id}: NO AUTOMATIC FAILOVER for ${listOf(hosts)} — cannot be fenced; ${those} for an operator to confirm the power off`,
+  ];
+}
+
 function hostTable(cluster: InventoryCluster, policy: PlacementPolicy, report: CapacityReport): string[] {
   const plans = new Map(report.plans.map((p) => [p.failedHostId, p]));
   const rows = cluster.hosts.map((host) => {
@@ -103,6 +118,7 @@ function hostTable(cluster: InventoryCluster, policy: PlacementPolicy, report: C
       if (!plan.survives)
         verdict = `FAILS: ${plan.plan.unplaced.length} of ${plural(haCount, 'HA VM')} stay down`;
       else verdict = haCount === 0 ? 'OK: no HA VMs' : `OK: all ${plural(haCount, 'HA VM')} restart`;
+      if (plan.needsOperator) verdict += ', after an operator (cannot be fenced)';
     }
     return [
       host.maintenance ? `${host.id} (maintenance)` : host.id,
@@ -184,6 +200,9 @@ function failoverSection(failover: FailoverPlan): string[] {
         ? ` (${formatGiB(shortfall.memoryMiB)} and ${formatNumber(shortfall.cpus)} vCPU short)`
         : ''),
   ];
+  if (failover.operatorReason !== null) {
+    lines.push(`${INDENT}Needs an operator first: ${failover.operatorReason}`);
+  }
   if (plan.placements.length > 0) {
     lines.push(`${INDENT}Restarts (${plural(plan.placements.length, 'VM')}, high wave first):`);
     lines.push(...placementTable(plan.placements));
@@ -209,6 +228,7 @@ export function renderClusterReport(
 ): string[] {
   return [
     verdictLine(cluster, report),
+    ...failoverLine(cluster, report),
     '',
     ...hostTable(cluster, policy, report),
     ...report.plans.flatMap(failoverSection),
@@ -237,7 +257,8 @@ async function readText(file: string): Promise<{ text: string } | { problem: str
 
 /**
  * `halo plan <inventory.json> [--json]`: prints the N+1 report of every cluster in the inventory to `io`.
- * Returns 0 when every cluster survives any one host failure, 1 when one does not, 2 on bad usage or input.
+ * Returns 0 when every cluster survives any one host failure without an operator, 1 when one does not
+ * (room short, or a host that cannot be fenced), 2 on bad usage or input.
  */
 export async function planCommand(args: readonly string[], io: Io): Promise<ExitCode> {
   let parsed: { values: { json?: boolean; help?: boolean }; positionals: string[] };
@@ -283,7 +304,8 @@ export async function planCommand(args: readonly string[], io: Io): Promise<Exit
     cluster,
     report: assessCapacity(cluster.hosts, policy),
   }));
-  const allSurvive = results.every((r) => r.report.survivesAnyOneHostFailure);
+  // A host no relay can fence fails the check like broken N+1: its failover would not happen unattended.
+  const allSurvive = results.every((r) => r.report.survivesAnyOneHostFailure && r.report.automaticFailover);
 
   if (parsed.values.json === true) {
     const json = { policy, clusters: results.map((r) => ({ id: r.cluster.id, report: r.report })) };

@@ -41,7 +41,10 @@ export const InventoryVmSchema = z.strictObject(
   { error: must('an object') },
 );
 
-/** A hypervisor host with the VMs it runs now; `maintenance` defaults to false. */
+/**
+ * A hypervisor host with the VMs it runs now; `maintenance` defaults to false. `fencing` (optional) says
+ * whether a relay can fence it, as `GET /v1/sites/{siteId}/hosts` reports it.
+ */
 export const InventoryHostSchema = z.strictObject(
   {
     id,
@@ -49,6 +52,20 @@ export const InventoryHostSchema = z.strictObject(
     memoryMiB: positiveInt(),
     maintenance: z.boolean({ error: must('true or false') }).default(false),
     vms: z.array(InventoryVmSchema, { error: must('an array of VMs') }),
+    // Optional, as the operator API's host view gives it: absent or null is unknown, which counts as
+    // fenceable; `false` makes the host's failover wait for an operator.
+    fencing: z
+      .strictObject(
+        {
+          fenceable: z.boolean({ error: must('true, false or null') }).nullable(),
+          reason: z
+            .string({ error: must('a string or null') })
+            .nullable()
+            .default(null),
+        },
+        { error: must('an object') },
+      )
+      .optional(),
   },
   { error: must('an object') },
 );

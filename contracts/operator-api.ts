@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { IdSchema } from './relay-protocol';
+import { FenceLevelReadinessSchema, IdSchema } from './relay-protocol';
 
 /**
  * Operator API v1 (IAM/SigV4 authorised). The route table is data so that the CDK API construct,
@@ -47,4 +47,58 @@ export const ListIncidentsQuerySchema = z.strictObject({
   siteId: IdSchema.optional(),
   open: z.enum(['true', 'false']).optional(),
   limit: z.coerce.number().int().positive().max(200).optional(),
+});
+
+const epochMs = z.number().int().nonnegative();
+
+/** One relay's latest fence readiness of a host: `fenceReadiness.{relayId}` of each listed host. */
+export const HostFenceReadinessSchema = z.strictObject({
+  /** At least one level answered: this relay can fence the host. */
+  ok: z.boolean(),
+  /** The relay's clock when the check that found this state finished. */
+  checkedAt: epochMs,
+  /** When the control plane recorded it. */
+  reportedAt: epochMs,
+  levels: z.array(FenceLevelReadinessSchema),
+});
+
+/**
+ * The verdict drawn from every (unrevoked) relay's readiness: `fenceable` true when any relay can fence
+ * the host, false when every relay that checked cannot (`reason` names each level's error), null when no
+ * relay has checked (relays older than fence readiness): unknown, not broken.
+ */
+export const HostFencingSchema = z.strictObject({
+  fenceable: z.boolean().nullable(),
+  reason: z.string().nullable(),
+});
+
+/**
+ * The fence part of each host `GET /v1/sites/{siteId}/hosts` lists; the other fields are the host record
+ * (app/ports.ts HostRecord), hence not strict.
+ */
+export const HostFenceViewSchema = z.object({
+  hostId: IdSchema,
+  fenceReadiness: z.record(IdSchema, HostFenceReadinessSchema),
+  fencing: HostFencingSchema,
+});
+
+/**
+ * The automatic-failover part of each cluster `GET /v1/sites/{siteId}/capacity` reports (beside core's
+ * N+1 verdict and plans, hence not strict). `survivesAnyOneHostFailure` is about room alone;
+ * `automaticFailover` is false when some host cannot be fenced, whose plan then `needsOperator`.
+ */
+export const ClusterFailoverViewSchema = z.object({
+  clusterId: IdSchema,
+  report: z.object({
+    survivesAnyOneHostFailure: z.boolean(),
+    automaticFailover: z.boolean(),
+    notFenceable: z.array(z.strictObject({ hostId: IdSchema, reason: z.string() })),
+    plans: z.array(
+      z.object({
+        failedHostId: IdSchema,
+        needsOperator: z.boolean(),
+        operatorReason: z.string().nullable(),
+      }),
+    ),
+  }),
 });

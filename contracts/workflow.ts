@@ -118,6 +118,9 @@ export const FenceResultSchema = z.strictObject({
   commandId: RefSchema,
   relayId: IdSchema,
   powerState: z.enum(['off', 'on', 'unknown']),
+  /** The fence level that read the power back and its driver, when the relay said (relay protocol). */
+  level: z.number().int().positive().optional(),
+  driver: z.string().min(1).optional(),
   finishedAt: epochMs,
   detail: z.string().optional(),
 });

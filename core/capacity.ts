@@ -26,6 +26,14 @@ export interface FailoverPlan {
   /** Demand beyond spare, in aggregate; zero does not guarantee a fit (anti-affinity, fragmentation). */
   readonly shortfall: Resources;
   readonly survives: boolean;
+  /**
+   * The failed host is known not to be fenceable (its `fencing`): the failover stops at the fence and
+   * waits for an operator to confirm the power off before anything restarts (safety rule 1). The plan
+   * still says where its VMs go once that is done.
+   */
+  readonly needsOperator: boolean;
+  /** Why, e.g. `cannot be fenced: relay r1: level 1 ipmitool: timeout`; null unless needsOperator. */
+  readonly operatorReason: string | null;
 }
 
 /** The cluster's N+1 verdict with every host's failover plan. */
@@ -37,6 +45,14 @@ export interface CapacityReport {
   readonly worstShortfall: Resources;
   /** For each failure that leaves VMs down: which VMs stay down, lowest priority last in the plan order. */
   readonly staysDown: readonly { readonly failedHostId: string; readonly vms: readonly Unplaced[] }[];
+  /**
+   * True when no host is known to be unfenceable, so the loss of any one host fails over without an
+   * operator. Separate from survivesAnyOneHostFailure, which is about room alone: an unfenceable host's
+   * VMs still have their place, they only wait for an operator's confirmation first.
+   */
+  readonly automaticFailover: boolean;
+  /** The hosts whose failover needs an operator because no relay can fence them, with why. */
+  readonly notFenceable: readonly { readonly hostId: string; readonly reason: string }[];
 }
 
 /** Free room of one host within its limits; nothing for a host in maintenance. */
@@ -72,6 +88,16 @@ function failoverPlanFor(failed: Host, cluster: CompiledHosts, spare: Resources)
       memoryMiB: Math.max(0, demand.memoryMiB - spare.memoryMiB),
     },
     survives: plan.unplaced.length === 0,
+    ...operatorNeed(failed),
+  };
+}
+
+/** Whether the failover of `host` waits for an operator: only when it is known not to be fenceable. */
+function operatorNeed(host: Host): Pick<FailoverPlan, 'needsOperator' | 'operatorReason'> {
+  if (host.fencing?.fenceable !== false) return { needsOperator: false, operatorReason: null };
+  return {
+    needsOperator: true,
+    operatorReason: `cannot be fenced${host.fencing.reason === null ? '' : `: ${host.fencing.reason}`}`,
   };
 }
 
@@ -119,5 +145,9 @@ export function assessCapacity(hosts: readonly Host[], policy: PlacementPolicy):
     staysDown: plans
       .filter((p) => !p.survives)
       .map((p) => ({ failedHostId: p.failedHostId, vms: p.plan.unplaced })),
+    automaticFailover: plans.every((p) => !p.needsOperator),
+    notFenceable: plans.flatMap((p) =>
+      p.operatorReason === null ? [] : [{ hostId: p.failedHostId, reason: p.operatorReason }],
+    ),
   };
 }

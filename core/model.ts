@@ -1,3 +1,5 @@
+import type { Fenceability } from './fenceability';
+
 /** Restart priority of an HA VM; waves start in this order. */
 export type Priority = 'high' | 'medium' | 'low';
 
@@ -27,6 +29,11 @@ export interface Host {
   readonly memoryMiB: number;
   readonly maintenance?: boolean | undefined;
   readonly vms: readonly Vm[];
+  /**
+   * Whether a relay can fence the host (core/fenceability.ts). Absent or `fenceable: null` means unknown,
+   * which counts as fenceable: only a host known not to be fenceable needs an operator to fail over.
+   */
+  readonly fencing?: Fenceability | undefined;
 }
 
 /** Cluster-wide placement rules. */

@@ -53,6 +53,11 @@ export const HALO_METRIC = {
   NPlusOneBroken: METRIC.NPlusOneBroken,
   /** detector: a site whose relays are all silent (Count). Alarm (safety rule 2). */
   SitePartitioned: METRIC.SitePartitioned,
+  /**
+   * detector: hosts no relay can fence (every level of every relay failed its readiness check), across all
+   * sites, per tick (Count, a gauge: read its Maximum). Alarm.
+   */
+  HostsNotFenceable: METRIC.HostsNotFenceable,
 } as const;
 
 /** A Halo metric name. */

@@ -1,6 +1,6 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConcurrentUpdateError, NoCapacityError, NotFoundError } from '../../app/errors';
-import type { HostRecord, HostStore } from '../../app/ports';
+import type { HostRecord, HostStore, NewHost } from '../../app/ports';
 import type { HostState } from '../../core/lifecycle';
 import {
   beginsWith,
@@ -11,6 +11,7 @@ import {
   type Key,
   keyOf,
   map,
+  mapOrNull,
   num,
   putIfAbsent,
   queryAll,
@@ -54,8 +55,8 @@ export class DynamoHostStore implements HostStore {
     return items.map(hostFromItem);
   }
 
-  async createHost(host: Omit<HostRecord, 'version' | 'reservations' | 'incidentSeq'>): Promise<HostRecord> {
-    const fresh: HostRecord = { ...host, reservations: {}, incidentSeq: 0, version: 1 };
+  async createHost(host: NewHost): Promise<HostRecord> {
+    const fresh: HostRecord = { ...host, reservations: {}, incidentSeq: 0, fenceReadiness: {}, version: 1 };
     if (await putIfAbsent(this.ctx, hostToItem(fresh))) return fresh;
     const existing = await this.getHost(host.siteId, host.hostId);
     if (existing === null) throw new NotFoundError(`host ${host.siteId}/${host.hostId} vanished`);
@@ -87,6 +88,24 @@ export class DynamoHostStore implements HostStore {
       hostKey(siteId, hostId),
       expectedVersion,
       fields,
+      hostName(siteId, hostId),
+    );
+    return hostFromItem(item);
+  }
+
+  async saveFenceReadiness(
+    siteId: string,
+    hostId: string,
+    expectedVersion: number,
+    fenceReadiness: HostRecord['fenceReadiness'],
+  ): Promise<HostRecord> {
+    // The whole map, on the version read: `SET fenceReadiness.#relay` would need the map to exist, which
+    // items written before fence readiness lack, and the version check makes the replacement safe.
+    const item = await updateVersioned(
+      this.ctx,
+      hostKey(siteId, hostId),
+      expectedVersion,
+      { fenceReadiness },
       hostName(siteId, hostId),
     );
     return hostFromItem(item);
@@ -220,6 +239,7 @@ function hostToItem(host: HostRecord): Item {
     usedMiB: host.usedMiB,
     reservations: host.reservations,
     incidentSeq: host.incidentSeq,
+    fenceReadiness: host.fenceReadiness,
     digest: host.digest,
     observedAt: host.observedAt,
     version: host.version,
@@ -239,6 +259,8 @@ function hostFromItem(item: Item): HostRecord {
     usedMiB: num(item, 'usedMiB'),
     reservations: map<Reservations>(item, 'reservations'),
     incidentSeq: num(item, 'incidentSeq'),
+    // Items written before fence readiness have none: no relay has checked those hosts yet.
+    fenceReadiness: mapOrNull<HostRecord['fenceReadiness']>(item, 'fenceReadiness') ?? {},
     digest: str(item, 'digest'),
     observedAt: num(item, 'observedAt'),
     version: num(item, 'version'),

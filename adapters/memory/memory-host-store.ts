@@ -1,5 +1,5 @@
 import { NoCapacityError, NotFoundError } from '../../app/errors';
-import type { HostRecord, HostStore } from '../../app/ports';
+import type { HostRecord, HostStore, NewHost } from '../../app/ports';
 import type { HostState } from '../../core/lifecycle';
 import { checkVersion, copy, definedFields, type MemoryState, rowKey, rowsOfSite } from './memory-state';
 
@@ -16,11 +16,17 @@ export class MemoryHostStore implements HostStore {
     return rowsOfSite(this.state.hosts, siteId).filter((h) => cluster === undefined || h.cluster === cluster);
   }
 
-  async createHost(host: Omit<HostRecord, 'version' | 'reservations' | 'incidentSeq'>): Promise<HostRecord> {
+  async createHost(host: NewHost): Promise<HostRecord> {
     const key = rowKey(host.siteId, host.hostId);
     const existing = this.state.hosts.get(key);
     if (existing !== undefined) return copy(existing);
-    const fresh: HostRecord = { ...copy(host), reservations: {}, incidentSeq: 0, version: 1 };
+    const fresh: HostRecord = {
+      ...copy(host),
+      reservations: {},
+      incidentSeq: 0,
+      fenceReadiness: {},
+      version: 1,
+    };
     this.state.hosts.set(key, fresh);
     return copy(fresh);
   }
@@ -47,6 +53,15 @@ export class MemoryHostStore implements HostStore {
       observedAt,
       cluster,
     });
+  }
+
+  async saveFenceReadiness(
+    siteId: string,
+    hostId: string,
+    expectedVersion: number,
+    fenceReadiness: HostRecord['fenceReadiness'],
+  ): Promise<HostRecord> {
+    return this.write(siteId, hostId, expectedVersion, { fenceReadiness });
   }
 
   async setLifecycle(

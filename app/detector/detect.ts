@@ -2,7 +2,9 @@ import type { AppContext } from '../context';
 import { openIncident } from '../ingest/open-incident';
 import type { SiteControl } from '../ports';
 import { assessSiteCapacity } from '../shared/capacity';
+import { summaryFenceable } from '../shared/fence-readiness';
 import { METRIC } from '../shared/metrics';
+import { compareIds } from '../shared/order';
 import { clusterPolicy, defaultPolicy } from '../shared/policy';
 import { hostSilence, isLiveRelay } from '../shared/relays';
 
@@ -17,6 +19,8 @@ export interface DetectorReport {
   readonly incidentsOpened: readonly string[];
   /** Only filled on passes that evaluate capacity. */
   readonly clustersFailingNPlusOne: readonly { readonly siteId: string; readonly clusterId: string }[];
+  /** Hosts no relay can fence (maintenance aside): their failover would wait for an operator. */
+  readonly hostsNotFenceable: readonly { readonly siteId: string; readonly hostId: string }[];
 }
 
 interface SiteFindings {
@@ -25,13 +29,14 @@ interface SiteFindings {
   readonly silentHosts: number;
   readonly opened: readonly string[];
   readonly failing: readonly string[];
+  readonly notFenceable: readonly string[];
 }
 
 /**
  * One detector pass over every site: silent relays and partitioned sites are counted and alerted on; a host
  * every live relay calls silent gets its incident even when no report opened it (the relay that disagreed
- * died); a suspect host whose incident closed without a fence is reopened once the guard clears; with
- * `evaluateCapacity`, each cluster's N+1 verdict is published.
+ * died); a suspect host whose incident closed without a fence is reopened once the guard clears; the hosts
+ * no relay can fence are counted; with `evaluateCapacity`, each cluster's N+1 verdict is published.
  */
 export async function detectOnce(
   ctx: AppContext,
@@ -41,6 +46,7 @@ export async function detectOnce(
   const partitionedSites: string[] = [];
   const incidentsOpened: string[] = [];
   const clustersFailingNPlusOne: { siteId: string; clusterId: string }[] = [];
+  const hostsNotFenceable: { siteId: string; hostId: string }[] = [];
   let sitesChecked = 0;
   let silentRelays = 0;
   let silentHosts = 0;
@@ -54,10 +60,12 @@ export async function detectOnce(
     silentHosts += found.silentHosts;
     incidentsOpened.push(...found.opened);
     clustersFailingNPlusOne.push(...found.failing.map((clusterId) => ({ siteId: site.siteId, clusterId })));
+    hostsNotFenceable.push(...found.notFenceable.map((hostId) => ({ siteId: site.siteId, hostId })));
   }
   // Gauges, one datapoint per pass: the alarms read their Maximum.
   metrics.count(METRIC.RelaysSilent, silentRelays);
   metrics.count(METRIC.HostsSilent, silentHosts);
+  metrics.count(METRIC.HostsNotFenceable, hostsNotFenceable.length);
   return {
     sitesChecked,
     partitionedSites,
@@ -65,6 +73,7 @@ export async function detectOnce(
     silentHosts,
     incidentsOpened,
     clustersFailingNPlusOne,
+    hostsNotFenceable,
   };
 }
 
@@ -80,9 +89,12 @@ async function checkSite(
   const silent = relays.filter((r) => !isLiveRelay(r, now, policy));
   const partitioned = relays.some((r) => r.lastSeenAt !== null) && silent.length === relays.length;
   const failing = evaluateCapacity ? await failingClusters(ctx, control) : [];
+  // From the summaries already read: fence readiness changes rarely and its gauge costs no extra read.
+  // A partitioned site's hosts count on their last readiness: the partition does not mend a BMC.
+  const notFenceable = notFenceableHosts(control);
   if (partitioned) {
     ctx.ports.metrics.count(METRIC.SitePartitioned);
-    return { partitioned, silentRelays: silent.length, silentHosts: 0, opened: [], failing };
+    return { partitioned, silentRelays: silent.length, silentHosts: 0, opened: [], failing, notFenceable };
   }
   const opened: string[] = [];
   let silentHosts = 0;
@@ -94,7 +106,22 @@ async function checkSite(
     const result = await openIncident(ctx, { control, hostId, now, reopen: summary.status === 'suspect' });
     if (result?.created === true) opened.push(result.incidentId);
   }
-  return { partitioned, silentRelays: silent.length, silentHosts, opened, failing };
+  return { partitioned, silentRelays: silent.length, silentHosts, opened, failing, notFenceable };
+}
+
+/**
+ * Hosts every (unrevoked) relay that checked says it cannot fence. Hosts in maintenance are left out:
+ * they are never fenced (safety rule 7), and a BMC under service there is expected; the gauge counts
+ * them again once maintenance ends. Hosts no relay checked are unknown, not counted.
+ */
+function notFenceableHosts(control: SiteControl): string[] {
+  return Object.entries(control.hosts)
+    .filter(
+      ([, summary]) =>
+        summary.status !== 'maintenance' && summaryFenceable(summary, control.relays) === false,
+    )
+    .map(([hostId]) => hostId)
+    .sort(compareIds);
 }
 
 /** Publishes NPlusOneBroken (1 or 0) for each cluster and returns the ones that fail. */

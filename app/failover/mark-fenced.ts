@@ -2,6 +2,7 @@ import type { IncidentInput } from '../../contracts/workflow';
 import type { HostCommand } from '../../core/lifecycle';
 import type { AppContext } from '../context';
 import { FenceNotConfirmedError } from '../errors';
+import { fenceLevelOf } from '../shared/callbacks';
 import { isRunning } from '../shared/capacity';
 import { appendEvent, eventsOf } from '../shared/events';
 import { updateIncident } from '../shared/incidents';
@@ -29,7 +30,7 @@ export async function markFenced(
 ): Promise<{ fencedAt: number; vmsDown: number }> {
   const now = ctx.ports.clock.now();
   // One round of reads: the evidence, and the host and incident records the writes are conditional on.
-  const [command, host, record, vms] = await Promise.all([
+  const [evidence, host, record, vms] = await Promise.all([
     confirmation.by === 'ipmi-read-back'
       ? readBackCommand(ctx, incident, now)
       : operatorCommand(ctx, incident, now),
@@ -44,7 +45,12 @@ export async function markFenced(
   const marking = markDownAll(ctx, incident, down, now);
   // Settled here so that a failed transition does not leave the marking's rejection unhandled.
   marking.catch(() => {});
-  const { summarized } = await transitionIncidentHost(ctx, incident, () => command, host ?? undefined);
+  const { summarized } = await transitionIncidentHost(
+    ctx,
+    incident,
+    () => evidence.command,
+    host ?? undefined,
+  );
   const [{ incident: updated, changed }] = await Promise.all([
     updateIncident(
       ctx,
@@ -63,13 +69,23 @@ export async function markFenced(
       incident.incidentId,
       'fenced',
       `${incident.hostId} is fenced (${confirmation.by}: ${confirmation.detail}); ${down.length} non-HA VM(s) marked down`,
-      { by: confirmation.by, vmsDown: down.map((vm) => vm.vmId) },
+      { by: confirmation.by, ...evidence.level, vmsDown: down.map((vm) => vm.vmId) },
     );
   }
   return { fencedAt, vmsDown: down.length };
 }
 
-async function readBackCommand(ctx: AppContext, incident: IncidentInput, now: number): Promise<HostCommand> {
+/** The lifecycle command the stored evidence proves, with the fence level that read the power back. */
+interface FenceEvidence {
+  readonly command: HostCommand;
+  readonly level: { readonly level?: number; readonly driver?: string };
+}
+
+async function readBackCommand(
+  ctx: AppContext,
+  incident: IncidentInput,
+  now: number,
+): Promise<FenceEvidence> {
   const commands = await ctx.ports.commands.listForIncident(incident.siteId, incident.incidentId);
   const confirmed = commands.find(
     (c) =>
@@ -84,15 +100,22 @@ async function readBackCommand(ctx: AppContext, incident: IncidentInput, now: nu
     );
   }
   return {
-    type: 'RecordFenceResult',
-    at: now,
-    incidentId: incident.incidentId,
-    relayId: confirmed.relayId,
-    readBack: 'off',
+    command: {
+      type: 'RecordFenceResult',
+      at: now,
+      incidentId: incident.incidentId,
+      relayId: confirmed.relayId,
+      readBack: 'off',
+    },
+    level: confirmed.result === null ? {} : fenceLevelOf(confirmed.result),
   };
 }
 
-async function operatorCommand(ctx: AppContext, incident: IncidentInput, now: number): Promise<HostCommand> {
+async function operatorCommand(
+  ctx: AppContext,
+  incident: IncidentInput,
+  now: number,
+): Promise<FenceEvidence> {
   const [confirmed] = await eventsOf(
     ctx,
     incident.incidentId,
@@ -103,5 +126,8 @@ async function operatorCommand(ctx: AppContext, incident: IncidentInput, now: nu
   if (typeof operator !== 'string') {
     throw new FenceNotConfirmedError(`no operator confirmed incident ${incident.incidentId}'s host off`);
   }
-  return { type: 'OperatorConfirmsOff', at: now, incidentId: incident.incidentId, operator };
+  return {
+    command: { type: 'OperatorConfirmsOff', at: now, incidentId: incident.incidentId, operator },
+    level: {},
+  };
 }

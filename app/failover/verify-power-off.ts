@@ -1,6 +1,7 @@
 import type { FenceResult, IncidentInput } from '../../contracts/workflow';
 import type { AppContext } from '../context';
 import { FenceNotConfirmedError } from '../errors';
+import { fenceLevelOf, fenceLevelText } from '../shared/callbacks';
 import { appendEvent } from '../shared/events';
 
 /**
@@ -32,11 +33,17 @@ export async function verifyPowerOff(
     });
     throw new FenceNotConfirmedError(problem);
   }
-  const detail = `relay ${fence.relayId} read the power of ${incident.hostId} back as off (${fence.commandId})`;
+  // Which fence level read the power back comes from the stored result, the evidence just checked.
+  const stored = record?.result ?? fence;
+  const level = fenceLevelText(stored);
+  const detail =
+    `relay ${fence.relayId} read the power of ${incident.hostId} back as off (${fence.commandId})` +
+    (level === null ? '' : `; power-off confirmed by ${level}`);
   await appendEvent(ctx, incident.incidentId, 'power-off-confirmed', detail, {
     by: 'ipmi-read-back',
     commandId: fence.commandId,
     relayId: fence.relayId,
+    ...fenceLevelOf(stored),
     finishedAt: fence.finishedAt,
   });
   return { by: 'ipmi-read-back', detail };

@@ -17,6 +17,7 @@ import { relaySecret } from './credential';
 import { commandsFor } from './deliver';
 import { recordInventory } from './inventory';
 import { openIncident } from './open-incident';
+import { recordFenceReadiness } from './readiness';
 import { recordResults } from './results';
 
 /**
@@ -67,6 +68,14 @@ export async function recordReport(
     (async () => {
       const { rebooted } = await recordInventory(ctx, { control: view, heard, now });
       await recordHostsAlive(ctx, { control: view, relayId: report.relayId, heard, rebooted, now });
+      // After the inventory, so that readiness of a host first seen in this very report finds its record;
+      // after the lifecycle writes, since it is the least urgent and would only make them retry.
+      await recordFenceReadiness(ctx, {
+        control: view,
+        relayId: report.relayId,
+        readiness: report.fenceReadiness ?? [],
+        now,
+      });
       return undefined;
     })(),
   ]);

@@ -1,6 +1,6 @@
 import type { CommandResult } from '../../contracts/relay-protocol';
 import type { AppContext } from '../context';
-import { outcomeOf, settleTask } from '../shared/callbacks';
+import { fenceLevelOf, outcomeOf, settleTask } from '../shared/callbacks';
 import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurrently';
 import { appendEvent } from '../shared/events';
 
@@ -39,6 +39,7 @@ export async function recordResults(
           relayId: command.relayId,
           outcome: result.outcome,
           powerState: result.powerState ?? null,
+          ...fenceLevelOf(result),
         },
       );
     }

@@ -39,14 +39,16 @@ export function outcomeOf(
           commandId: command.commandId,
           relayId: record.relayId,
           powerState: 'off',
+          ...fenceLevelOf(result),
           finishedAt: result.finishedAt,
           ...(result.detail === undefined ? {} : { detail: result.detail }),
         };
         return { output };
       }
+      const level = fenceLevelText(result);
       return {
         error: WORKFLOW_ERROR.FenceNotConfirmed,
-        cause: `relay ${record.relayId} fence ${command.commandId} of ${command.hostId}: ${said}; power read back ${result.powerState ?? 'not at all'}`,
+        cause: `relay ${record.relayId} fence ${command.commandId} of ${command.hostId}: ${said}; power read back ${result.powerState ?? 'not at all'}${level === null ? '' : `, through ${level}`}`,
       };
     }
     case 'start-vm': {
@@ -67,6 +69,27 @@ export function outcomeOf(
     default:
       return unreachable(command);
   }
+}
+
+/** The fence level and driver a result names, as fields to copy (none from relays that predate levels). */
+export function fenceLevelOf(result: {
+  readonly level?: number | undefined;
+  readonly driver?: string | undefined;
+}): { level?: number; driver?: string } {
+  return {
+    ...(result.level === undefined ? {} : { level: result.level }),
+    ...(result.driver === undefined ? {} : { driver: result.driver }),
+  };
+}
+
+/** The fence level of a result for a timeline line, e.g. `level 2 (fence_apc_snmp)`; null when not given. */
+export function fenceLevelText(result: {
+  readonly level?: number | undefined;
+  readonly driver?: string | undefined;
+}): string | null {
+  if (result.level === undefined && result.driver === undefined) return null;
+  const level = result.level === undefined ? 'a fence level' : `level ${result.level}`;
+  return result.driver === undefined ? level : `${level} (${result.driver})`;
 }
 
 function unreachable(value: never): never {

@@ -3,7 +3,8 @@ import type { Host, Vm } from '../../core/model';
 import type { HostLoad } from '../../core/placement';
 import type { HaPolicy } from '../../core/policy';
 import type { AppContext } from '../context';
-import type { HostRecord, SiteControl, VmRecord } from '../ports';
+import type { HostRecord, RelayRecord, SiteControl, VmRecord } from '../ports';
+import { hostFenceability } from './fence-readiness';
 import { compareIds } from './order';
 import { clusterPolicy } from './policy';
 
@@ -61,8 +62,15 @@ export function reservationLimits(host: HostRecord, policy: HaPolicy): { memoryM
   };
 }
 
-/** The hosts of a site grouped by cluster, with the VMs each runs now, as core capacity sees them. */
-export function clustersOf(hosts: readonly HostRecord[], vms: readonly VmRecord[]): Map<string, Host[]> {
+/**
+ * The hosts of a site grouped by cluster, with the VMs each runs now and, given the site's relays,
+ * whether a relay can fence each one, as core capacity sees them.
+ */
+export function clustersOf(
+  hosts: readonly HostRecord[],
+  vms: readonly VmRecord[],
+  relays: readonly RelayRecord[],
+): Map<string, Host[]> {
   const byCluster = new Map<string, Host[]>();
   for (const h of hosts) {
     const host: Host = {
@@ -72,6 +80,7 @@ export function clustersOf(hosts: readonly HostRecord[], vms: readonly VmRecord[
       // Only an up host can take VMs; a suspect or fenced one is as unavailable as one in maintenance.
       maintenance: h.lifecycle.status !== 'up',
       vms: vms.filter((vm) => vm.hostId === h.hostId && isRunning(vm)).map(coreVm),
+      fencing: hostFenceability(h, relays),
     };
     const list = byCluster.get(h.cluster);
     if (list === undefined) byCluster.set(h.cluster, [host]);
@@ -86,11 +95,14 @@ export interface ClusterCapacity {
   readonly report: CapacityReport;
 }
 
-/** Core assessCapacity for every cluster of a site, each under its own policy, from host and VM records. */
+/**
+ * Core assessCapacity for every cluster of a site, each under its own policy, from host and VM records;
+ * a host no relay can fence has its failover marked as needing an operator.
+ */
 export async function assessSiteCapacity(ctx: AppContext, control: SiteControl): Promise<ClusterCapacity[]> {
   const siteId = control.site.siteId;
   const [hosts, vms] = await Promise.all([ctx.ports.hosts.listHosts(siteId), ctx.ports.vms.listVms(siteId)]);
-  return [...clustersOf(hosts, vms)]
+  return [...clustersOf(hosts, vms, control.relays)]
     .sort(([a], [b]) => compareIds(a, b))
     .map(([clusterId, members]) => ({
       clusterId,

@@ -23,11 +23,16 @@ export interface HostTransition {
 /** The summary kept in the site's control item for a host record. */
 export function summaryOf(host: HostRecord): HostSummary {
   const { lifecycle } = host;
+  const readiness = Object.entries(host.fenceReadiness);
   return {
     digest: host.digest,
     cluster: host.cluster,
     status: lifecycle.status,
     incidentId: 'incidentId' in lifecycle ? lifecycle.incidentId : null,
+    // Only the verdict of each relay: the site's summaries share one item, so the levels stay on the host.
+    ...(readiness.length === 0
+      ? {}
+      : { fenceOk: Object.fromEntries(readiness.map(([relayId, r]) => [relayId, r.ok])) }),
   };
 }
 

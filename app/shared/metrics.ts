@@ -16,6 +16,7 @@ export const METRIC = {
   SplitBrainDetected: 'SplitBrainDetected',
   NPlusOneBroken: 'NPlusOneBroken',
   SitePartitioned: 'SitePartitioned',
+  HostsNotFenceable: 'HostsNotFenceable',
   // Not alarmed on; for the dashboard and the incident review.
   RelaysSilent: 'RelaysSilent',
   FencingSuppressed: 'FencingSuppressed',

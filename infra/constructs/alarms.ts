@@ -25,6 +25,8 @@ const METRIC_ALARMS: readonly {
   statistic: 'Sum' | 'Maximum';
   period: Duration;
   description: string;
+  /** What no datapoint means; by default nothing happened (the metric is published only when it does). */
+  treatMissingData?: TreatMissingData;
 }[] = [
   {
     metric: HALO_METRIC.FenceFailed,
@@ -56,6 +58,19 @@ const METRIC_ALARMS: readonly {
     statistic: 'Sum',
     period: Duration.minutes(1),
     description: 'Every relay of a site is silent: partitioned, not dead. Nothing is fenced (safety rule 2).',
+  },
+  {
+    metric: HALO_METRIC.HostsNotFenceable,
+    statistic: 'Maximum',
+    // A gauge published every detector tick, so it stays in ALARM for as long as a host cannot be fenced.
+    period: Duration.minutes(5),
+    description:
+      'A host cannot be fenced: every fence level of every relay failed its power-status read, so its ' +
+      'failover would wait for an operator. GET /v1/sites/{siteId}/hosts names it (fencing.reason); run ' +
+      '`halo-relay check-bmc` on the relay to see each level answer, and fix the BMC or PDU access.',
+    // No datapoint means the detector did not run, not that the hosts were fixed: keep the last state
+    // (the detector's own Errors alarm reports the outage) rather than send a false OK.
+    treatMissingData: TreatMissingData.IGNORE,
   },
 ];
 
@@ -95,14 +110,19 @@ export class HaloAlarms extends Construct {
 
     const action = new SnsAction(this.topic);
     const alarms: Alarm[] = [];
-    const add = (alarmId: string, metric: IMetric, description: string): void => {
+    const add = (
+      alarmId: string,
+      metric: IMetric,
+      description: string,
+      // No data means nothing happened: most metrics are only published when something does.
+      treatMissingData = TreatMissingData.NOT_BREACHING,
+    ): void => {
       const alarm = new Alarm(this, alarmId, {
         metric,
         threshold: 1,
         evaluationPeriods: 1,
         comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        // No data means nothing happened: these metrics are only published when something does.
-        treatMissingData: TreatMissingData.NOT_BREACHING,
+        treatMissingData,
         alarmDescription: description,
       });
       alarm.addAlarmAction(action);
@@ -111,7 +131,12 @@ export class HaloAlarms extends Construct {
     };
 
     for (const a of METRIC_ALARMS) {
-      add(a.metric, haloMetric(a.metric, { statistic: a.statistic, period: a.period }), a.description);
+      add(
+        a.metric,
+        haloMetric(a.metric, { statistic: a.statistic, period: a.period }),
+        a.description,
+        a.treatMissingData,
+      );
     }
     const perMinute = { period: Duration.minutes(1), statistic: 'Sum' };
     add(

@@ -47,7 +47,7 @@ export class HaloDashboard extends Construct {
         ],
         [
           graph('Reports ingested', [sum(HALO_METRIC.ReportsIngested)]),
-          graph('Hosts and relays silent', [
+          graph('Hosts and relays silent, hosts not fenceable', [
             haloMetric(HALO_METRIC.HostsSilent, {
               statistic: 'Maximum',
               period: Duration.minutes(1),
@@ -57,6 +57,11 @@ export class HaloDashboard extends Construct {
               statistic: 'Maximum',
               period: Duration.minutes(1),
               label: 'relays',
+            }),
+            haloMetric(HALO_METRIC.HostsNotFenceable, {
+              statistic: 'Maximum',
+              period: Duration.minutes(1),
+              label: 'hosts not fenceable',
             }),
           ]),
           graph('Incidents opened / closed by outcome', [

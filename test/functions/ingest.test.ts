@@ -49,6 +49,20 @@ describe('ingest handler', () => {
     expect(state.relays.get(`${SITE}/${RELAY}`)?.lastSeq).toBe(1);
   });
 
+  it("accepts fence readiness and keeps it on the host, under the relay's id", async () => {
+    const { post, state } = await setup();
+    const level = { level: 1, driver: 'ipmitool', ok: false, power: null, error: 'timed out' };
+    const response = await post(
+      JSON.stringify(
+        report({ fenceReadiness: [{ hostId: 'node01', checkedAt: T0 - 5, ok: false, levels: [level] }] }),
+      ),
+    );
+    expect(response.statusCode).toBe(200);
+    expect(state.hosts.get(`${SITE}/node01`)?.fenceReadiness).toEqual({
+      [RELAY]: { ok: false, checkedAt: T0 - 5, reportedAt: T0, levels: [level] },
+    });
+  });
+
   it('reads the Authorization header case-insensitively', async () => {
     const { ctx } = await setup();
     const handle = makeIngestHandler(ctx, quietLogger());
@@ -107,6 +121,39 @@ describe('ingest handler', () => {
       expect(paths).toContain('hosts.1.cpus');
       expect(paths).toContain('');
       expect(r.message).toMatch(/hosts\.0\.vms\.0\.memoryMiB/);
+    });
+
+    it('a bad fence readiness entry: 400 invalid-request naming each bad field', async () => {
+      const body = report({
+        fenceReadiness: [
+          {
+            hostId: 'node01',
+            checkedAt: T0,
+            ok: true,
+            levels: [{ level: 1, driver: 'ipmitool', ok: true, power: 'on', error: null }],
+          },
+          {
+            hostId: 'node02',
+            checkedAt: T0,
+            ok: false,
+            levels: [{ level: 0, driver: 'ipmitool', ok: false, power: null, error: null }],
+          },
+        ],
+      });
+      const raw = JSON.parse(JSON.stringify(body));
+      raw.fenceReadiness[0].levels[0].power = 'maybe';
+      delete raw.fenceReadiness[1].checkedAt;
+      const r = refusal(await env.post(JSON.stringify(raw)));
+      expect(r).toMatchObject({ status: 400, error: 'invalid-request' });
+      const paths = (r.issues ?? []).map((i) => i.path);
+      expect(paths).toEqual(
+        expect.arrayContaining([
+          'fenceReadiness.0.levels.0.power',
+          'fenceReadiness.1.checkedAt',
+          'fenceReadiness.1.levels.0.level',
+        ]),
+      );
+      expect(r.message).toMatch(/fenceReadiness\.0\.levels\.0\.power/);
     });
 
     it('caps the number of issues reported', async () => {

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { OPERATOR_ROUTES } from '../../contracts/operator-api';
+import {
+  ClusterFailoverViewSchema,
+  HostFenceViewSchema,
+  OPERATOR_ROUTES,
+} from '../../contracts/operator-api';
 import { ErrorBodySchema } from '../../contracts/relay-protocol';
 import type { IncidentInput } from '../../contracts/workflow';
 import { makeIngestHandler } from '../../functions/ingest/ingest';
@@ -132,6 +136,42 @@ describe('operator API handler', () => {
     expect(bad.issues?.[0]?.path).toBe('siteId');
     const unknown = errorOf(await call('GET /v1/sites/{siteId}/hosts', { params: { siteId: 'nowhere' } }));
     expect(unknown).toMatchObject({ status: 404, error: 'not-found' });
+  });
+
+  it("listHosts and capacityReport: each host's fence readiness and verdict, and whose failover needs an operator", async () => {
+    const { call, enrolled, ctx, logger } = await setup();
+    const { credential } = bodyOf(enrolled) as { credential: string };
+    const down = { level: 1, driver: 'ipmitool', ok: false, power: null, error: 'timed out' };
+    const fenceReadiness = [{ hostId: 'node01', checkedAt: T0, ok: false, levels: [down] }];
+    const accepted = await makeIngestHandler(
+      ctx,
+      logger,
+    )(
+      httpEvent({
+        body: JSON.stringify(report({ seq: 2, fenceReadiness })),
+        headers: { authorization: `Bearer ${credential}` },
+      }),
+    );
+    expect(accepted.statusCode).toBe(200);
+
+    const hosts = HostFenceViewSchema.array().parse(
+      bodyOf(await call('GET /v1/sites/{siteId}/hosts', { params: { siteId: SITE } })),
+    );
+    const node01 = hosts.find((h) => h.hostId === 'node01');
+    expect(node01?.fencing).toEqual({
+      fenceable: false,
+      reason: `relay ${RELAY}: level 1 ipmitool: timed out`,
+    });
+    expect(node01?.fenceReadiness[RELAY]).toMatchObject({ ok: false, checkedAt: T0, levels: [down] });
+    expect(hosts.find((h) => h.hostId === 'node02')?.fencing).toEqual({ fenceable: null, reason: null });
+
+    const capacity = bodyOf(await call('GET /v1/sites/{siteId}/capacity', { params: { siteId: SITE } })) as {
+      clusters: unknown[];
+    };
+    const [cluster] = ClusterFailoverViewSchema.array().parse(capacity.clusters);
+    expect(cluster?.report.automaticFailover).toBe(false);
+    expect(cluster?.report.notFenceable.map((h) => h.hostId)).toEqual(['node01']);
+    expect(cluster?.report.plans.find((p) => p.failedHostId === 'node01')?.needsOperator).toBe(true);
   });
 
   it('listVms: 200, and 400 without a site id', async () => {

@@ -224,6 +224,23 @@ describe('alarms', () => {
     }
   });
 
+  it('alarm while any host cannot be fenced, keeping the state when the detector publishes nothing', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: METRICS_NAMESPACE,
+      MetricName: HALO_METRIC.HostsNotFenceable,
+      Dimensions: [{ Name: 'service', Value: 'halo' }],
+      Statistic: 'Maximum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'ignore',
+      AlarmActions: [{ Ref: Match.anyValue() }],
+      OKActions: [{ Ref: Match.anyValue() }],
+      AlarmDescription: Match.stringLikeRegexp('halo-relay check-bmc'),
+    });
+  });
+
   it('watch failed and timed-out executions and every function’s errors', () => {
     for (const metric of ['ExecutionsFailed', 'ExecutionsTimedOut']) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {

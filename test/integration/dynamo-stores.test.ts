@@ -1,11 +1,12 @@
 import { DeleteTableCommand, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
-import { GetCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createDynamoStores } from '../../adapters/dynamodb';
 import { FINISHED_COMMAND_TTL_SECONDS } from '../../adapters/dynamodb/dynamo-command-store';
 import {
   commandSk,
   GSI1,
+  hostSk,
   INCIDENT_META_SK,
   incidentKey,
   relaySk,
@@ -13,7 +14,7 @@ import {
   siteKey,
 } from '../../adapters/dynamodb/table-definition';
 import { type LocalDynamo, startDynalite } from '../support/dynalite';
-import { HASH_A, newCommand, newIncident, resultOf, SITE, T0 } from '../support/store-fixtures';
+import { HASH_A, newCommand, newHost, newIncident, resultOf, SITE, T0 } from '../support/store-fixtures';
 import { describeStoreConformance } from './stores.conformance';
 
 // One dynalite for the file, one fresh table per test: tests cannot see each other's items.
@@ -98,6 +99,24 @@ describe('dynamodb items (what the conformance suite cannot see)', () => {
       gsi1pk: 'INCIDENTS',
       gsi1sk: '0000000000042#i1',
     });
+  });
+
+  it('reads a host item written before fence readiness as one no relay has checked', async () => {
+    await stores.hosts.createHost(newHost('h1'));
+    await dynamo.client.send(
+      new UpdateCommand({
+        TableName: tableName,
+        Key: { pk: siteKey(SITE), sk: hostSk('h1') },
+        UpdateExpression: 'REMOVE fenceReadiness',
+      }),
+    );
+    expect(await rawItem(siteKey(SITE), hostSk('h1'))).not.toHaveProperty('fenceReadiness');
+
+    expect((await stores.hosts.getHost(SITE, 'h1'))?.fenceReadiness).toEqual({});
+    const level = { level: 1, driver: 'ipmitool', ok: true, power: 'on', error: null } as const;
+    const entry = { ok: true, checkedAt: T0, reportedAt: T0, levels: [level] };
+    const saved = await stores.hosts.saveFenceReadiness(SITE, 'h1', 1, { r1: entry });
+    expect(saved.fenceReadiness).toEqual({ r1: entry });
   });
 
   it('stores a timeline event under EVENT#{at:013d}#{kind}', async () => {

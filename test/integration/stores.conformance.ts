@@ -201,6 +201,19 @@ export function describeStoreConformance(
         });
       });
 
+      it("keeps a host summary's fence verdict of each relay, and a summary without any as it is", async () => {
+        await stores.sites.putSite({ siteId: SITE, createdAt: T0 });
+        const h1 = { digest: 'd1', cluster: 'c1', status: 'up', incidentId: null } as const;
+        const h2 = { ...h1, digest: 'd2', fenceOk: { r1: false, r2: true } };
+        await stores.sites.putHostSummary(SITE, 'h1', h1);
+        await stores.sites.putHostSummary(SITE, 'h2', h2);
+        await stores.sites.putHostSummary(SITE, 'h1', { ...h1, fenceOk: { r1: true } });
+        expect((await stores.sites.loadControl(SITE))?.hosts).toEqual({
+          h1: { ...h1, fenceOk: { r1: true } },
+          h2,
+        });
+      });
+
       it('keeps every host summary written concurrently into a site that has none yet', async () => {
         await stores.sites.putSite({ siteId: SITE, createdAt: T0 });
         const ids = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6'];
@@ -446,9 +459,15 @@ export function describeStoreConformance(
       const limits = { memoryMiB: 16_384, cpus: 16 };
       const vmRes = (id: string, memoryMiB = 4096, cpus = 2) => ({ id, vmId: `vm-${id}`, cpus, memoryMiB });
 
-      it('creates a host first seen at version 1 with no reservations', async () => {
+      it('creates a host first seen at version 1 with no reservations and no fence readiness', async () => {
         const host = await stores.hosts.createHost(newHost('h1'));
-        const expected: HostRecord = { ...newHost('h1'), reservations: {}, incidentSeq: 0, version: 1 };
+        const expected: HostRecord = {
+          ...newHost('h1'),
+          reservations: {},
+          incidentSeq: 0,
+          fenceReadiness: {},
+          version: 1,
+        };
         expect(host).toEqual(expected);
         expect(await stores.hosts.getHost(SITE, 'h1')).toEqual(expected);
       });
@@ -563,6 +582,82 @@ export function describeStoreConformance(
         expect(errors).toHaveLength(1);
         expect(errors[0]).toBeInstanceOf(ConcurrentUpdateError);
         expect(await stores.hosts.getHost(SITE, 'h1')).toEqual(values[0]);
+      });
+
+      describe('fence readiness', () => {
+        const down = { level: 1, driver: 'ipmitool', ok: false, power: null, error: 'timed out' };
+        const up = { level: 2, driver: 'fence_apc_snmp', ok: true, power: 'on', error: null } as const;
+        const byRelay = {
+          r1: { ok: false, checkedAt: T0, reportedAt: T0 + 1, levels: [down] },
+          r2: { ok: true, checkedAt: T0, reportedAt: T0 + 2, levels: [down, up] },
+        };
+
+        it('saves every relay entry on the version read, keeping everything else', async () => {
+          await stores.hosts.createHost(newHost('h1'));
+          await stores.hosts.reserve(SITE, 'h1', vmRes('r1'), limits);
+          const before = await stores.hosts.getHost(SITE, 'h1');
+          if (before === null) throw new Error('host missing');
+
+          const after = await stores.hosts.saveFenceReadiness(SITE, 'h1', before.version, byRelay);
+
+          expect(after).toEqual({ ...before, fenceReadiness: byRelay, version: before.version + 1 });
+          expect(await stores.hosts.getHost(SITE, 'h1')).toEqual(after);
+          expect((await stores.hosts.listHosts(SITE))[0]?.fenceReadiness).toEqual(byRelay);
+        });
+
+        it('replaces the entries: a relay left out is dropped', async () => {
+          await stores.hosts.createHost(newHost('h1'));
+          await stores.hosts.saveFenceReadiness(SITE, 'h1', 1, byRelay);
+          const after = await stores.hosts.saveFenceReadiness(SITE, 'h1', 2, { r2: byRelay.r2 });
+          expect(after.fenceReadiness).toEqual({ r2: byRelay.r2 });
+        });
+
+        it('refuses a stale version or an unknown host, changing and creating nothing', async () => {
+          await stores.hosts.createHost(newHost('h1'));
+          await stores.hosts.setLifecycle(SITE, 'h1', 1, { status: 'maintenance', bootId: 'boot-h1' });
+          const stored = await stores.hosts.getHost(SITE, 'h1');
+
+          await expect(stores.hosts.saveFenceReadiness(SITE, 'h1', 1, byRelay)).rejects.toBeInstanceOf(
+            ConcurrentUpdateError,
+          );
+          await expect(stores.hosts.saveFenceReadiness(SITE, 'nope', 1, byRelay)).rejects.toBeInstanceOf(
+            NotFoundError,
+          );
+          expect(await stores.hosts.getHost(SITE, 'h1')).toEqual(stored);
+          expect(await stores.hosts.getHost(SITE, 'nope')).toBeNull();
+        });
+
+        it('lets exactly one of two writers with the same expected version win', async () => {
+          await stores.hosts.createHost(newHost('h1'));
+          const { values, errors } = await settle([
+            stores.hosts.saveFenceReadiness(SITE, 'h1', 1, { r1: byRelay.r1 }),
+            stores.hosts.saveFenceReadiness(SITE, 'h1', 1, { r2: byRelay.r2 }),
+          ]);
+          expect(values).toHaveLength(1);
+          expect(errors).toHaveLength(1);
+          expect(errors[0]).toBeInstanceOf(ConcurrentUpdateError);
+          expect(await stores.hosts.getHost(SITE, 'h1')).toEqual(values[0]);
+        });
+
+        it('is kept by inventory, lifecycle, reservation and release writes, which move the version', async () => {
+          await stores.hosts.createHost(newHost('h1'));
+          await stores.hosts.saveFenceReadiness(SITE, 'h1', 1, byRelay);
+          await stores.hosts.saveInventory(SITE, 'h1', 2, { ...newHost('h1'), usedMiB: 5 });
+          await stores.hosts.setLifecycle(SITE, 'h1', 3, { status: 'maintenance', bootId: 'boot-h1' });
+          await stores.hosts.reserve(SITE, 'h1', vmRes('x'), limits);
+          await stores.hosts.release(SITE, 'h1', 'x');
+          const host = await stores.hosts.getHost(SITE, 'h1');
+          expect(host).toMatchObject({ fenceReadiness: byRelay, version: 6 });
+        });
+
+        it('hands out copies: mutating a returned readiness changes nothing stored', async () => {
+          await stores.hosts.createHost(newHost('h1'));
+          const input = structuredClone(byRelay);
+          const saved = await stores.hosts.saveFenceReadiness(SITE, 'h1', 1, input);
+          (input.r1.levels[0] as { error: string | null }).error = 'changed';
+          (saved.fenceReadiness as Record<string, unknown>).r9 = byRelay.r1;
+          expect((await stores.hosts.getHost(SITE, 'h1'))?.fenceReadiness).toEqual(byRelay);
+        });
       });
 
       it('refuses a lifecycle change for an unknown host', async () => {

@@ -1,4 +1,4 @@
-import type { CommandRecord, HostRecord, IncidentRecord, Ports } from '../../app/ports';
+import type { CommandRecord, IncidentRecord, NewHost, Ports } from '../../app/ports';
 import type { CommandResult } from '../../contracts/relay-protocol';
 import type { IncidentInput } from '../../contracts/workflow';
 
@@ -17,10 +17,7 @@ export const HASH_A = 'a'.repeat(64);
 export const HASH_B = 'b'.repeat(64);
 
 /** A host as first seen: up, 16 CPUs, 64 GiB, nothing running. */
-export function newHost(
-  hostId: string,
-  extra: Partial<Omit<HostRecord, 'version' | 'reservations' | 'incidentSeq'>> = {},
-): Omit<HostRecord, 'version' | 'reservations' | 'incidentSeq'> {
+export function newHost(hostId: string, extra: Partial<NewHost> = {}): NewHost {
   return {
     siteId: SITE,
     hostId,

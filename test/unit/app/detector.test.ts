@@ -1,16 +1,20 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { detectOnce } from '../../../app/detector/detect';
 import { runStep } from '../../../app/failover/steps';
-import { setFencing, setVmMetadata } from '../../../app/operator';
+import { setFencing, setMaintenance, setVmMetadata } from '../../../app/operator';
 import type { FencingPolicyOutput } from '../../../contracts/workflow';
 import {
   createWorld,
   GiB,
   h1Silent,
+  levelDown,
+  levelUp,
   openH1Incident,
+  readiness,
   SITE,
   type StandardSite,
   standardSite,
+  T0,
   vm,
   type World,
 } from './world';
@@ -69,8 +73,10 @@ describe('detectOnce', () => {
       silentHosts: 0,
       incidentsOpened: [],
       clustersFailingNPlusOne: [],
+      hostsNotFenceable: [],
     });
     expect(world.metrics.of('HostsSilent').map((p) => p.value)).toEqual([0]);
+    expect(world.metrics.of('HostsNotFenceable').map((p) => p.value)).toEqual([0]);
   });
 
   describe('given a fence suppressed because fencing was disabled', () => {
@@ -125,5 +131,54 @@ describe('detectOnce', () => {
 
     expect(report.clustersFailingNPlusOne).toEqual([{ siteId: SITE, clusterId: 'c1' }]);
     expect(world.metrics.of('NPlusOneBroken').map((p) => p.value)).toEqual([0, 1]);
+  });
+});
+
+describe('detectOnce: hosts that cannot be fenced', () => {
+  const down = [levelDown(1, 'connection timed out')];
+  const gauge = () => world.metrics.of('HostsNotFenceable').map((p) => p.value);
+
+  it('given no relay can fence h1, then HostsNotFenceable counts it on every tick until a relay can', async () => {
+    await site.r1.report(site.hosts(), [], [readiness('h1', T0, down)]);
+    await site.r2.report(site.hosts(), [], [readiness('h1', T0, down)]);
+
+    const report = await detectOnce(world.ctx, { evaluateCapacity: false });
+    await detectOnce(world.ctx, { evaluateCapacity: false });
+    await site.r2.report(site.hosts(), [], [readiness('h1', T0 + 1, [levelUp(2, 'fence_apc_snmp')])]);
+    const mended = await detectOnce(world.ctx, { evaluateCapacity: false });
+
+    expect(report.hostsNotFenceable).toEqual([{ siteId: SITE, hostId: 'h1' }]);
+    expect(mended.hostsNotFenceable).toEqual([]);
+    expect(gauge()).toEqual([1, 1, 0]);
+  });
+
+  it('given a host no relay checked (older relays), then it is unknown and not counted', async () => {
+    await site.r1.report(site.hosts(), [], [readiness('h1', T0, [levelUp(1)])]);
+
+    expect((await detectOnce(world.ctx, { evaluateCapacity: false })).hostsNotFenceable).toEqual([]);
+    expect(gauge()).toEqual([0]);
+  });
+
+  it('given h2 cannot be fenced but is in maintenance, then it counts only once maintenance ends', async () => {
+    await site.r1.report(site.hosts(), [], [readiness('h2', T0, down)]);
+    await setMaintenance(world.ctx, { siteId: SITE, hostId: 'h2', enabled: true, caller: 'alice' });
+    await detectOnce(world.ctx, { evaluateCapacity: false });
+
+    await setMaintenance(world.ctx, { siteId: SITE, hostId: 'h2', enabled: false, caller: 'alice' });
+    const report = await detectOnce(world.ctx, { evaluateCapacity: false });
+
+    expect(report.hostsNotFenceable).toEqual([{ siteId: SITE, hostId: 'h2' }]);
+    expect(gauge()).toEqual([0, 1]);
+  });
+
+  it('given the site is partitioned, then its hosts still count on their last readiness', async () => {
+    await site.r1.report(site.hosts(), [], [readiness('h3', T0, down)]);
+    world.clock.advance(31_000);
+
+    const report = await detectOnce(world.ctx, { evaluateCapacity: false });
+
+    expect(report.partitionedSites).toEqual([SITE]);
+    expect(report.hostsNotFenceable).toEqual([{ siteId: SITE, hostId: 'h3' }]);
+    expect(gauge()).toEqual([1]);
   });
 });

@@ -346,6 +346,48 @@ describe('verify-power-off (safety rule 1)', () => {
     expect(await kinds()).toContain('power-off-confirmed');
   });
 
+  it('given the power read back off by fence level 2, then the timeline says which level confirmed it', async () => {
+    const record = await fenceOrdered();
+    await relayOf(site, record.relayId).report(h1Silent(site), [
+      { ...offResult(record.command.commandId), level: 2, driver: 'fence_apc_snmp' },
+    ]);
+    const completion = world.workflow.completionOf('tok-fence-1');
+    if (completion?.kind !== 'success') throw new Error('fence not confirmed');
+    const fence = completion.output as FenceResult;
+    expect(fence).toMatchObject({ powerState: 'off', level: 2, driver: 'fence_apc_snmp' });
+
+    const confirmation = (await step(world, { step: 'verify-power-off', incident, fence })) as {
+      by: 'ipmi-read-back';
+      detail: string;
+    };
+    await step(world, { step: 'mark-fenced', incident, confirmation });
+
+    const events = await world.stores.incidents.listEvents(incident.incidentId);
+    const confirmed = events.find((e) => e.kind === 'power-off-confirmed');
+    expect(confirmed?.detail).toBe(
+      `relay ${record.relayId} read the power of h1 back as off (${record.command.commandId}); ` +
+        'power-off confirmed by level 2 (fence_apc_snmp)',
+    );
+    expect(confirmed?.data).toMatchObject({ level: 2, driver: 'fence_apc_snmp' });
+    // MarkFenced's evidence keeps it too: its line repeats the confirmation and its data names the level.
+    const fenced = events.find((e) => e.kind === 'fenced');
+    expect(fenced?.detail).toContain('power-off confirmed by level 2 (fence_apc_snmp)');
+    expect(fenced?.data).toMatchObject({ by: 'ipmi-read-back', level: 2, driver: 'fence_apc_snmp' });
+  });
+
+  it('given a relay that predates fence levels, then the confirmation reads as before, with no level', async () => {
+    const fence = await resultFor('off');
+    await step(world, { step: 'verify-power-off', incident, fence });
+
+    const events = await world.stores.incidents.listEvents(incident.incidentId);
+    const confirmed = events.find((e) => e.kind === 'power-off-confirmed');
+    expect(confirmed?.detail).toBe(
+      `relay ${fence.relayId} read the power of h1 back as off (${fence.commandId})`,
+    );
+    expect(confirmed?.data).not.toHaveProperty('level');
+    expect(confirmed?.data).not.toHaveProperty('driver');
+  });
+
   it('given the power read back on, then FenceNotConfirmedError', async () => {
     const fence = await resultFor('on');
     await expect(runStep(world.ctx, { step: 'verify-power-off', incident, fence })).rejects.toBeInstanceOf(

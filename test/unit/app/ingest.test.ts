@@ -18,11 +18,15 @@ import {
   enrolledRelay,
   GiB,
   host,
+  levelDown,
+  levelUp,
   openH1Incident,
+  readiness,
   SILENT_MS,
   SITE,
   type StandardSite,
   standardSite,
+  T0,
   vm,
   type World,
 } from './world';
@@ -470,6 +474,50 @@ describe('recordReport: command results', () => {
     });
   });
 
+  it('given a fence read back off by level 2, then the FenceResult names the level and its driver', async () => {
+    const fence = await fenceCommand();
+    const relayId = (await world.stores.commands.listForIncident(SITE, fence.incidentId))[0]?.relayId;
+    const relay = relayId === 'r1' ? site.r1 : site.r2;
+
+    await relay.report(site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } }), [
+      fenceResult(fence, { level: 2, driver: 'fence_apc_snmp' }),
+    ]);
+
+    expect(world.workflow.completionOf('tok-fence-1')).toEqual({
+      kind: 'success',
+      token: 'tok-fence-1',
+      output: {
+        commandId: fence.commandId,
+        relayId,
+        powerState: 'off',
+        level: 2,
+        driver: 'fence_apc_snmp',
+        finishedAt: world.clock.now(),
+      },
+    });
+    const [stored] = await world.stores.commands.listForIncident(SITE, fence.incidentId);
+    expect(stored?.result).toMatchObject({ level: 2, driver: 'fence_apc_snmp' });
+  });
+
+  it('given a fence read back on by its last level, then the failure and the timeline name that level', async () => {
+    const fence = await fenceCommand();
+    const relayId = (await world.stores.commands.listForIncident(SITE, fence.incidentId))[0]?.relayId;
+    const relay = relayId === 'r1' ? site.r1 : site.r2;
+
+    await relay.report(site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } }), [
+      fenceResult(fence, { powerState: 'on', level: 2, driver: 'fence_apc_snmp' }),
+    ]);
+
+    expect(world.workflow.completionOf('tok-fence-1')).toMatchObject({
+      kind: 'failure',
+      cause: expect.stringContaining('power read back on, through level 2 (fence_apc_snmp)'),
+    });
+    const failed = (await world.stores.incidents.listEvents(fence.incidentId)).find(
+      (e) => e.kind === 'fence-failed',
+    );
+    expect(failed?.data).toMatchObject({ powerState: 'on', level: 2, driver: 'fence_apc_snmp' });
+  });
+
   it.each([
     ['acknowledged but read back on', { powerState: 'on' as const }],
     ['acknowledged without a read-back', { powerState: undefined }],
@@ -604,5 +652,108 @@ describe('recordReport: hosts of several clusters', () => {
     await world.stores.sites.updateCluster(SITE, 'c2', c2.version, { policy: { relayReportMs: 5_000 } });
 
     expect((await site.r1.report(site.hosts())).nextReportInMs).toBe(5_000);
+  });
+});
+
+describe('recordReport: fence readiness', () => {
+  const broken = [
+    levelDown(1, 'connection timed out'),
+    levelDown(2, 'authentication failed', 'fence_apc_snmp'),
+  ];
+
+  async function summaryOf(hostId: string) {
+    return (await world.stores.sites.loadControl(SITE))?.hosts[hostId];
+  }
+
+  it("given each relay reports h1's readiness, then the host keeps both, per relay, and the summary each verdict", async () => {
+    const checkedAt = world.clock.now() - 100;
+    await site.r1.report(site.hosts(), [], [readiness('h1', checkedAt, broken)]);
+    await site.r2.report(site.hosts(), [], [readiness('h1', checkedAt, [levelUp(1)])]);
+
+    const reportedAt = world.clock.now();
+    expect((await world.stores.hosts.getHost(SITE, 'h1'))?.fenceReadiness).toEqual({
+      r1: { ok: false, checkedAt, reportedAt, levels: broken },
+      r2: { ok: true, checkedAt, reportedAt, levels: [levelUp(1)] },
+    });
+    expect((await summaryOf('h1'))?.fenceOk).toEqual({ r1: false, r2: true });
+    expect(await summaryOf('h2')).not.toHaveProperty('fenceOk');
+  });
+
+  it('given a readiness change, then one read, one conditional host write and the summary, nothing else', async () => {
+    await site.r1.report(site.hosts(), [], [readiness('h2', T0, broken)]);
+
+    expect(world.calls).toEqual([
+      'sites.loadControl',
+      'relays.acceptReport',
+      'hosts.getHost',
+      'hosts.saveFenceReadiness',
+      'sites.putHostSummary',
+    ]);
+  });
+
+  it('given the same finding again (the relay restarted), then the host is only read, and keeps its first check', async () => {
+    await site.r1.report(site.hosts(), [], [readiness('h2', T0, broken)]);
+    world.calls.length = 0;
+    world.clock.advance(300_000);
+
+    await site.r1.report(site.hosts(), [], [readiness('h2', T0 + 300_000, broken)]);
+
+    expect(world.calls).toEqual(['sites.loadControl', 'relays.acceptReport', 'hosts.getHost']);
+    expect((await world.stores.hosts.getHost(SITE, 'h2'))?.fenceReadiness.r1?.checkedAt).toBe(T0);
+  });
+
+  it('given a check older than the one held (reports handled out of order), then it is ignored', async () => {
+    await site.r1.report(site.hosts(), [], [readiness('h2', T0 + 10, [levelUp(1)])]);
+
+    await site.r1.report(site.hosts(), [], [readiness('h2', T0, broken)]);
+
+    expect((await world.stores.hosts.getHost(SITE, 'h2'))?.fenceReadiness.r1).toMatchObject({
+      ok: true,
+      checkedAt: T0 + 10,
+    });
+    expect((await summaryOf('h2'))?.fenceOk).toEqual({ r1: true });
+  });
+
+  it('given readiness of a host no relay ever reported, then it creates and writes nothing', async () => {
+    await site.r1.report(site.hosts(), [], [readiness('h9', T0, broken)]);
+
+    expect(world.calls).toEqual(['sites.loadControl', 'relays.acceptReport', 'hosts.getHost']);
+    expect(await world.stores.hosts.getHost(SITE, 'h9')).toBeNull();
+    expect(await summaryOf('h9')).toBeUndefined();
+  });
+
+  it('given a host first seen in the very report that carries its readiness, then the readiness is kept', async () => {
+    await site.r1.report([...site.hosts(), host('h4')], [], [readiness('h4', T0, [levelUp(1)])]);
+
+    expect((await world.stores.hosts.getHost(SITE, 'h4'))?.fenceReadiness.r1).toMatchObject({ ok: true });
+    expect(await summaryOf('h4')).toMatchObject({ status: 'up', fenceOk: { r1: true } });
+  });
+
+  it('given the summary write was lost after the host write, then the readiness the relay resends repairs it', async () => {
+    // The relay resends what was not accepted; the host already holds it (a crash between the writes).
+    const h1 = await world.stores.hosts.getHost(SITE, 'h1');
+    if (h1 === null) throw new Error('no h1');
+    await world.stores.hosts.saveFenceReadiness(SITE, 'h1', h1.version, {
+      r1: { ok: false, checkedAt: T0, reportedAt: T0, levels: broken },
+    });
+
+    await site.r1.report(site.hosts(), [], [readiness('h1', T0, broken)]);
+
+    expect(world.calls).toEqual([
+      'sites.loadControl',
+      'relays.acceptReport',
+      'hosts.getHost',
+      'sites.putHostSummary',
+    ]);
+    expect((await summaryOf('h1'))?.fenceOk).toEqual({ r1: false });
+  });
+
+  it('given inventory and lifecycle writes to the same host later, then its readiness stays', async () => {
+    await site.r1.report(site.hosts(), [], [readiness('h2', T0, broken)]);
+
+    await site.r1.report(site.hosts({ h2: { vms: [] } }));
+
+    expect((await world.stores.hosts.getHost(SITE, 'h2'))?.fenceReadiness.r1?.ok).toBe(false);
+    expect((await summaryOf('h2'))?.fenceOk).toEqual({ r1: false });
   });
 });

@@ -20,10 +20,14 @@ import { executionArnOf, testHasher } from './fakes';
 import {
   createWorld,
   GiB,
+  levelDown,
+  levelUp,
   openH1Incident,
+  readiness,
   SITE,
   type StandardSite,
   standardSite,
+  T0,
   TestRelay,
   vm,
   type World,
@@ -59,6 +63,64 @@ describe('inventory views', () => {
   });
 });
 
+describe('fence readiness in the host views', () => {
+  beforeEach(async () => {
+    const down = [levelDown(1, 'connection timed out')];
+    await site.r1.report(site.hosts(), [], [readiness('h1', T0, down), readiness('h2', T0, down)]);
+    await site.r2.report(site.hosts(), [], [readiness('h1', T0, down), readiness('h2', T0, [levelUp(1)])]);
+  });
+
+  it("shows each relay's readiness of each host and the verdict: not fenceable with why, fenceable, unknown", async () => {
+    const hosts = new Map((await listHosts(world.ctx, { siteId: SITE })).map((h) => [h.hostId, h]));
+
+    expect(hosts.get('h1')?.fencing).toEqual({
+      fenceable: false,
+      reason:
+        'relay r1: level 1 ipmitool: connection timed out; relay r2: level 1 ipmitool: connection timed out',
+    });
+    expect(hosts.get('h1')?.fenceReadiness.r1).toEqual({
+      ok: false,
+      checkedAt: T0,
+      reportedAt: expect.any(Number),
+      levels: [levelDown(1, 'connection timed out')],
+    });
+    expect(hosts.get('h2')?.fencing).toEqual({ fenceable: true, reason: null });
+    expect(Object.keys(hosts.get('h2')?.fenceReadiness ?? {})).toEqual(['r1', 'r2']);
+    // No relay checked h3 (an older relay): unknown, not broken.
+    expect(hosts.get('h3')?.fencing).toEqual({ fenceable: null, reason: null });
+    expect(hosts.get('h3')?.fenceReadiness).toEqual({});
+  });
+
+  it('given the only relay that can fence h2 is revoked, then h2 is not fenceable: a revoked relay fences nothing', async () => {
+    await revokeRelay(world.ctx, { siteId: SITE, relayId: 'r2' });
+
+    const h2 = (await listHosts(world.ctx, { siteId: SITE })).find((h) => h.hostId === 'h2');
+
+    expect(h2?.fencing).toEqual({
+      fenceable: false,
+      reason: 'relay r1: level 1 ipmitool: connection timed out',
+    });
+  });
+
+  it('given h1 cannot be fenced, then N+1 still holds but failover is not automatic: h1 needs an operator', async () => {
+    const [cluster] = (await capacityReport(world.ctx, { siteId: SITE })).clusters;
+
+    expect(cluster?.report.survivesAnyOneHostFailure).toBe(true);
+    expect(cluster?.report.automaticFailover).toBe(false);
+    expect(cluster?.report.notFenceable).toEqual([
+      {
+        hostId: 'h1',
+        reason:
+          'cannot be fenced: relay r1: level 1 ipmitool: connection timed out; relay r2: level 1 ipmitool: connection timed out',
+      },
+    ]);
+    const plans = new Map(cluster?.report.plans.map((p) => [p.failedHostId, p]));
+    expect(plans.get('h1')).toMatchObject({ needsOperator: true, survives: true });
+    expect(plans.get('h2')).toMatchObject({ needsOperator: false, operatorReason: null });
+    expect(plans.get('h3')).toMatchObject({ needsOperator: false, operatorReason: null });
+  });
+});
+
 describe('capacityReport', () => {
   it("given room for every host's HA VMs elsewhere, then the cluster survives any one host failure", async () => {
     const report = await capacityReport(world.ctx, { siteId: SITE });
@@ -66,6 +128,9 @@ describe('capacityReport', () => {
     expect(report.clusters).toHaveLength(1);
     expect(report.clusters[0]?.clusterId).toBe('c1');
     expect(report.clusters[0]?.report.survivesAnyOneHostFailure).toBe(true);
+    // No relay has reported fence readiness: unknown counts as fenceable, not as broken.
+    expect(report.clusters[0]?.report.automaticFailover).toBe(true);
+    expect(report.clusters[0]?.report.notFenceable).toEqual([]);
     const h1Plan = report.clusters[0]?.report.plans.find((p) => p.failedHostId === 'h1');
     expect(h1Plan?.plan.placements.map((p) => p.vmId)).toEqual(['db-1', 'web-1', 'batch-1']);
     expect(h1Plan?.plan.skipped).toEqual([{ vmId: 'scratch-1', reason: 'not-ha' }]);

@@ -7,6 +7,8 @@ import { setVmMetadata } from '../../../app/operator/vm-metadata';
 import type { Ports } from '../../../app/ports';
 import type {
   CommandResult,
+  FenceLevelReadiness,
+  FenceReadiness,
   HostObservation,
   ObservedVm,
   RelayReport,
@@ -81,6 +83,25 @@ export function host(hostId: string, opts: Partial<Omit<HostObservation, 'hostId
   };
 }
 
+/** A fence level that answered a power-status read (power on). */
+export function levelUp(level: number, driver = 'ipmitool'): FenceLevelReadiness {
+  return { level, driver, ok: true, power: 'on', error: null };
+}
+
+/** A fence level that did not answer, and why. */
+export function levelDown(level: number, error: string, driver = 'ipmitool'): FenceLevelReadiness {
+  return { level, driver, ok: false, power: null, error };
+}
+
+/** A host's fence readiness as a relay's check found it at `checkedAt`; ok when any level answered. */
+export function readiness(
+  hostId: string,
+  checkedAt: number,
+  levels: readonly FenceLevelReadiness[],
+): FenceReadiness {
+  return { hostId, checkedAt, ok: levels.some((l) => l.ok), levels: [...levels] };
+}
+
 /** A relay as the tests drive it: each report takes the next sequence number. */
 export class TestRelay {
   seq = 0;
@@ -92,8 +113,12 @@ export class TestRelay {
     readonly credential: string,
   ) {}
 
-  /** The report it would send now. */
-  build(hosts: readonly HostObservation[], results: readonly CommandResult[] = []): RelayReport {
+  /** The report it would send now; fence readiness only when given, as relays send it. */
+  build(
+    hosts: readonly HostObservation[],
+    results: readonly CommandResult[] = [],
+    fenceReadiness?: readonly FenceReadiness[],
+  ): RelayReport {
     this.seq += 1;
     return {
       protocol: 1,
@@ -103,12 +128,17 @@ export class TestRelay {
       sentAt: this.world.clock.now(),
       hosts: [...hosts],
       results: [...results],
+      ...(fenceReadiness === undefined ? {} : { fenceReadiness: [...fenceReadiness] }),
     };
   }
 
   /** Sends a report through recordReport with this relay's credential. */
-  report(hosts: readonly HostObservation[], results: readonly CommandResult[] = []): Promise<ReportResponse> {
-    return this.send(this.build(hosts, results));
+  report(
+    hosts: readonly HostObservation[],
+    results: readonly CommandResult[] = [],
+    fenceReadiness?: readonly FenceReadiness[],
+  ): Promise<ReportResponse> {
+    return this.send(this.build(hosts, results, fenceReadiness));
   }
 
   /** Sends a prepared report (e.g. a replay) with this relay's credential. */

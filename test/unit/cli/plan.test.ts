@@ -99,6 +99,57 @@ describe('halo plan', () => {
     });
   });
 
+  describe('given a host that no fence level can power off', () => {
+    const file = join(scratch, 'not-fenceable.json');
+    const vm = (id: string) => ({ id, cpus: 2, memoryMiB: 4096, ha: true, priority: 'high' });
+    const reason = 'relay r1: level 1 ipmitool: timed out, level 2 fence_apc_snmp: authentication failed';
+    const hosts = ['a', 'b', 'c'].map((id) => ({
+      id,
+      cpus: 16,
+      memoryMiB: 65536,
+      vms: [vm(`${id}-vm`)],
+      ...(id === 'b' ? { fencing: { fenceable: false, reason } } : {}),
+      ...(id === 'c' ? { fencing: { fenceable: null } } : {}),
+    }));
+    writeFileSync(file, JSON.stringify({ clusters: [{ id: 'lab', hosts }] }));
+
+    it('then N+1 holds but automatic failover does not: it names the host and why, and exits 1', async () => {
+      const { code, stdout } = await plan(file);
+      expect(code).toBe(1);
+      expect(stdout).toContain('lab: N+1 OK — survives the loss of any one of 3 hosts');
+      expect(stdout).toContain(
+        'lab: NO AUTOMATIC FAILOVER for b — cannot be fenced; its failover waits for an operator to confirm the power off',
+      );
+      expect(stdout).toMatch(/\n {2}b +.*OK: all 1 HA VM restart, after an operator \(cannot be fenced\)\n/);
+      // An unknown verdict (an older relay) is not a problem.
+      expect(stdout).toMatch(/\n {2}c +.*OK: all 1 HA VM restart\n/);
+      const b = stdout.slice(stdout.indexOf('If b fails:'), stdout.indexOf('If c fails:'));
+      expect(b).toContain(`Needs an operator first: cannot be fenced: ${reason}`);
+    });
+
+    it('then --json carries the verdict per cluster and per plan, with the same exit code', async () => {
+      const { code, stdout } = await plan('--json', file);
+      expect(code).toBe(1);
+      const parsed = JSON.parse(stdout) as {
+        clusters: {
+          report: {
+            automaticFailover: boolean;
+            notFenceable: unknown[];
+            plans: { failedHostId: string; needsOperator: boolean }[];
+          };
+        }[];
+      };
+      const report = parsed.clusters[0]?.report;
+      expect(report?.automaticFailover).toBe(false);
+      expect(report?.notFenceable).toEqual([{ hostId: 'b', reason: `cannot be fenced: ${reason}` }]);
+      expect(report?.plans.map((p) => [p.failedHostId, p.needsOperator])).toEqual([
+        ['a', false],
+        ['b', true],
+        ['c', false],
+      ]);
+    });
+  });
+
   describe('given bad input or usage, it writes to stderr only and exits 2', () => {
     it.each([
       ['no inventory file', [], 'halo plan: missing the inventory file'],

@@ -132,6 +132,43 @@ describe('parseInventory', () => {
     expect(errorOf([]).message).toBe('bad.json: (top level): must be an object (got an empty array)');
   });
 
+  it("reads a host's optional fencing as the operator API gives it; absent stays absent (unknown)", () => {
+    const fencing = { fenceable: false, reason: 'relay r1: level 1 ipmitool: timed out' };
+    const parsed = parseInventory(
+      JSON.stringify(
+        inventory({
+          clusters: [
+            {
+              id: 'prod',
+              hosts: [host({ fencing }), host({ id: 'node02', vms: [], fencing: { fenceable: null } })],
+            },
+          ],
+        }),
+      ),
+      'f.json',
+    );
+    const [node01, node02] = parsed.clusters[0]?.hosts ?? [];
+    expect(node01?.fencing).toEqual(fencing);
+    expect(node02?.fencing).toEqual({ fenceable: null, reason: null });
+    expect(parseInventory(JSON.stringify(inventory()), 'min.json').clusters[0]?.hosts[0]).not.toHaveProperty(
+      'fencing',
+    );
+  });
+
+  it('names a bad fencing field', () => {
+    const bad = (fencing: unknown) =>
+      errorOf(inventory({ clusters: [{ id: 'prod', hosts: [host({ fencing })] }] })).message;
+    expect(bad({ fenceable: 'no' })).toContain(
+      'bad.json: clusters[0].hosts[0].fencing.fenceable: must be true, false or null (got "no")',
+    );
+    expect(bad({ fenceable: false, reason: 3 })).toContain(
+      'bad.json: clusters[0].hosts[0].fencing.reason: must be a string or null (got 3)',
+    );
+    expect(bad({ fenceable: false, why: 'x' })).toContain(
+      'bad.json: clusters[0].hosts[0].fencing.why: unknown field',
+    );
+  });
+
   it('lists every problem, one per line', () => {
     const error = errorOf(
       inventory({ clusters: [{ id: 'prod', hosts: [host({ cpus: 0, vms: [vm({ memoryMiB: 0 })] })] }] }),

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { RelayCommand } from '../../../contracts/relay-protocol';
 import type { FenceConfig } from '../../../site/relay/config';
 import { LEVEL_ERRORS_BEFORE_NEXT } from '../../../site/relay/fence-run';
-import { type FakeBmc, MemoryStateStore } from './fakes';
+import { type FakeBmc, MemoryStateStore, networkDown } from './fakes';
 import { BMC, BMC_SECRETS, fenceCommand, SILENT_MS, TestSite } from './site-harness';
 
 /** h1 with a BMC (level 1, key `h1`) and a PDU outlet (level 2, key `h1#2`); h2 with its BMC only. */
@@ -162,7 +162,7 @@ describe('fence readiness', () => {
 
   it('a readiness change the control plane did not take is sent again with the next report', async () => {
     const site = await TestSite.open({ fence: twoLevels(), config: { fenceCheckMs: 60_000 } });
-    site.uplink.failure = new Error('network down');
+    site.uplink.failure = networkDown();
     await site.run(SILENT_MS);
     await site.relay.checkFenceReadiness();
     await site.run(3000);
@@ -210,7 +210,7 @@ describe('relay state across a restart', () => {
     const command = fenceCommand(site, 'h1', 60_000);
     site.uplink.commands = [command];
     await site.runUntil(() => site.bmc.opsFor('h1').length >= 3);
-    site.uplink.failure = new Error('network down');
+    site.uplink.failure = networkDown();
     await site.run(2000);
     expect(state.saved?.commands?.[0]).toMatchObject({ unsent: true, result: { outcome: 'succeeded' } });
 
