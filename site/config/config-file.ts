@@ -59,11 +59,13 @@ export function readConfigFile(path: string): unknown {
   } catch (error) {
     throw new ConfigError(`cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? error})`);
   }
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = parseDocument(text);
   const first = doc.errors[0];
   if (first !== undefined) {
     const line = first.linePos?.[0].line;
-    throw new ConfigError(`${path}${line === undefined ? '' : ` line ${line}`}: ${first.message}`);
+    // The message's first line; the rest is yaml's excerpt of the file, which may hold a secret.
+    const message = first.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? first.code;
+    throw new ConfigError(`${path}${line === undefined ? '' : ` line ${line}`}: ${message}`);
   }
   return doc.toJS();
 }
