@@ -40,6 +40,19 @@ export const MAX_FENCE_LEVELS = 9;
 export const VmPowerStateSchema = z.enum(['running', 'paused', 'shut-off', 'crashed']);
 export type VmPowerState = z.infer<typeof VmPowerStateSchema>;
 
+/**
+ * Why a VM is in its state, as libvirt says it, in lower-case words joined by '-'. What the agent sends
+ * (docs/protocol.md): for `shut-off`, `shutdown` (its guest shut down), `destroyed` (an operator stopped it),
+ * `crashed`, `failed` (failed to start), `saved`, `migrated`, `from-snapshot`, `daemon`, `unknown`; for
+ * `running`, `blocked` (idle) and `in-shutdown`; for `paused`, `pmsuspended` and libvirt's pause reasons
+ * (`user`, `io-error`, `migration`…). Absent from agents that predate it.
+ */
+export const VmStateReasonSchema = z
+  .string()
+  .min(1)
+  .max(32)
+  .regex(/^[a-z][a-z-]*$/, 'lower-case words joined by "-"');
+
 /** A VM as the host agent sees it in libvirt. */
 export const ObservedVmSchema = z.strictObject({
   id,
@@ -50,6 +63,12 @@ export const ObservedVmSchema = z.strictObject({
     .positive()
     .max(16 * 1024 * 1024),
   state: VmPowerStateSchema,
+  reason: VmStateReasonSchema.optional(),
+  /**
+   * libvirt would start the VM by itself when its host boots (`virsh autostart`): for an HA VM that is a
+   * misconfiguration (a fenced host that boots again would start a second copy). Absent: not known.
+   */
+  autostart: z.boolean().optional(),
 });
 export type ObservedVm = z.infer<typeof ObservedVmSchema>;
 

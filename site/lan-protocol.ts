@@ -122,7 +122,7 @@ export interface InventoryContent {
 export function inventoryDigest(content: InventoryContent): string {
   const vms = [...content.vms]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map((vm) => [vm.id, vm.cpus, vm.memoryMiB, vm.state]);
+    .map((vm) => [vm.id, vm.cpus, vm.memoryMiB, vm.state, vm.reason ?? null, vm.autostart ?? null]);
   const canonical = JSON.stringify([content.cluster, content.bootId, content.cpus, content.memoryMiB, vms]);
   return createHash('sha256').update(canonical).digest('hex');
 }

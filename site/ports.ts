@@ -56,8 +56,19 @@ export interface Hypervisor {
   capacity(): Promise<HostCapacity>;
   /** Every VM defined on this host with its power state. */
   listVms(): Promise<ObservedVm[]>;
-  /** Starts the VM; idempotent: a VM already running is success. Throws when it cannot be started. */
-  startVm(vm: VmSpec): Promise<void>;
+  /**
+   * Starts the VM; idempotent: a VM already running is success. A VM not defined here is first defined from
+   * `definition` (its libvirt domain XML, which the relays keep for the site). Throws, saying why, when it
+   * cannot be started: not defined and no definition, a VM with the same UUID under another name here,
+   * not enough free memory on this host, libvirt refused.
+   */
+  startVm(vm: VmSpec, definition?: string): Promise<void>;
+  /**
+   * The persistent definition (libvirt domain XML) of a VM defined on this host, so that the relays can
+   * keep a copy for a restart elsewhere; null when it has none. Hypervisors without definitions (the
+   * simulator's) leave it out.
+   */
+  definitionOf?(vmId: string): Promise<string | null>;
 }
 
 /**
