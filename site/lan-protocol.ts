@@ -39,9 +39,20 @@ export const HeartbeatSchema = z.strictObject({
 });
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
 
+/** Largest domain XML a definition may carry (libvirt's own are a few KiB). */
+export const MAX_DEFINITION_BYTES = 256 * 1024;
+
+/** A VM's libvirt domain XML, as the site keeps it so that the VM can start on any host of its cluster. */
+const DefinitionXmlSchema = z.string().min(1).max(MAX_DEFINITION_BYTES);
+
 /** Agent → a relay: the host's full inventory (HTTP), when it changed or the relay asked for it. */
 export const InventorySchema = HostObservationSchema.omit({ lastHeardMsAgo: true }).extend({
   kind: z.literal('inventory'),
+  /**
+   * SHA-256 of each defined VM's domain XML, by VM id (hosts whose hypervisor has definitions): a relay
+   * asks for the definitions it does not hold. Never leaves the site.
+   */
+  definitions: z.record(IdSchema, digest).optional(),
   digest,
   sentAt: epochMs,
 });
@@ -55,6 +66,26 @@ export const InventoryRequestSchema = z.strictObject({
 });
 export type InventoryRequest = z.infer<typeof InventoryRequestSchema>;
 
+/** Relay → an agent: send me these VMs' definitions (UDP, or HTTP when the list is long). */
+export const DefinitionRequestSchema = z.strictObject({
+  kind: z.literal('definition-request'),
+  relayId: IdSchema,
+  hostId: IdSchema,
+  vmIds: z.array(IdSchema).min(1).max(1000),
+});
+export type DefinitionRequest = z.infer<typeof DefinitionRequestSchema>;
+
+/** Agent → a relay: VM definitions it asked for (HTTP). */
+export const DefinitionsSchema = z.strictObject({
+  kind: z.literal('definitions'),
+  hostId: IdSchema,
+  items: z
+    .array(z.strictObject({ vmId: IdSchema, xml: DefinitionXmlSchema }))
+    .min(1)
+    .max(64),
+});
+export type Definitions = z.infer<typeof DefinitionsSchema>;
+
 /** Relay → the agent of `hostId`: start this VM (HTTP). Resent until answered; acted on once per commandId. */
 export const StartVmRequestSchema = z.strictObject({
   kind: z.literal('start-vm'),
@@ -64,6 +95,8 @@ export const StartVmRequestSchema = z.strictObject({
   /** The host that must start it; an agent ignores a request meant for another host. */
   hostId: IdSchema,
   vm: StartVmCommandSchema.shape.vm,
+  /** The VM's domain XML as the site keeps it: a host where the VM is not defined defines it first. */
+  definition: DefinitionXmlSchema.optional(),
   /** Past this the agent does not start the VM any more (the control plane has moved on). */
   notAfter: epochMs,
 });
@@ -85,22 +118,30 @@ export const LanMessageSchema = z.discriminatedUnion('kind', [
   HeartbeatSchema,
   InventorySchema,
   InventoryRequestSchema,
+  DefinitionRequestSchema,
+  DefinitionsSchema,
   StartVmRequestSchema,
   StartVmReplySchema,
 ]);
 export type LanMessage = z.infer<typeof LanMessageSchema>;
 
 /** Kinds small enough for one datagram, sent over UDP; the others go over HTTP on the LAN. */
-export const DATAGRAM_KINDS: ReadonlySet<LanMessage['kind']> = new Set(['heartbeat', 'inventory-request']);
+export const DATAGRAM_KINDS: ReadonlySet<LanMessage['kind']> = new Set([
+  'heartbeat',
+  'inventory-request',
+  'definition-request',
+]);
 
 /** The sender a message claims: the host for agent messages, the relay for relay messages. */
 export function claimedSender(message: LanMessage): string {
   switch (message.kind) {
     case 'heartbeat':
     case 'inventory':
+    case 'definitions':
     case 'start-result':
       return message.hostId;
     case 'inventory-request':
+    case 'definition-request':
     case 'start-vm':
       return message.relayId;
   }
@@ -113,6 +154,13 @@ export interface InventoryContent {
   readonly cpus: number;
   readonly memoryMiB: number;
   readonly vms: readonly ObservedVm[];
+  /** Digests of the VMs' definitions, by VM id (absent: the hypervisor has none). */
+  readonly definitions?: Readonly<Record<string, string>> | undefined;
+}
+
+/** SHA-256 (hex) of a VM's domain XML. */
+export function definitionDigest(xml: string): string {
+  return createHash('sha256').update(xml).digest('hex');
 }
 
 /**
@@ -123,6 +171,11 @@ export function inventoryDigest(content: InventoryContent): string {
   const vms = [...content.vms]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     .map((vm) => [vm.id, vm.cpus, vm.memoryMiB, vm.state, vm.reason ?? null, vm.autostart ?? null]);
-  const canonical = JSON.stringify([content.cluster, content.bootId, content.cpus, content.memoryMiB, vms]);
+  const parts: unknown[] = [content.cluster, content.bootId, content.cpus, content.memoryMiB, vms];
+  // Definitions only when there are some, so the digest of a host without them is what v1 agents send.
+  if (content.definitions !== undefined) {
+    parts.push(Object.entries(content.definitions).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+  const canonical = JSON.stringify(parts);
   return createHash('sha256').update(canonical).digest('hex');
 }

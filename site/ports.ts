@@ -107,10 +107,29 @@ export interface HeardHost {
   readonly cpus: number;
   readonly memoryMiB: number;
   readonly vms: readonly ObservedVm[];
+  /** Digests of the host's VM definitions, by VM id (hosts whose hypervisor has definitions). */
+  readonly definitions?: Readonly<Record<string, string>> | undefined;
   /** `inventoryDigest` of the content above: a heartbeat with another digest makes the relay ask again. */
   readonly digest: string;
   /** The relay's clock when the host was last heard (the agent's clock is not trusted for silence). */
   readonly heardAt: number;
+}
+
+/** A VM's definition (libvirt domain XML) as a relay keeps it for the site. */
+export interface StoredDefinition {
+  readonly vmId: string;
+  readonly xml: string;
+  /** `definitionDigest(xml)`. */
+  readonly digest: string;
+  /** The host whose agent handed it over. */
+  readonly fromHost: string;
+  readonly storedAt: number;
+}
+
+/** Where a relay keeps the site's VM definitions (files in its state folder in production). */
+export interface DefinitionStore {
+  load(): Promise<StoredDefinition[]>;
+  save(definition: StoredDefinition): Promise<void>;
 }
 
 /** A command as the relay's state file keeps it: taken, and finished once it has a result. */

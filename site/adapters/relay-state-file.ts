@@ -15,6 +15,7 @@ const HeardHostSchema = z.object({
   cpus: z.number(),
   memoryMiB: z.number(),
   vms: z.array(ObservedVmSchema),
+  definitions: z.record(z.string(), z.string()).optional(),
   digest: z.string().default(''),
   heardAt: z.number(),
 });

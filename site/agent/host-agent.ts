@@ -1,5 +1,7 @@
 import type { ObservedVm } from '../../contracts/relay-protocol';
 import {
+  type DefinitionRequest,
+  type Definitions,
   type Heartbeat,
   type Inventory as InventoryMessage,
   inventoryDigest,
@@ -15,6 +17,7 @@ import {
   type SiteLogger,
   silentLogger,
 } from '../ports';
+import { DefinitionCache } from './definition-cache';
 
 /** A host agent's settings (from the host's local configuration). */
 export interface HostAgentConfig {
@@ -26,7 +29,13 @@ export interface HostAgentConfig {
   readonly hostHeartbeatMs: number;
   /** How long past a request's notAfter its answer is remembered for repeats; default 10 minutes. */
   readonly resultRetentionMs?: number;
+  /** Every VM definition is read again this often (those of new or changed VMs at once); default 60 s. */
+  readonly definitionRefreshMs?: number;
 }
+
+/** Most definitions in one `definitions` message, and most XML bytes: one HTTP body stays small. */
+const DEFINITIONS_PER_MESSAGE = 32;
+const DEFINITION_BYTES_PER_MESSAGE = 1024 * 1024;
 
 /** What the agent talks to. */
 export interface HostAgentPorts {
@@ -48,6 +57,7 @@ interface Inventory {
   readonly bootId: string;
   readonly capacity: HostCapacity;
   readonly vms: readonly ObservedVm[];
+  readonly definitions: Readonly<Record<string, string>> | undefined;
   readonly digest: string;
 }
 
@@ -67,6 +77,9 @@ export class HostAgent {
   /** The digest every relay was last sent the full inventory of. */
   private pushedDigest: string | null = null;
   private beating = false;
+  private readonly definitionCache: DefinitionCache;
+  /** Ends run()'s sleep early: the hypervisor said something changed, or a VM was started. */
+  private wake: (() => void) | null = null;
 
   constructor(
     private readonly config: HostAgentConfig,
@@ -74,6 +87,16 @@ export class HostAgent {
   ) {
     this.log = ports.log ?? silentLogger;
     this.retentionMs = config.resultRetentionMs ?? DEFAULT_RESULT_RETENTION_MS;
+    this.definitionCache = new DefinitionCache(ports.hypervisor, this.log, config.definitionRefreshMs);
+  }
+
+  /**
+   * Something changed on the hypervisor (a libvirt lifecycle event): the next heartbeat, with the new
+   * inventory, goes out at once rather than at the end of the interval.
+   */
+  changed(): void {
+    this.nextHeartbeatAt = this.ports.clock.now();
+    this.wake?.();
   }
 
   /** Sends the heartbeat when due (at once on the first tick); forgets answers past their retention. */
@@ -94,7 +117,13 @@ export class HostAgent {
    * anything else is not for an agent. Only the site's configured relays are obeyed.
    */
   async receive(message: LanMessage): Promise<void> {
-    if (message.kind !== 'start-vm' && message.kind !== 'inventory-request') return;
+    if (
+      message.kind !== 'start-vm' &&
+      message.kind !== 'inventory-request' &&
+      message.kind !== 'definition-request'
+    ) {
+      return;
+    }
     if (!this.config.relays.includes(message.relayId)) {
       this.log.warn('request from a relay that is not configured ignored', {
         kind: message.kind,
@@ -105,6 +134,10 @@ export class HostAgent {
     if (message.kind === 'inventory-request') {
       const inventory = this.lastInventory;
       if (inventory !== null) this.ports.lan.send(message.relayId, this.inventoryMessage(inventory));
+      return;
+    }
+    if (message.kind === 'definition-request') {
+      this.sendDefinitions(message);
       return;
     }
     if (message.hostId !== this.config.hostId) {
@@ -121,12 +154,41 @@ export class HostAgent {
 
   /** The real program's loop: one tick per heartbeat interval until `signal` aborts. */
   async run(signal?: AbortSignal): Promise<void> {
+    const stopped = new Promise<void>((resolve) => signal?.addEventListener('abort', () => resolve()));
     while (signal?.aborted !== true) {
       await this.tick();
       const now = this.ports.clock.now();
       const wait = (this.nextHeartbeatAt ?? now) - now;
-      await this.ports.clock.sleep(Math.max(1, wait));
+      await Promise.race([
+        this.ports.clock.sleep(Math.max(1, wait)),
+        stopped,
+        new Promise<void>((resolve) => {
+          this.wake = resolve;
+        }),
+      ]);
+      this.wake = null;
     }
+  }
+
+  /** Answers a relay's request for definitions with those the agent holds, a few per message. */
+  private sendDefinitions(request: DefinitionRequest): void {
+    let items: Definitions['items'][number][] = [];
+    let bytes = 0;
+    const flush = () => {
+      if (items.length === 0) return;
+      this.ports.lan.send(request.relayId, { kind: 'definitions', hostId: this.config.hostId, items });
+      items = [];
+      bytes = 0;
+    };
+    for (const vmId of request.vmIds) {
+      const xml = this.definitionCache.xmlOf(vmId);
+      if (xml === undefined) continue;
+      if (items.length >= DEFINITIONS_PER_MESSAGE || bytes + xml.length > DEFINITION_BYTES_PER_MESSAGE)
+        flush();
+      items.push({ vmId, xml });
+      bytes += xml.length;
+    }
+    flush();
   }
 
   private async heartbeat(now: number): Promise<void> {
@@ -165,6 +227,7 @@ export class HostAgent {
       cpus: inventory.capacity.cpus,
       memoryMiB: inventory.capacity.memoryMiB,
       vms: [...inventory.vms],
+      ...(inventory.definitions === undefined ? {} : { definitions: inventory.definitions }),
       digest: inventory.digest,
       sentAt: this.ports.clock.now(),
     };
@@ -183,8 +246,13 @@ export class HostAgent {
         hypervisor.capacity(),
         hypervisor.listVms(),
       ]);
-      const digest = inventoryDigest({ cluster: this.config.cluster, bootId, ...capacity, vms });
-      this.lastInventory = { bootId, capacity, vms, digest };
+      const definitions = this.definitionCache.digests();
+      const digest = inventoryDigest({ cluster: this.config.cluster, bootId, ...capacity, vms, definitions });
+      this.lastInventory = { bootId, capacity, vms, definitions, digest };
+      // Definitions are read beside the heartbeat, never on its path; a change is sent at once.
+      void this.definitionCache.refresh(vms, this.ports.clock.now()).then((changed) => {
+        if (changed) this.changed();
+      });
     } catch (error) {
       this.log.warn('hypervisor did not answer; heartbeat repeats the last inventory', {
         error: describe(error),
@@ -217,12 +285,12 @@ export class HostAgent {
       return reply('failed', `arrived after its notAfter (${request.notAfter}); not started`);
     }
     try {
-      await hypervisor.startVm(request.vm);
+      await hypervisor.startVm(request.vm, request.definition);
     } catch (error) {
       return reply('failed', `start of ${request.vm.id} failed: ${describe(error)}`);
     }
     // The relays should see the VM running soon: the next tick heartbeats at once.
-    this.nextHeartbeatAt = clock.now();
+    this.changed();
     return reply('succeeded', `${request.vm.id} running on ${this.config.hostId}`);
   }
 

@@ -1,6 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
+import { DefinitionFiles } from '../adapters/definition-files';
 import { HttpUplink } from '../adapters/http-uplink';
 import { JsonLinesLogger } from '../adapters/json-logger';
 import { LanTransport, readLanKey } from '../adapters/lan-transport';
@@ -118,6 +119,7 @@ async function runRelay(settings: RelaySettings, io: MainIo): Promise<number> {
         uplink: new HttpUplink(settings.controlPlaneUrl, settings.requestTimeoutMs),
         lan,
         state: new RelayStateFile(settings.stateDir),
+        definitions: new DefinitionFiles(settings.stateDir),
         log,
       },
     );

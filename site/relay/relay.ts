@@ -9,6 +9,8 @@ import {
 } from '../../contracts/relay-protocol';
 import { type HaPolicy, hostSilentAfterMs, resolvePolicy } from '../../core/policy';
 import {
+  type Definitions,
+  DefinitionsSchema,
   type Heartbeat,
   HeartbeatSchema,
   type Inventory,
@@ -19,6 +21,7 @@ import {
 } from '../lan-protocol';
 import {
   type Clock,
+  type DefinitionStore,
   type HeardHost,
   type Lan,
   type RelayState,
@@ -31,6 +34,7 @@ import {
 } from '../ports';
 import { type CommandRun, describeError } from './command-run';
 import { DEFAULT_FENCE_CHECK_MS, type RelayConfig } from './config';
+import { SiteDefinitions } from './definitions';
 import { FenceRun } from './fence-run';
 import { checkHosts, sameReadiness } from './readiness';
 import { makeRedactor } from './redact';
@@ -42,6 +46,8 @@ export interface RelayPorts {
   readonly uplink: Uplink;
   readonly lan: Lan;
   readonly state: RelayStateStore;
+  /** Where the site's VM definitions are kept across restarts; in memory only when left out. */
+  readonly definitions?: DefinitionStore;
   readonly log?: SiteLogger;
   /** Uniform in [0, 1): the jitter of retries and readiness checks; Math.random when left out. */
   readonly random?: () => number;
@@ -79,6 +85,10 @@ export class Relay {
   private readonly hosts = new Map<string, HeardHost>();
   /** When an inventory was last asked of each host, so a stream of heartbeats asks once per interval. */
   private readonly askedAt = new Map<string, number>();
+  /** When definitions were last asked of each host, and which. */
+  private readonly definitionsAskedAt = new Map<string, { at: number; key: string }>();
+  /** The site's VM definitions, attached to start requests. */
+  readonly definitions: SiteDefinitions;
   /** Latest readiness per host, and the ones not yet taken by the control plane. */
   private readonly readiness = new Map<string, FenceReadiness>();
   private readonly unsentReadiness = new Map<string, FenceReadiness>();
@@ -119,6 +129,7 @@ export class Relay {
     this.silentAfterMs = hostSilentAfterMs(this.policy);
     this.random = ports.random ?? Math.random;
     this.redact = makeRedactor(config.credential, config.secrets ?? []);
+    this.definitions = new SiteDefinitions(ports.definitions, this.log, () => ports.clock.now());
     const now = ports.clock.now();
     // Never below a seq handed out before the restart, nor below the wall clock (a lost state file).
     this.nextSeq = Math.max((saved?.seq ?? -1) + 1, now);
@@ -144,13 +155,16 @@ export class Relay {
         error: describeError(error),
       });
     }
-    return new Relay(config, ports, saved);
+    const relay = new Relay(config, ports, saved);
+    await relay.definitions.load();
+    return relay;
   }
 
   /** Handles one message from the LAN: an agent's heartbeat, its inventory, or its answer to a start. */
   receive(message: LanMessage): void {
     if (message.kind === 'heartbeat') this.heard(message);
     else if (message.kind === 'inventory') this.inventory(message);
+    else if (message.kind === 'definitions') this.receiveDefinitions(message);
     else if (message.kind === 'start-result') this.answered(message);
   }
 
@@ -256,6 +270,7 @@ export class Relay {
       cpus: inv.cpus,
       memoryMiB: inv.memoryMiB,
       vms: inv.vms,
+      ...(inv.definitions === undefined ? {} : { definitions: inv.definitions }),
       digest,
       heardAt: this.ports.clock.now(),
     };
@@ -263,6 +278,33 @@ export class Relay {
     this.askedAt.delete(inv.hostId);
     this.cameBack(inv.hostId);
     if (previous === undefined || previous.digest !== digest) this.changed = true;
+    this.askDefinitions(host);
+  }
+
+  /** Asks a host for the definitions the relay wants from it (the same list at most once per interval). */
+  private askDefinitions(host: HeardHost): void {
+    const vmIds = this.definitions.wanted(host);
+    if (vmIds.length === 0) return;
+    const now = this.ports.clock.now();
+    const key = vmIds.join(',');
+    const asked = this.definitionsAskedAt.get(host.hostId);
+    if (asked !== undefined && asked.key === key && now - asked.at < this.policy.hostHeartbeatMs) return;
+    this.definitionsAskedAt.set(host.hostId, { at: now, key });
+    this.ports.lan.send(host.hostId, {
+      kind: 'definition-request',
+      relayId: this.config.relayId,
+      hostId: host.hostId,
+      vmIds: vmIds.slice(0, 1000),
+    });
+  }
+
+  private receiveDefinitions(message: Definitions): void {
+    const parsed = DefinitionsSchema.safeParse(message);
+    if (!parsed.success) {
+      this.log.warn('malformed definitions dropped', { issues: parsed.error.issues.length });
+      return;
+    }
+    void this.definitions.accept(this.hosts.get(parsed.data.hostId), parsed.data);
   }
 
   /** A host heard again after the last report called it silent: reported at once. */
@@ -483,6 +525,7 @@ export class Relay {
         clock: this.ports.clock,
         resendMs: this.config.startResendMs ?? this.policy.hostHeartbeatMs,
         seenRunning: (hostId, vmId) => this.seenRunning(hostId, vmId),
+        definitionOf: (vmId) => this.definitions.xmlOf(vmId),
       });
     }
     return true;

@@ -11,6 +11,8 @@ export interface StartDeps {
   readonly resendMs: number;
   /** Whether the host's latest heartbeat shows the VM running. */
   readonly seenRunning: (hostId: string, vmId: string) => boolean;
+  /** The VM's domain XML as the site keeps it, sent along so that any host can define it. */
+  readonly definitionOf?: (vmId: string) => string | undefined;
 }
 
 /**
@@ -54,7 +56,8 @@ export class StartRun implements CommandRun {
       vm,
       notAfter: this.command.notAfter,
     };
-    lan.send(hostId, request);
+    const definition = this.deps.definitionOf?.(vm.id);
+    lan.send(hostId, definition === undefined ? request : { ...request, definition });
     this.sent = true;
     this.dueAt = Math.min(now + this.deps.resendMs, this.command.notAfter + 1);
     return NOT_FINISHED;

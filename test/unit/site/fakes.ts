@@ -7,6 +7,7 @@ import {
 } from '../../../site/lan-protocol';
 import {
   type Clock,
+  type DefinitionStore,
   type FenceDevice,
   type HostCapacity,
   type Hypervisor,
@@ -14,6 +15,7 @@ import {
   type PowerStatus,
   type RelayState,
   type RelayStateStore,
+  type StoredDefinition,
   type Uplink,
   UplinkError,
   type VmSpec,
@@ -177,6 +179,30 @@ export class FakeHypervisor implements Hypervisor {
   }
 }
 
+/**
+ * A hypervisor with libvirt-like definitions: each VM has a domain XML; a start of a VM not defined here
+ * defines it from the definition given (recorded), as the virsh adapter does.
+ */
+export class DefiningHypervisor extends FakeHypervisor {
+  readonly xml = new Map<string, string>();
+  /** The definitions starts were given, by VM id. */
+  readonly definedFrom = new Map<string, string>();
+
+  async definitionOf(vmId: string): Promise<string | null> {
+    return this.xml.get(vmId) ?? null;
+  }
+
+  override async startVm(vm: VmSpec, definition?: string): Promise<void> {
+    if (!this.xml.has(vm.id)) {
+      if (definition === undefined)
+        throw new Error(`${vm.id} is not defined on this host and no definition given`);
+      this.xml.set(vm.id, definition);
+      this.definedFrom.set(vm.id, definition);
+    }
+    await super.startVm(vm);
+  }
+}
+
 /** Something that takes LAN messages: an agent or a relay. */
 export interface LanPeer {
   receive(message: LanMessage): void | Promise<void>;
@@ -282,6 +308,19 @@ export class MemoryStateStore implements RelayStateStore {
   async save(state: RelayState): Promise<void> {
     this.saves += 1;
     this.saved = structuredClone(state);
+  }
+}
+
+/** Definitions kept in memory, as a relay's definition files would keep them. */
+export class MemoryDefinitionStore implements DefinitionStore {
+  readonly saved = new Map<string, StoredDefinition>();
+
+  async load(): Promise<StoredDefinition[]> {
+    return [...this.saved.values()];
+  }
+
+  async save(definition: StoredDefinition): Promise<void> {
+    this.saved.set(definition.vmId, definition);
   }
 }
 

@@ -9,6 +9,7 @@ import {
   FakeLan,
   FakeUplink,
   ManualClock,
+  MemoryDefinitionStore,
   MemoryStateStore,
 } from './fakes';
 
@@ -68,6 +69,7 @@ export class TestSite {
     readonly config: RelayConfig,
     relay: Relay,
     private readonly random: () => number,
+    readonly definitions: MemoryDefinitionStore,
   ) {
     this.relay = relay;
   }
@@ -83,6 +85,8 @@ export class TestSite {
       random?: () => number;
       /** The relay's fence levels, built on the site's fake devices; default one level per BMC fixture. */
       fence?: (bmc: FakeBmc) => FenceConfig;
+      /** Where the relay keeps VM definitions (across restartRelay). */
+      definitions?: MemoryDefinitionStore;
     } = {},
   ): Promise<TestSite> {
     const clock = opts.clock ?? new ManualClock();
@@ -101,18 +105,21 @@ export class TestSite {
       ...opts.config,
     };
     const random = opts.random ?? (() => 1);
-    const relay = await Relay.open(config, { clock, lan, uplink, state, random });
+    const definitions = opts.definitions ?? new MemoryDefinitionStore();
+    const relay = await Relay.open(config, { clock, lan, uplink, state, random, definitions });
     lan.attach('r1', relay);
-    const site = new TestSite(clock, lan, bmc, uplink, state, config, relay, random);
+    const site = new TestSite(clock, lan, bmc, uplink, state, config, relay, random, definitions);
     for (const hostId of opts.hostIds ?? ['h1', 'h2']) site.addHost(hostId);
     await site.settle();
     return site;
   }
 
-  addHost(hostId: string): SimHost {
-    const hypervisor = new FakeHypervisor(`${hostId}-boot-1`, { cpus: 16, memoryMiB: 32_768 }, [
+  addHost(
+    hostId: string,
+    hypervisor = new FakeHypervisor(`${hostId}-boot-1`, { cpus: 16, memoryMiB: 32_768 }, [
       vm(`${hostId}-vm`),
-    ]);
+    ]),
+  ): SimHost {
     const agent = new HostAgent(
       { hostId, cluster: 'c1', relays: ['r1'], hostHeartbeatMs: TIMING.hostHeartbeatMs },
       { clock: this.clock, hypervisor, lan: this.lan },
@@ -148,6 +155,7 @@ export class TestSite {
       uplink: this.uplink,
       state: this.state,
       random: this.random,
+      definitions: this.definitions,
     });
     this.lan.attach('r1', this.relay);
   }
