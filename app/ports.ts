@@ -132,14 +132,37 @@ export interface HostRecord {
 /** A host as first seen: what createHost takes (the store starts the counters and maps empty). */
 export type NewHost = Omit<HostRecord, 'version' | 'reservations' | 'incidentSeq' | 'fenceReadiness'>;
 
+/**
+ * A VM: where it *runs* (`hostId` with an active `state`, running or paused: at most one host) apart from
+ * where it is *defined* (`definedOn`: every host whose inventory lists it, in any state). An HA VM is
+ * defined on several hosts of its cluster so that it can restart on any of them; their shut-off copies
+ * never take the record from the host it is active on (app/ingest/inventory.ts).
+ */
 export interface VmRecord {
   readonly siteId: string;
   readonly vmId: string;
-  /** Where the VM runs, or last ran when `state` is `down`; null only for a VM registered but never seen. */
+  /**
+   * The host the record's state is about: where the VM runs while `state` is active, else where it was
+   * last seen (or last ran, when `down`); null only for a VM registered but never seen.
+   */
   readonly hostId: string | null;
   readonly cpus: number;
   readonly memoryMiB: number;
   readonly state: VmPowerState | 'down';
+  /** libvirt's reason for `state`, as `hostId` reported it (`shutdown`, `destroyed`…); null: unknown. */
+  readonly reason: string | null;
+  /** libvirt autostart of the VM's definition on `hostId`, as reported; null: not reported. */
+  readonly autostart: boolean | null;
+  /**
+   * Hosts whose latest inventory lists the VM, in any state (its libvirt definitions), in id order. Kept
+   * as each host's inventory changes; empty for records written before it was kept, until then.
+   */
+  readonly definedOn: readonly string[];
+  /**
+   * Of the hosts it is defined on, those that report libvirt autostart on, in id order: any of them that
+   * boots starts a copy by itself, which for an HA VM is a misconfiguration (a second copy after a fence).
+   */
+  readonly autostartOn: readonly string[];
   /** Operator-registered metadata agents cannot know. Unregistered VMs are not HA. */
   readonly ha: boolean;
   readonly priority: Priority;
@@ -300,15 +323,42 @@ export interface HostStore {
 export interface VmStore {
   getVm(siteId: string, vmId: string): Promise<VmRecord | null>;
   listVms(siteId: string, filter?: { hostId?: string }): Promise<VmRecord[]>;
-  /** Writes what an agent observed; keeps operator metadata (ha, priority, antiAffinity). */
-  saveObserved(siteId: string, hostId: string, vm: ObservedVm, at: number): Promise<void>;
+  /**
+   * Writes what `hostId` reported of the VM (host, size, state, reason, autostart), keeps operator metadata
+   * (ha, priority, antiAffinity), and records in the same write whether the host lists it (`listed`, true
+   * unless told otherwise: adds or removes `hostId` in `definedOn`, and in `autostartOn` as `vm.autostart`
+   * says). Conditional: an observation older than the stored one is dropped, and so is an inactive one
+   * (shut-off, crashed) from a host other than the one the record has it active on, since a definition
+   * elsewhere says nothing about where the VM runs. Returns whether it was written.
+   */
+  saveObserved(
+    siteId: string,
+    hostId: string,
+    vm: ObservedVm,
+    at: number,
+    options?: { readonly listed?: boolean },
+  ): Promise<boolean>;
+  /**
+   * Records only whether `hostId` lists the VM and with autostart on (`definedOn`, `autostartOn`), for a
+   * host whose observation does not take the record. Set semantics, repeat-safe; changes nothing for a
+   * VM without a record.
+   */
+  setListing(
+    siteId: string,
+    vmId: string,
+    hostId: string,
+    listing: { readonly listed: boolean; readonly autostart: boolean },
+  ): Promise<void>;
   /** Operator metadata; creates a placeholder VM record if the VM was never observed. */
   setMetadata(
     siteId: string,
     vmId: string,
     meta: { ha: boolean; priority: Priority; antiAffinity: string | null },
   ): Promise<VmRecord>;
-  /** Sets state `down` (its host is fenced; hostId kept as where it last ran), only if still recorded on `hostId`. */
+  /**
+   * Sets state `down` (its host is fenced; hostId kept as where it last ran, libvirt's reason cleared), only
+   * if still recorded on `hostId`.
+   */
   markDown(siteId: string, vmId: string, hostId: string, at: number): Promise<void>;
 }
 

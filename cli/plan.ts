@@ -30,7 +30,8 @@ export const PLAN_HELP = `Usage: ${PLAN_USAGE}
 
 N+1 report: for every host of every cluster in the inventory, plans where its HA VMs would
 restart if it failed, and says whether each cluster survives the loss of any one host. A host
-whose "fencing" says it cannot be fenced fails over only once an operator confirms it off.
+whose "fencing" says it cannot be fenced fails over only once an operator confirms it off. An
+HA VM with "autostart": true (libvirt's, on some host) gets a warning line.
 
 Options:
   --json      print each cluster's capacity report as JSON instead of tables
@@ -38,7 +39,7 @@ Options:
 
 Exit status: 0 when every cluster survives the loss of any one host without an operator,
 1 when N+1 fails or some host cannot be fenced, 2 on a usage error or an unreadable or
-invalid inventory.
+invalid inventory. The autostart warning does not change it.
 `;
 
 const INDENT = '  ';
@@ -103,6 +104,20 @@ function failoverLine(cluster: InventoryCluster, report: CapacityReport): string
   const those = hosts.length === 1 ? 'its failover waits' : 'their failovers wait';
   return [
     `${cluster.id}: NO AUTOMATIC FAILOVER for ${listOf(hosts)} — cannot be fenced; ${those} for an operator to confirm the power off`,
+  ];
+}
+
+/**
+ * The autostart warning, only when some HA VM has libvirt autostart on: whatever N+1 says, a fenced host
+ * that boots again would start a second copy of a VM its failover restarted elsewhere. A warning only:
+ * the exit status does not change for it.
+ */
+function autostartLine(cluster: InventoryCluster, report: CapacityReport): string[] {
+  const vms = report.haVmsWithAutostart.map((v) => `${v.vmId} (on ${v.hostId})`);
+  if (vms.length === 0) return [];
+  return [
+    `${cluster.id}: WARNING — libvirt autostart is on for ${vms.length === 1 ? 'HA VM' : 'HA VMs'} ${listOf(vms, 8)}: ` +
+      'a fenced host that boots again would start a second copy; turn it off (virsh autostart --disable)',
   ];
 }
 
@@ -229,6 +244,7 @@ export function renderClusterReport(
   return [
     verdictLine(cluster, report),
     ...failoverLine(cluster, report),
+    ...autostartLine(cluster, report),
     '',
     ...hostTable(cluster, policy, report),
     ...report.plans.flatMap(failoverSection),

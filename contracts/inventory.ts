@@ -27,7 +27,7 @@ const positiveInt = (): z.ZodNumber => {
 
 const PRIORITY_LIST = PRIORITIES.map((p) => `"${p}"`).join(', ');
 
-/** A VM as the inventory lists it; `priority` defaults to `medium`. */
+/** A VM as the inventory lists it; `priority` defaults to `medium`, `autostart` (libvirt's) is optional. */
 export const InventoryVmSchema = z.strictObject(
   {
     id,
@@ -37,6 +37,8 @@ export const InventoryVmSchema = z.strictObject(
     ha: z.boolean({ error: must('true or false') }),
     priority: z.enum(PRIORITIES, { error: must(`one of ${PRIORITY_LIST}`) }).default('medium'),
     antiAffinity: id.optional(),
+    // Optional: libvirt autostart on for the VM on some host. For an HA VM the report warns about it.
+    autostart: z.boolean({ error: must('true or false') }).optional(),
   },
   { error: must('an object') },
 );

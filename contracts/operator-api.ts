@@ -1,5 +1,10 @@
 import * as z from 'zod';
-import { FenceLevelReadinessSchema, IdSchema } from './relay-protocol';
+import {
+  FenceLevelReadinessSchema,
+  IdSchema,
+  VmPowerStateSchema,
+  VmStateReasonSchema,
+} from './relay-protocol';
 
 /**
  * Operator API v1 (IAM/SigV4 authorised). The route table is data so that the CDK API construct,
@@ -83,6 +88,26 @@ export const HostFenceViewSchema = z.object({
 });
 
 /**
+ * Each VM `GET /v1/sites/{siteId}/vms` lists, as far as running and defined go: `hostId` is where it runs
+ * while `state` is `running` or `paused` (at most one host), else where it was last seen (or last ran,
+ * `down`); `definedOn` every host whose inventory lists it in any state (libvirt definitions), and of those
+ * `autostartOn` the ones with libvirt autostart on; `reason` and `autostart` as `hostId` reported them
+ * (null: not reported). `misconfigurations` says, one sentence each, what works against its HA, such as
+ * autostart on an HA VM. The other fields are the VM record (app/ports.ts VmRecord), hence not strict.
+ */
+export const VmViewSchema = z.object({
+  vmId: IdSchema,
+  hostId: IdSchema.nullable(),
+  state: z.enum([...VmPowerStateSchema.options, 'down']),
+  reason: VmStateReasonSchema.nullable(),
+  autostart: z.boolean().nullable(),
+  definedOn: z.array(IdSchema),
+  autostartOn: z.array(IdSchema),
+  ha: z.boolean(),
+  misconfigurations: z.array(z.string()),
+});
+
+/**
  * The automatic-failover part of each cluster `GET /v1/sites/{siteId}/capacity` reports (beside core's
  * N+1 verdict and plans, hence not strict). `survivesAnyOneHostFailure` is about room alone;
  * `automaticFailover` is false when some host cannot be fenced, whose plan then `needsOperator`.
@@ -93,6 +118,8 @@ export const ClusterFailoverViewSchema = z.object({
     survivesAnyOneHostFailure: z.boolean(),
     automaticFailover: z.boolean(),
     notFenceable: z.array(z.strictObject({ hostId: IdSchema, reason: z.string() })),
+    /** HA VMs with libvirt autostart on, and the host each runs on: a warning, changing neither verdict. */
+    haVmsWithAutostart: z.array(z.strictObject({ vmId: IdSchema, hostId: IdSchema })),
     plans: z.array(
       z.object({
         failedHostId: IdSchema,

@@ -44,7 +44,7 @@ export type VmPowerState = z.infer<typeof VmPowerStateSchema>;
  * Why a VM is in its state, as libvirt says it, in lower-case words joined by '-'. What the agent sends
  * (docs/protocol.md): for `shut-off`, `shutdown` (its guest shut down), `destroyed` (an operator stopped it),
  * `crashed`, `failed` (failed to start), `saved`, `migrated`, `from-snapshot`, `daemon`, `unknown`; for
- * `running`, `blocked` (idle) and `in-shutdown`; for `paused`, `pmsuspended` and libvirt's pause reasons
+ * `running`, only `in-shutdown` (the guest is shutting down); for `paused`, `pmsuspended` and libvirt's pause reasons
  * (`user`, `io-error`, `migration`…). Absent from agents that predate it.
  */
 export const VmStateReasonSchema = z
@@ -134,19 +134,51 @@ export const FenceReadinessSchema = z.strictObject({
 });
 export type FenceReadiness = z.infer<typeof FenceReadinessSchema>;
 
-/** A relay's batched report of its site. */
-export const RelayReportSchema = z.strictObject({
-  protocol: z.literal(PROTOCOL_VERSION),
-  siteId: id,
-  relayId: id,
-  /** Strictly increasing per relay; a report whose seq is not above the last accepted one is refused. */
-  seq: z.number().int().nonnegative(),
-  sentAt: epochMs,
-  hosts: z.array(HostObservationSchema).max(500),
-  results: z.array(CommandResultSchema).max(1000).default([]),
-  /** Fence readiness of hosts whose readiness changed since the relay last had it accepted. Optional. */
-  fenceReadiness: z.array(FenceReadinessSchema).max(500).optional(),
-});
+/**
+ * A relay's batched report of its site. Each host appears once, and each VM once in its host's list: a
+ * report with a repeated host or a VM listed twice by one host is refused whole (its usage would count
+ * twice), with an issue at each repeat (`hosts.1.hostId`, `hosts.0.vms.3.id`) naming the first. The same
+ * VM on two hosts is allowed: defined on both, or running on both, which is the split brain ingest reports.
+ */
+export const RelayReportSchema = z
+  .strictObject({
+    protocol: z.literal(PROTOCOL_VERSION),
+    siteId: id,
+    relayId: id,
+    /** Strictly increasing per relay; a report whose seq is not above the last accepted one is refused. */
+    seq: z.number().int().nonnegative(),
+    sentAt: epochMs,
+    hosts: z.array(HostObservationSchema).max(500),
+    results: z.array(CommandResultSchema).max(1000).default([]),
+    /** Fence readiness of hosts whose readiness changed since the relay last had it accepted. Optional. */
+    fenceReadiness: z.array(FenceReadinessSchema).max(500).optional(),
+  })
+  .superRefine((report, ctx) => {
+    const hostAt = new Map<string, number>();
+    report.hosts.forEach((host, h) => {
+      const first = hostAt.get(host.hostId);
+      if (first === undefined) hostAt.set(host.hostId, h);
+      else {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['hosts', h, 'hostId'],
+          message: `host ${host.hostId} is reported twice (first at hosts.${first})`,
+        });
+      }
+      const vmAt = new Map<string, number>();
+      host.vms.forEach((vm, v) => {
+        const firstVm = vmAt.get(vm.id);
+        if (firstVm === undefined) vmAt.set(vm.id, v);
+        else {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['hosts', h, 'vms', v, 'id'],
+            message: `VM ${vm.id} is listed twice by host ${host.hostId} (first at hosts.${h}.vms.${firstVm})`,
+          });
+        }
+      });
+    });
+  });
 export type RelayReport = z.infer<typeof RelayReportSchema>;
 
 /** Power a host off through its BMC and read the power status back. */

@@ -53,6 +53,12 @@ export interface CapacityReport {
   readonly automaticFailover: boolean;
   /** The hosts whose failover needs an operator because no relay can fence them, with why. */
   readonly notFenceable: readonly { readonly hostId: string; readonly reason: string }[];
+  /**
+   * HA VMs with libvirt autostart on (`Vm.autostart`), with the host each runs on, in host order: a
+   * misconfiguration, since a fenced host that boots again would start a second copy of what its failover
+   * restarted elsewhere. A warning only: it changes neither verdict.
+   */
+  readonly haVmsWithAutostart: readonly { readonly vmId: string; readonly hostId: string }[];
 }
 
 /** Free room of one host within its limits; nothing for a host in maintenance. */
@@ -148,6 +154,9 @@ export function assessCapacity(hosts: readonly Host[], policy: PlacementPolicy):
     automaticFailover: plans.every((p) => !p.needsOperator),
     notFenceable: plans.flatMap((p) =>
       p.operatorReason === null ? [] : [{ hostId: p.failedHostId, reason: p.operatorReason }],
+    ),
+    haVmsWithAutostart: hosts.flatMap((h) =>
+      h.vms.filter((vm) => vm.ha && vm.autostart === true).map((vm) => ({ vmId: vm.id, hostId: h.id })),
     ),
   };
 }

@@ -20,6 +20,12 @@ export interface Vm {
   readonly priority: Priority;
   /** VMs sharing a group never run on the same host. */
   readonly antiAffinity?: string | undefined;
+  /**
+   * libvirt autostart is on for the VM on some host it is defined on: that host, booting again after a
+   * fence, would start a second copy. For an HA VM it is a misconfiguration the N+1 report names; it
+   * changes no placement. Absent: off or not known.
+   */
+  readonly autostart?: boolean | undefined;
 }
 
 /** A hypervisor host of a cluster with the VMs it runs now. */

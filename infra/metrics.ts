@@ -58,6 +58,11 @@ export const HALO_METRIC = {
    * sites, per tick (Count, a gauge: read its Maximum). Alarm.
    */
   HostsNotFenceable: METRIC.HostsNotFenceable,
+  /**
+   * detector: running HA VMs with libvirt autostart on, across all sites, per capacity pass (every 5
+   * minutes; Count, a gauge: read its Maximum). Alarm.
+   */
+  HaVmsWithAutostart: METRIC.HaVmsWithAutostart,
 } as const;
 
 /** A Halo metric name. */

@@ -12,7 +12,7 @@ import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = join(root, 'dist', 'site');
-const PROGRAMS = { 'halo-relay': 'site/relay/main.ts' } as const;
+const PROGRAMS = { 'halo-relay': 'site/relay/main.ts', 'halo-agent': 'site/agent/main.ts' } as const;
 
 mkdirSync(outdir, { recursive: true });
 for (const [name, entry] of Object.entries(PROGRAMS)) {
@@ -39,6 +39,7 @@ for (const [name, entry] of Object.entries(PROGRAMS)) {
 const extras: Record<string, string> = {
   node: realpathSync(join(root, 'node_modules', '.bin', 'node')),
   'halo-relay.service': join(root, 'site', 'systemd', 'halo-relay.service'),
+  'halo-agent.service': join(root, 'site', 'systemd', 'halo-agent.service'),
   'site-install.md': join(root, 'docs', 'site-install.md'),
 };
 for (const [name, source] of Object.entries(extras)) {

@@ -221,6 +221,14 @@ export function bool(item: Item, name: string): boolean {
   return value;
 }
 
+/** A boolean attribute that may be null or absent. */
+export function boolOrNull(item: Item, name: string): boolean | null {
+  const value = item[name];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'boolean') throw corrupt(item, name, 'a boolean or null');
+  return value;
+}
+
 /** A map attribute, typed as this adapter wrote it. */
 export function map<T extends object>(item: Item, name: string): T {
   const value = item[name];

@@ -5,6 +5,8 @@ import type { Priority } from '../../core/model';
 import {
   beginsWith,
   bool,
+  boolOrNull,
+  CONDITION_FAILED,
   type DynamoContext,
   getItem,
   type Item,
@@ -14,6 +16,7 @@ import {
   queryAll,
   requireAttributes,
   str,
+  stringSet,
   strOrNull,
   unlessConditionFails,
 } from './dynamo-support';
@@ -23,8 +26,9 @@ import { idAfter, PK_PREFIX, SK_PREFIX, siteKey, vmSk } from './table-definition
 const DEFAULT_META = { ha: false, priority: 'medium', antiAffinity: null } as const;
 
 /**
- * VMs: observed fields (host, size, state) come from agents, metadata (ha, priority, anti-affinity) from
- * operators; each write sets only its own fields and fills the others' defaults with if_not_exists.
+ * VMs: observed fields (host, size, state, reason, autostart) and the hosts that list the VM (`definedOn`,
+ * `autostartOn`, string sets) come from agents, metadata (ha, priority, anti-affinity) from operators; each
+ * write sets only its own fields and fills the others' defaults with if_not_exists.
  */
 export class DynamoVmStore implements VmStore {
   constructor(private readonly ctx: DynamoContext) {}
@@ -51,41 +55,102 @@ export class DynamoVmStore implements VmStore {
     return items.map(vmFromItem);
   }
 
-  async saveObserved(siteId: string, hostId: string, vm: ObservedVm, at: number): Promise<void> {
+  async saveObserved(
+    siteId: string,
+    hostId: string,
+    vm: ObservedVm,
+    at: number,
+    options?: { readonly listed?: boolean },
+  ): Promise<boolean> {
+    const listed = options?.listed ?? true;
+    const active = vm.state === 'running' || vm.state === 'paused';
     // Two relays report the same VM: an observation older than the stored one is dropped, not written
-    // over a newer one (the condition is the rule; a failed condition is the expected no-op).
-    await unlessConditionFails(
+    // over a newer one. An inactive one from a host other than the one the VM is active on is a definition
+    // elsewhere: it must not move the record (the condition is the rule; a failed one is the expected no-op).
+    const rule = active ? '' : ' AND (#hostId = :hostId OR NOT (#state IN (:running, :paused)))';
+    const set = [
+      '#hostId = :hostId',
+      '#cpus = :cpus',
+      '#memoryMiB = :memoryMiB',
+      '#state = :state',
+      '#observedAt = :at',
+      '#ha = if_not_exists(#ha, :ha)',
+      '#priority = if_not_exists(#priority, :priority)',
+      '#antiAffinity = if_not_exists(#antiAffinity, :antiAffinity)',
+    ];
+    // libvirt's reason and autostart as this observation has them: an agent that leaves one out does not
+    // know it, so a value from an earlier observation is removed rather than kept as if still true.
+    const remove: string[] = [];
+    if (vm.reason === undefined) remove.push('#reason');
+    else set.push('#reason = :reason');
+    if (vm.autostart === undefined) remove.push('#autostart');
+    else set.push('#autostart = :autostart');
+    const membership = listingClauses(listed, listed && vm.autostart === true);
+    const result = await unlessConditionFails(
       this.ctx.client.send(
         new UpdateCommand({
           TableName: this.ctx.tableName,
           Key: keyOf(vmKey(siteId, vm.id)),
-          UpdateExpression:
-            'SET #hostId = :hostId, #cpus = :cpus, #memoryMiB = :memoryMiB, #state = :state, ' +
-            '#observedAt = :at, #ha = if_not_exists(#ha, :ha), ' +
-            '#priority = if_not_exists(#priority, :priority), ' +
-            '#antiAffinity = if_not_exists(#antiAffinity, :antiAffinity)',
-          ConditionExpression: 'attribute_not_exists(#pk) OR #observedAt <= :at',
+          UpdateExpression: [
+            `SET ${set.join(', ')}`,
+            remove.length === 0 ? '' : `REMOVE ${remove.join(', ')}`,
+            membership,
+          ]
+            .filter((clause) => clause !== '')
+            .join(' '),
+          ConditionExpression: `attribute_not_exists(#pk) OR (#observedAt <= :at${rule})`,
           ExpressionAttributeNames: {
             '#pk': 'pk',
             '#hostId': 'hostId',
             '#cpus': 'cpus',
             '#memoryMiB': 'memoryMiB',
             '#state': 'state',
+            '#reason': 'reason',
+            '#autostart': 'autostart',
             '#observedAt': 'observedAt',
             '#ha': 'ha',
             '#priority': 'priority',
             '#antiAffinity': 'antiAffinity',
+            '#definedOn': 'definedOn',
+            '#autostartOn': 'autostartOn',
           },
           ExpressionAttributeValues: {
             ':hostId': hostId,
             ':cpus': vm.cpus,
             ':memoryMiB': vm.memoryMiB,
             ':state': vm.state,
+            ...(vm.reason === undefined ? {} : { ':reason': vm.reason }),
+            ...(vm.autostart === undefined ? {} : { ':autostart': vm.autostart }),
             ':at': at,
             ':ha': DEFAULT_META.ha,
             ':priority': DEFAULT_META.priority,
             ':antiAffinity': DEFAULT_META.antiAffinity,
+            ':host': new Set([hostId]),
+            ...(active ? {} : { ':running': 'running', ':paused': 'paused' }),
           },
+        }),
+      ),
+    );
+    return result !== CONDITION_FAILED;
+  }
+
+  async setListing(
+    siteId: string,
+    vmId: string,
+    hostId: string,
+    listing: { readonly listed: boolean; readonly autostart: boolean },
+  ): Promise<void> {
+    // ADD and DELETE on a string set are idempotent by themselves; the condition keeps a listing from
+    // creating a VM item with no observation in it (a failed condition is the expected no-op).
+    await unlessConditionFails(
+      this.ctx.client.send(
+        new UpdateCommand({
+          TableName: this.ctx.tableName,
+          Key: keyOf(vmKey(siteId, vmId)),
+          UpdateExpression: listingClauses(listing.listed, listing.listed && listing.autostart),
+          ConditionExpression: 'attribute_exists(#pk)',
+          ExpressionAttributeNames: { '#pk': 'pk', '#definedOn': 'definedOn', '#autostartOn': 'autostartOn' },
+          ExpressionAttributeValues: { ':host': new Set([hostId]) },
         }),
       ),
     );
@@ -139,14 +204,36 @@ export class DynamoVmStore implements VmStore {
         new UpdateCommand({
           TableName: this.ctx.tableName,
           Key: keyOf(vmKey(siteId, vmId)),
-          UpdateExpression: 'SET #state = :down, #observedAt = :at',
+          // libvirt's reason described the observed state, not the control plane's `down`.
+          UpdateExpression: 'SET #state = :down, #observedAt = :at REMOVE #reason',
           ConditionExpression: '#hostId = :hostId',
-          ExpressionAttributeNames: { '#hostId': 'hostId', '#state': 'state', '#observedAt': 'observedAt' },
+          ExpressionAttributeNames: {
+            '#hostId': 'hostId',
+            '#state': 'state',
+            '#observedAt': 'observedAt',
+            '#reason': 'reason',
+          },
           ExpressionAttributeValues: { ':down': 'down', ':at': at, ':hostId': hostId },
         }),
       ),
     );
   }
+}
+
+/**
+ * The ADD and DELETE clauses that put `:host` in or out of `definedOn` and `autostartOn` (string sets:
+ * DynamoDB drops a set emptied by DELETE, and an absent one reads as []).
+ */
+function listingClauses(defined: boolean, autostart: boolean): string {
+  const add = [defined ? '#definedOn :host' : null, autostart ? '#autostartOn :host' : null].filter(
+    (a) => a !== null,
+  );
+  const del = [defined ? null : '#definedOn :host', autostart ? null : '#autostartOn :host'].filter(
+    (a) => a !== null,
+  );
+  return [add.length === 0 ? '' : `ADD ${add.join(', ')}`, del.length === 0 ? '' : `DELETE ${del.join(', ')}`]
+    .filter((c) => c !== '')
+    .join(' ');
 }
 
 function vmKey(siteId: string, vmId: string): Key {
@@ -164,6 +251,10 @@ function vmFromItem(item: Item): VmRecord {
     ha: bool(item, 'ha'),
     priority: str(item, 'priority') as Priority,
     antiAffinity: strOrNull(item, 'antiAffinity'),
+    reason: strOrNull(item, 'reason'),
+    autostart: boolOrNull(item, 'autostart'),
+    definedOn: stringSet(item, 'definedOn'),
+    autostartOn: stringSet(item, 'autostartOn'),
     observedAt: num(item, 'observedAt'),
   };
 }

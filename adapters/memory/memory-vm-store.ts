@@ -1,7 +1,7 @@
 import type { VmRecord, VmStore } from '../../app/ports';
 import type { ObservedVm } from '../../contracts/relay-protocol';
 import type { Priority } from '../../core/model';
-import { copy, type MemoryState, rowKey, rowsOfSite } from './memory-state';
+import { compareStrings, copy, type MemoryState, rowKey, rowsOfSite } from './memory-state';
 
 /** Metadata of a VM no operator registered: not HA (safety first), middle priority. */
 const DEFAULT_META = { ha: false, priority: 'medium', antiAffinity: null } as const;
@@ -20,11 +20,27 @@ export class MemoryVmStore implements VmStore {
     return rowsOfSite(this.state.vms, siteId).filter((vm) => hostId === undefined || vm.hostId === hostId);
   }
 
-  async saveObserved(siteId: string, hostId: string, vm: ObservedVm, at: number): Promise<void> {
+  async saveObserved(
+    siteId: string,
+    hostId: string,
+    vm: ObservedVm,
+    at: number,
+    options?: { readonly listed?: boolean },
+  ): Promise<boolean> {
     const key = rowKey(siteId, vm.id);
     const existing = this.state.vms.get(key);
-    // An observation older than the stored one is dropped, not written over a newer one.
-    if (existing !== undefined && existing.observedAt > at) return;
+    // An observation older than the stored one is dropped, not written over a newer one; an inactive one
+    // from another host than the one the VM is active on is a definition elsewhere, not where it runs.
+    if (existing !== undefined && existing.observedAt > at) return false;
+    if (
+      existing !== undefined &&
+      !isActive(vm.state) &&
+      existing.hostId !== hostId &&
+      isActive(existing.state)
+    ) {
+      return false;
+    }
+    const listed = options?.listed ?? true;
     this.state.vms.set(key, {
       siteId,
       vmId: vm.id,
@@ -35,7 +51,28 @@ export class MemoryVmStore implements VmStore {
       cpus: vm.cpus,
       memoryMiB: vm.memoryMiB,
       state: vm.state,
+      reason: vm.reason ?? null,
+      autostart: vm.autostart ?? null,
+      definedOn: withMember(existing?.definedOn ?? [], hostId, listed),
+      autostartOn: withMember(existing?.autostartOn ?? [], hostId, listed && vm.autostart === true),
       observedAt: at,
+    });
+    return true;
+  }
+
+  async setListing(
+    siteId: string,
+    vmId: string,
+    hostId: string,
+    listing: { readonly listed: boolean; readonly autostart: boolean },
+  ): Promise<void> {
+    const key = rowKey(siteId, vmId);
+    const vm = this.state.vms.get(key);
+    if (vm === undefined) return;
+    this.state.vms.set(key, {
+      ...vm,
+      definedOn: withMember(vm.definedOn, hostId, listing.listed),
+      autostartOn: withMember(vm.autostartOn, hostId, listing.listed && listing.autostart),
     });
   }
 
@@ -53,6 +90,10 @@ export class MemoryVmStore implements VmStore {
       cpus: 0,
       memoryMiB: 0,
       state: 'down',
+      reason: null,
+      autostart: null,
+      definedOn: [],
+      autostartOn: [],
       observedAt: 0,
       ...DEFAULT_META,
     };
@@ -66,6 +107,19 @@ export class MemoryVmStore implements VmStore {
     const vm = this.state.vms.get(key);
     // Only if still recorded on the fenced host; hostId stays, as where it last ran.
     if (vm === undefined || vm.hostId !== hostId) return;
-    this.state.vms.set(key, { ...vm, state: 'down', observedAt: at });
+    this.state.vms.set(key, { ...vm, state: 'down', reason: null, observedAt: at });
   }
+}
+
+/** Running or paused: the VM holds its host. */
+function isActive(state: VmRecord['state']): boolean {
+  return state === 'running' || state === 'paused';
+}
+
+/** `hosts` with `hostId` in or out, in id order: a string set, as DynamoDB's ADD and DELETE keep it. */
+function withMember(hosts: readonly string[], hostId: string, member: boolean): string[] {
+  const set = new Set(hosts);
+  if (member) set.add(hostId);
+  else set.delete(hostId);
+  return [...set].sort(compareStrings);
 }

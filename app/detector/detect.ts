@@ -21,6 +21,13 @@ export interface DetectorReport {
   readonly clustersFailingNPlusOne: readonly { readonly siteId: string; readonly clusterId: string }[];
   /** Hosts no relay can fence (maintenance aside): their failover would wait for an operator. */
   readonly hostsNotFenceable: readonly { readonly siteId: string; readonly hostId: string }[];
+  /**
+   * Running HA VMs with libvirt autostart on, a misconfiguration (a fenced host that boots again would
+   * start a second copy), across all sites; null on passes that do not evaluate capacity, since only
+   * those read the VMs. A count, not a list: every tick's report goes to the log, and after a move from
+   * standalone hosts nearly every VM may have autostart on (the operator API's VM list names them).
+   */
+  readonly haVmsWithAutostart: number | null;
 }
 
 interface SiteFindings {
@@ -30,6 +37,8 @@ interface SiteFindings {
   readonly opened: readonly string[];
   readonly failing: readonly string[];
   readonly notFenceable: readonly string[];
+  /** Running HA VMs with libvirt autostart on (0 unless capacity is evaluated). */
+  readonly autostart: number;
 }
 
 /**
@@ -47,6 +56,7 @@ export async function detectOnce(
   const incidentsOpened: string[] = [];
   const clustersFailingNPlusOne: { siteId: string; clusterId: string }[] = [];
   const hostsNotFenceable: { siteId: string; hostId: string }[] = [];
+  let haVmsWithAutostart = 0;
   let sitesChecked = 0;
   let silentRelays = 0;
   let silentHosts = 0;
@@ -61,11 +71,14 @@ export async function detectOnce(
     incidentsOpened.push(...found.opened);
     clustersFailingNPlusOne.push(...found.failing.map((clusterId) => ({ siteId: site.siteId, clusterId })));
     hostsNotFenceable.push(...found.notFenceable.map((hostId) => ({ siteId: site.siteId, hostId })));
+    haVmsWithAutostart += found.autostart;
   }
   // Gauges, one datapoint per pass: the alarms read their Maximum.
   metrics.count(METRIC.RelaysSilent, silentRelays);
   metrics.count(METRIC.HostsSilent, silentHosts);
   metrics.count(METRIC.HostsNotFenceable, hostsNotFenceable.length);
+  // Known only on capacity passes, which read every VM: the others publish nothing rather than a zero.
+  if (args.evaluateCapacity) metrics.count(METRIC.HaVmsWithAutostart, haVmsWithAutostart);
   return {
     sitesChecked,
     partitionedSites,
@@ -74,6 +87,7 @@ export async function detectOnce(
     incidentsOpened,
     clustersFailingNPlusOne,
     hostsNotFenceable,
+    haVmsWithAutostart: args.evaluateCapacity ? haVmsWithAutostart : null,
   };
 }
 
@@ -88,13 +102,23 @@ async function checkSite(
   const relays = control.relays.filter((r) => !r.revoked);
   const silent = relays.filter((r) => !isLiveRelay(r, now, policy));
   const partitioned = relays.some((r) => r.lastSeenAt !== null) && silent.length === relays.length;
-  const failing = evaluateCapacity ? await failingClusters(ctx, control) : [];
+  const { failing, autostart } = evaluateCapacity
+    ? await capacityFindings(ctx, control)
+    : { failing: [], autostart: 0 };
   // From the summaries already read: fence readiness changes rarely and its gauge costs no extra read.
   // A partitioned site's hosts count on their last readiness: the partition does not mend a BMC.
   const notFenceable = notFenceableHosts(control);
   if (partitioned) {
     ctx.ports.metrics.count(METRIC.SitePartitioned);
-    return { partitioned, silentRelays: silent.length, silentHosts: 0, opened: [], failing, notFenceable };
+    return {
+      partitioned,
+      silentRelays: silent.length,
+      silentHosts: 0,
+      opened: [],
+      failing,
+      notFenceable,
+      autostart,
+    };
   }
   const opened: string[] = [];
   let silentHosts = 0;
@@ -106,7 +130,7 @@ async function checkSite(
     const result = await openIncident(ctx, { control, hostId, now, reopen: summary.status === 'suspect' });
     if (result?.created === true) opened.push(result.incidentId);
   }
-  return { partitioned, silentRelays: silent.length, silentHosts, opened, failing, notFenceable };
+  return { partitioned, silentRelays: silent.length, silentHosts, opened, failing, notFenceable, autostart };
 }
 
 /**
@@ -124,13 +148,21 @@ function notFenceableHosts(control: SiteControl): string[] {
     .sort(compareIds);
 }
 
-/** Publishes NPlusOneBroken (1 or 0) for each cluster and returns the ones that fail. */
-async function failingClusters(ctx: AppContext, control: SiteControl): Promise<string[]> {
+/**
+ * Publishes NPlusOneBroken (1 or 0) for each cluster and returns the ones that fail, with how many running
+ * HA VMs have libvirt autostart on.
+ */
+async function capacityFindings(
+  ctx: AppContext,
+  control: SiteControl,
+): Promise<Pick<SiteFindings, 'failing' | 'autostart'>> {
   const failing: string[] = [];
+  let autostart = 0;
   for (const { clusterId, report } of await assessSiteCapacity(ctx, control)) {
     const broken = !report.survivesAnyOneHostFailure;
     ctx.ports.metrics.count(METRIC.NPlusOneBroken, broken ? 1 : 0);
     if (broken) failing.push(clusterId);
+    autostart += report.haVmsWithAutostart.length;
   }
-  return failing;
+  return { failing, autostart };
 }

@@ -4,13 +4,22 @@ import { compareIds } from '../shared/order';
 
 /**
  * Digest of what a host reported that the control plane stores: boot, cluster, capacity and VMs (sorted,
- * so the agent's listing order does not matter). Equal digests mean nothing to write (data flow 4).
+ * so the agent's listing order does not matter), with each VM's libvirt reason and autostart when the
+ * agent sends them. Equal digests mean nothing to write (data flow 4).
  */
 export function inventoryDigest(hasher: Hasher, host: HostObservation): string {
-  // Objects are built field by field so that the JSON text has one fixed key order.
+  // Objects are built field by field so that the JSON text has one fixed key order. A reason or autostart
+  // left out adds no key, so an agent that predates them keeps the digest its hosts are stored under.
   const vms = [...host.vms]
     .sort((a, b) => compareIds(a.id, b.id))
-    .map((vm) => ({ id: vm.id, cpus: vm.cpus, memoryMiB: vm.memoryMiB, state: vm.state }));
+    .map((vm) => ({
+      id: vm.id,
+      cpus: vm.cpus,
+      memoryMiB: vm.memoryMiB,
+      state: vm.state,
+      ...(vm.reason === undefined ? {} : { reason: vm.reason }),
+      ...(vm.autostart === undefined ? {} : { autostart: vm.autostart }),
+    }));
   const canonical = {
     bootId: host.bootId,
     cluster: host.cluster,

@@ -7,6 +7,7 @@ import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurren
 import { appendEvent } from '../shared/events';
 import { summaryOf } from '../shared/host-lifecycle';
 import { METRIC } from '../shared/metrics';
+import { compareIds } from '../shared/order';
 import { retryOnConflict } from '../shared/retry';
 import { inventoryDigest, occupies, usageOf } from './digest';
 
@@ -89,15 +90,65 @@ async function saveHost(
   });
 }
 
-function sameVm(record: VmRecord, hostId: string, vm: ObservedVm): boolean {
+/**
+ * Whether `hostId`'s observation of a VM takes its record (host, state, size, reason, autostart). A VM
+ * runs on at most one host but is defined on several (an HA VM's libvirt definition exists on every host
+ * it may restart on): an active observation always takes it (a move, or a split brain that checkSplitBrain
+ * reports); an inactive one only from the host the record names (the VM stopped there) or when the record
+ * has no active host. A shut-off definition on another host never takes it from where the VM runs: that
+ * host's failover would otherwise restart nothing. The store's write holds the same rule as its condition.
+ */
+function takesRecord(record: VmRecord, hostId: string, vm: ObservedVm): boolean {
+  return occupies(vm) || record.hostId === hostId || !isRunning(record);
+}
+
+/** The record already says what `hostId` observed: nothing to write about the VM itself. */
+function sameObservation(record: VmRecord, hostId: string, vm: ObservedVm): boolean {
   return (
     record.hostId === hostId &&
     record.state === vm.state &&
     record.cpus === vm.cpus &&
-    record.memoryMiB === vm.memoryMiB
+    record.memoryMiB === vm.memoryMiB &&
+    record.reason === (vm.reason ?? null) &&
+    record.autostart === (vm.autostart ?? null)
   );
 }
 
+/** The record already has `hostId` listing the VM as it does now (defined there, autostart or not). */
+function sameListing(record: VmRecord, hostId: string, listed: boolean, autostart: boolean): boolean {
+  return (
+    record.definedOn.includes(hostId) === listed &&
+    record.autostartOn.includes(hostId) === (listed && autostart)
+  );
+}
+
+/** The record's host sets with `hostId` listing the VM (or not), as the store now has them. */
+function withListing(
+  record: VmRecord,
+  hostId: string,
+  listed: boolean,
+  autostart: boolean,
+): Pick<VmRecord, 'definedOn' | 'autostartOn'> {
+  const toggle = (hosts: readonly string[], member: boolean): string[] =>
+    [...hosts.filter((h) => h !== hostId), ...(member ? [hostId] : [])].sort(compareIds);
+  return {
+    definedOn: toggle(record.definedOn, listed),
+    autostartOn: toggle(record.autostartOn, listed && autostart),
+  };
+}
+
+/** A VM of a host's inventory that needs a write, and which. */
+interface VmChange {
+  readonly vm: ObservedVm;
+  readonly record: VmRecord | undefined;
+  readonly takes: boolean;
+}
+
+/**
+ * Writes what changed about the VMs one host lists, and about the VMs it no longer lists. Only changes
+ * are written (data flow 4): a VM whose record says what the host observed and already has the host in
+ * its `definedOn` costs nothing, so a VM defined on three hosts writes nothing in steady state either.
+ */
 async function saveVms(
   ctx: AppContext,
   args: {
@@ -110,40 +161,76 @@ async function saveVms(
 ): Promise<void> {
   const { control, obs, known, inReport, now } = args;
   const siteId = control.site.siteId;
+  const hostId = obs.hostId;
   const { vms } = ctx.ports;
   const seen = new Set(obs.vms.map((vm) => vm.id));
   // Each VM is an item of its own, decided on what was known before this host's pass: the writes go out
   // side by side (a move between two hosts of one report still sees the hosts in order).
-  const changed = obs.vms.filter((vm) => {
+  // `takes`: the observation is written to the record; otherwise only that this host lists the VM.
+  const changed = obs.vms.flatMap((vm): VmChange[] => {
     const record = known.get(vm.id);
-    return record === undefined || !sameVm(record, obs.hostId, vm);
+    if (record === undefined) return [{ vm, record, takes: true }];
+    const takes = takesRecord(record, hostId, vm) && !sameObservation(record, hostId, vm);
+    return takes || !sameListing(record, hostId, true, vm.autostart === true) ? [{ vm, record, takes }] : [];
   });
-  await forEachConcurrently(changed, STEP_WRITE_CONCURRENCY, async (vm) => {
-    const record = known.get(vm.id);
-    if (record !== undefined && vm.state === 'running') {
-      await checkSplitBrain(ctx, { control, record, hostId: obs.hostId, inReport });
+  await forEachConcurrently(changed, STEP_WRITE_CONCURRENCY, async ({ vm, record, takes }) => {
+    const autostart = vm.autostart === true;
+    if (takes) {
+      if (record !== undefined && vm.state === 'running') {
+        await checkSplitBrain(ctx, { control, record, hostId, inReport });
+      }
+      const base = record ?? defaultMeta(siteId, vm.id);
+      if (await vms.saveObserved(siteId, hostId, vm, now)) {
+        known.set(vm.id, {
+          ...base,
+          ...observed(hostId, vm, now),
+          ...withListing(base, hostId, true, autostart),
+        });
+        return;
+      }
+      // Refused: a newer observation is held, or another report has the VM active elsewhere meanwhile.
+      // The host lists the VM all the same.
     }
-    await vms.saveObserved(siteId, obs.hostId, vm, now);
-    known.set(vm.id, { ...(record ?? defaultMeta(siteId, vm.id)), ...observed(obs.hostId, vm, now) });
+    await vms.setListing(siteId, vm.id, hostId, { listed: true, autostart });
+    if (record !== undefined)
+      known.set(vm.id, { ...record, ...withListing(record, hostId, true, autostart) });
   });
-  // A VM the host no longer lists is not running there any more (shut down, undefined or moved away).
+  // A VM the host no longer lists is not running there any more (shut down, undefined or moved away), and
+  // no longer defined there.
   const gone = [...known.values()].filter(
-    (record) => record.hostId === obs.hostId && isRunning(record) && !seen.has(record.vmId),
+    (record) =>
+      !seen.has(record.vmId) &&
+      ((record.hostId === hostId && isRunning(record)) || !sameListing(record, hostId, false, false)),
   );
   await forEachConcurrently(gone, STEP_WRITE_CONCURRENCY, async (record) => {
-    const off: ObservedVm = {
-      id: record.vmId,
-      cpus: record.cpus,
-      memoryMiB: record.memoryMiB,
-      state: 'shut-off',
-    };
-    await vms.saveObserved(siteId, obs.hostId, off, now);
-    known.set(record.vmId, { ...record, ...observed(obs.hostId, off, now) });
+    const unlisted = withListing(record, hostId, false, false);
+    if (record.hostId === hostId && isRunning(record)) {
+      const off: ObservedVm = {
+        id: record.vmId,
+        cpus: record.cpus,
+        memoryMiB: record.memoryMiB,
+        state: 'shut-off',
+      };
+      if (await vms.saveObserved(siteId, hostId, off, now, { listed: false })) {
+        known.set(record.vmId, { ...record, ...observed(hostId, off, now), ...unlisted });
+        return;
+      }
+    }
+    await vms.setListing(siteId, record.vmId, hostId, { listed: false, autostart: false });
+    known.set(record.vmId, { ...record, ...unlisted });
   });
 }
 
 function observed(hostId: string, vm: ObservedVm, at: number): Partial<VmRecord> {
-  return { hostId, cpus: vm.cpus, memoryMiB: vm.memoryMiB, state: vm.state, observedAt: at };
+  return {
+    hostId,
+    cpus: vm.cpus,
+    memoryMiB: vm.memoryMiB,
+    state: vm.state,
+    reason: vm.reason ?? null,
+    autostart: vm.autostart ?? null,
+    observedAt: at,
+  };
 }
 
 function defaultMeta(siteId: string, vmId: string): VmRecord {
@@ -154,6 +241,10 @@ function defaultMeta(siteId: string, vmId: string): VmRecord {
     cpus: 0,
     memoryMiB: 0,
     state: 'down',
+    reason: null,
+    autostart: null,
+    definedOn: [],
+    autostartOn: [],
     ha: false,
     priority: 'medium',
     antiAffinity: null,

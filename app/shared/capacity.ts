@@ -13,6 +13,14 @@ export function isRunning(vm: VmRecord): boolean {
   return vm.state === 'running' || vm.state === 'paused';
 }
 
+/**
+ * Whether libvirt would start the VM by itself on some host: the record's host says so, or any host it is
+ * defined on (after a failover, the fenced host that holds a copy is no longer the record's host).
+ */
+export function hasAutostart(vm: VmRecord): boolean {
+  return vm.autostart === true || vm.autostartOn.length > 0;
+}
+
 /** A VM record as core placement sees it. */
 export function coreVm(vm: VmRecord): Vm {
   return {
@@ -22,6 +30,7 @@ export function coreVm(vm: VmRecord): Vm {
     ha: vm.ha,
     priority: vm.priority,
     antiAffinity: vm.antiAffinity ?? undefined,
+    autostart: hasAutostart(vm),
   };
 }
 

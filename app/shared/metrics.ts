@@ -17,6 +17,7 @@ export const METRIC = {
   NPlusOneBroken: 'NPlusOneBroken',
   SitePartitioned: 'SitePartitioned',
   HostsNotFenceable: 'HostsNotFenceable',
+  HaVmsWithAutostart: 'HaVmsWithAutostart',
   // Not alarmed on; for the dashboard and the incident review.
   RelaysSilent: 'RelaysSilent',
   FencingSuppressed: 'FencingSuppressed',

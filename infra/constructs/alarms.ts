@@ -72,6 +72,19 @@ const METRIC_ALARMS: readonly {
     // (the detector's own Errors alarm reports the outage) rather than send a false OK.
     treatMissingData: TreatMissingData.IGNORE,
   },
+  {
+    metric: HALO_METRIC.HaVmsWithAutostart,
+    statistic: 'Maximum',
+    // Published only by the detector's capacity pass, once every five minutes: ten ride over the jitter
+    // of when that pass lands in a period.
+    period: Duration.minutes(10),
+    description:
+      'An HA VM has libvirt autostart on: a fenced host that boots again would start a second copy of a ' +
+      'VM its failover restarted elsewhere. GET /v1/sites/{siteId}/vms names it (misconfigurations, ' +
+      'autostartOn); run `virsh autostart --disable <vm>` on each of those hosts.',
+    // No datapoint between capacity passes, or when the detector did not run: keep the last state.
+    treatMissingData: TreatMissingData.IGNORE,
+  },
 ];
 
 /**

@@ -287,8 +287,19 @@ export class HostAgent {
     try {
       await hypervisor.startVm(request.vm, request.definition);
     } catch (error) {
+      this.log.warn('VM not started', {
+        vmId: request.vm.id,
+        commandId: request.commandId,
+        error: describe(error),
+      });
       return reply('failed', `start of ${request.vm.id} failed: ${describe(error)}`);
     }
+    this.log.info('VM started', {
+      vmId: request.vm.id,
+      commandId: request.commandId,
+      relayId: request.relayId,
+      withDefinition: request.definition !== undefined,
+    });
     // The relays should see the VM running soon: the next tick heartbeats at once.
     this.changed();
     return reply('succeeded', `${request.vm.id} running on ${this.config.hostId}`);

@@ -1,5 +1,3 @@
-import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { DefinitionFiles } from '../adapters/definition-files';
 import { HttpUplink } from '../adapters/http-uplink';
@@ -8,7 +6,7 @@ import { LanTransport, readLanKey } from '../adapters/lan-transport';
 import { RelayStateFile } from '../adapters/relay-state-file';
 import { ConfigError } from '../config/config-file';
 import { loadRelayConfig, type RelaySettings } from '../config/relay-config';
-import type { Clock } from '../ports';
+import { isEntryPoint, type MainIo, runProgram, systemClock } from '../program';
 import { checkBmc, renderChecks } from './check-bmc';
 import { fenceConfig } from './devices';
 import { makeRedactor } from './redact';
@@ -23,20 +21,6 @@ import { Relay } from './relay';
  * Exit codes: 0 ok; 1 check-bmc found a level that did not answer (or the relay failed at run time);
  * 2 bad usage or configuration (the message names the field or file).
  */
-
-/** The process's clock. */
-const systemClock: Clock = {
-  now: () => Date.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
-};
-
-/** Where a command writes, and how it ends. */
-export interface MainIo {
-  readonly stdout: (text: string) => void;
-  readonly stderr: (text: string) => void;
-  /** Resolves when the program should stop (SIGTERM/SIGINT in production). */
-  readonly stopSignal: AbortSignal;
-}
 
 /** Runs the command line; resolves with the exit code. */
 export async function main(argv: readonly string[], io: MainIo): Promise<number> {
@@ -142,35 +126,9 @@ async function runRelay(settings: RelaySettings, io: MainIo): Promise<number> {
   }
 }
 
-/** Whether this module is the process's entry point (run directly, through the npm bin or a bundle). */
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
+/** Runs halo-relay in this process (the npm bin and the bundle). */
+export function runProcess(argv: readonly string[]): Promise<never> {
+  return runProgram('halo-relay', main, argv);
 }
 
-/** Runs the program in this process: signals stop it, the exit code ends it. */
-export async function runProcess(argv: readonly string[]): Promise<never> {
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-  let code: number;
-  try {
-    code = await main(argv, {
-      stdout: (text) => void process.stdout.write(text),
-      stderr: (text) => void process.stderr.write(text),
-      stopSignal: stop.signal,
-    });
-  } catch (error) {
-    process.stderr.write(`halo-relay: ${error instanceof Error ? error.message : String(error)}\n`);
-    code = 1;
-  }
-  process.exit(code);
-}
-
-if (isEntryPoint()) void runProcess(process.argv.slice(2));
+if (isEntryPoint(import.meta.url)) void runProcess(process.argv.slice(2));

@@ -49,6 +49,24 @@ describe('ingest handler', () => {
     expect(state.relays.get(`${SITE}/${RELAY}`)?.lastSeq).toBe(1);
   });
 
+  it('accepts the same VM on two hosts: running on one, defined (shut off) on the other', async () => {
+    const { post, state } = await setup();
+    const body = report();
+    const [node01, node02] = body.hosts;
+    const web = node01?.vms[0];
+    if (node01 === undefined || node02 === undefined || web === undefined) throw new Error('no hosts');
+    const defined = { ...node02, vms: [...node02.vms, { ...web, state: 'shut-off' as const }] };
+    const response = await post(
+      JSON.stringify({ ...body, hosts: [node01, defined, ...body.hosts.slice(2)] }),
+    );
+    expect(response.statusCode).toBe(200);
+    expect(state.vms.get(`${SITE}/${web.id}`)).toMatchObject({
+      hostId: 'node01',
+      state: 'running',
+      definedOn: ['node01', 'node02'],
+    });
+  });
+
   it("accepts fence readiness and keeps it on the host, under the relay's id", async () => {
     const { post, state } = await setup();
     const level = { level: 1, driver: 'ipmitool', ok: false, power: null, error: 'timed out' };
@@ -154,6 +172,29 @@ describe('ingest handler', () => {
         ]),
       );
       expect(r.message).toMatch(/fenceReadiness\.0\.levels\.0\.power/);
+    });
+
+    it('a host reported twice, or a VM listed twice by one host: 400 invalid-request naming each repeat', async () => {
+      const body = report();
+      const [node01, node02] = body.hosts;
+      if (node01 === undefined || node02 === undefined) throw new Error('no hosts');
+      const twice = { ...node02, vms: [...node02.vms, node02.vms[1], node02.vms[3]] };
+      const r = refusal(
+        await env.post(JSON.stringify({ ...body, hosts: [node01, twice, { ...node01, lastHeardMsAgo: 9 }] })),
+      );
+      expect(r).toMatchObject({ status: 400, error: 'invalid-request' });
+      expect(r.issues).toEqual([
+        {
+          path: 'hosts.1.vms.4.id',
+          message: 'VM node02-vm1 is listed twice by host node02 (first at hosts.1.vms.1)',
+        },
+        {
+          path: 'hosts.1.vms.5.id',
+          message: 'VM node02-vm3 is listed twice by host node02 (first at hosts.1.vms.3)',
+        },
+        { path: 'hosts.2.hostId', message: 'host node01 is reported twice (first at hosts.0)' },
+      ]);
+      expect(r.message).toMatch(/hosts\.2\.hostId/);
     });
 
     it('caps the number of issues reported', async () => {

@@ -3,6 +3,7 @@ import {
   ClusterFailoverViewSchema,
   HostFenceViewSchema,
   OPERATOR_ROUTES,
+  VmViewSchema,
 } from '../../contracts/operator-api';
 import { ErrorBodySchema } from '../../contracts/relay-protocol';
 import type { IncidentInput } from '../../contracts/workflow';
@@ -178,7 +179,10 @@ describe('operator API handler', () => {
     const { call } = await setup();
     const response = await call('GET /v1/sites/{siteId}/vms', { params: { siteId: SITE } });
     expect(response.statusCode).toBe(200);
-    expect(bodyOf(response)).toHaveLength(12);
+    const vms = VmViewSchema.array().parse(bodyOf(response));
+    expect(vms).toHaveLength(12);
+    expect(vms[0]).toMatchObject({ hostId: 'node01', state: 'running', definedOn: ['node01'] });
+    expect(vms.every((vm) => vm.misconfigurations.length === 0)).toBe(true);
     expect(errorOf(await call('GET /v1/sites/{siteId}/vms'))).toMatchObject({ status: 400 });
   });
 

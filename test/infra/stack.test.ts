@@ -241,6 +241,23 @@ describe('alarms', () => {
     });
   });
 
+  it('alarm while an HA VM has libvirt autostart on, keeping the state between capacity passes', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: METRICS_NAMESPACE,
+      MetricName: HALO_METRIC.HaVmsWithAutostart,
+      Dimensions: [{ Name: 'service', Value: 'halo' }],
+      Statistic: 'Maximum',
+      Period: 600,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'ignore',
+      AlarmActions: [{ Ref: Match.anyValue() }],
+      OKActions: [{ Ref: Match.anyValue() }],
+      AlarmDescription: Match.stringLikeRegexp('virsh autostart --disable'),
+    });
+  });
+
   it('watch failed and timed-out executions and every function’s errors', () => {
     for (const metric of ['ExecutionsFailed', 'ExecutionsTimedOut']) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {

@@ -798,6 +798,10 @@ export function describeStoreConformance(
           cpus: 2,
           memoryMiB: 4096,
           state: 'running',
+          reason: null,
+          autostart: null,
+          definedOn: ['h1'],
+          autostartOn: [],
           ha: false,
           priority: 'medium',
           antiAffinity: null,
@@ -844,6 +848,10 @@ export function describeStoreConformance(
           cpus: 2,
           memoryMiB: 4096,
           state: 'running',
+          reason: null,
+          autostart: null,
+          definedOn: ['h1'],
+          autostartOn: [],
           ha: true,
           priority: 'low',
           antiAffinity: null,
@@ -865,6 +873,10 @@ export function describeStoreConformance(
           cpus: 0,
           memoryMiB: 0,
           state: 'down',
+          reason: null,
+          autostart: null,
+          definedOn: [],
+          autostartOn: [],
           ha: true,
           priority: 'high',
           antiAffinity: 'g',
@@ -877,6 +889,7 @@ export function describeStoreConformance(
           cpus: 2,
           memoryMiB: 4096,
           state: 'running',
+          definedOn: ['h1'],
           observedAt: T0,
         });
       });
@@ -901,11 +914,102 @@ export function describeStoreConformance(
         });
       });
 
-      it('marks a VM down only while it is still recorded on the fenced host, keeping that host', async () => {
+      it("keeps libvirt's reason and autostart as the latest observation has them, absent as null", async () => {
+        await stores.vms.saveObserved(SITE, 'h1', { ...running, reason: 'booted', autostart: false }, T0);
+        expect(await stores.vms.getVm(SITE, 'v1')).toMatchObject({ reason: 'booted', autostart: false });
+        const stopped = { ...running, state: 'shut-off', reason: 'destroyed', autostart: true } as const;
+        expect(await stores.vms.saveObserved(SITE, 'h1', stopped, T0 + 1000)).toBe(true);
+        expect(await stores.vms.getVm(SITE, 'v1')).toMatchObject({
+          state: 'shut-off',
+          reason: 'destroyed',
+          autostart: true,
+          definedOn: ['h1'],
+          autostartOn: ['h1'],
+        });
+        // An agent that predates them leaves them out: not known any more, not kept as if still true.
+        await stores.vms.saveObserved(SITE, 'h1', running, T0 + 2000);
+        expect(await stores.vms.getVm(SITE, 'v1')).toMatchObject({
+          reason: null,
+          autostart: null,
+          definedOn: ['h1'],
+          autostartOn: [],
+        });
+      });
+
+      it('never lets a shut-off or crashed observation from another host take a VM active elsewhere', async () => {
         await stores.vms.saveObserved(SITE, 'h1', running, T0);
+        const defined = { ...running, state: 'shut-off', reason: 'shutdown' } as const;
+        expect(await stores.vms.saveObserved(SITE, 'h2', defined, T0 + 1000)).toBe(false);
+        expect(await stores.vms.saveObserved(SITE, 'h3', { ...defined, state: 'crashed' }, T0 + 1000)).toBe(
+          false,
+        );
+        await stores.vms.saveObserved(SITE, 'h1', { ...running, state: 'paused' }, T0 + 2000);
+        expect(await stores.vms.saveObserved(SITE, 'h2', defined, T0 + 3000)).toBe(false);
+        expect(await stores.vms.getVm(SITE, 'v1')).toMatchObject({
+          hostId: 'h1',
+          state: 'paused',
+          observedAt: T0 + 2000,
+          definedOn: ['h1'],
+        });
+      });
+
+      it('lets an inactive observation through from the host the record names, or when nothing runs it', async () => {
+        await stores.vms.saveObserved(SITE, 'h1', running, T0);
+        const off = { ...running, state: 'shut-off' } as const;
+        // The VM stopped where it ran: that is how its stop is learnt.
+        expect(await stores.vms.saveObserved(SITE, 'h1', off, T0 + 1000)).toBe(true);
+        // Nothing runs it now: the latest report takes it, as before.
+        expect(await stores.vms.saveObserved(SITE, 'h2', off, T0 + 2000)).toBe(true);
+        expect(await stores.vms.getVm(SITE, 'v1')).toMatchObject({
+          hostId: 'h2',
+          state: 'shut-off',
+          definedOn: ['h1', 'h2'],
+        });
+        // An active observation elsewhere always takes it (a move, or a split brain ingest reports).
+        expect(await stores.vms.saveObserved(SITE, 'h3', running, T0 + 3000)).toBe(true);
+        expect(await stores.vms.getVm(SITE, 'v1')).toMatchObject({ hostId: 'h3', state: 'running' });
+      });
+
+      it('records which hosts list a VM, and with autostart, without touching the observed fields', async () => {
+        await stores.vms.saveObserved(SITE, 'h1', running, T0);
+        const before = await stores.vms.getVm(SITE, 'v1');
+        await stores.vms.setListing(SITE, 'v1', 'h3', { listed: true, autostart: true });
+        await stores.vms.setListing(SITE, 'v1', 'h2', { listed: true, autostart: false });
+        // Repeat-safe.
+        await stores.vms.setListing(SITE, 'v1', 'h2', { listed: true, autostart: false });
+        expect(await stores.vms.getVm(SITE, 'v1')).toEqual({
+          ...before,
+          definedOn: ['h1', 'h2', 'h3'],
+          autostartOn: ['h3'],
+        });
+        await stores.vms.setListing(SITE, 'v1', 'h3', { listed: true, autostart: false });
+        await stores.vms.setListing(SITE, 'v1', 'h2', { listed: false, autostart: false });
+        expect(await stores.vms.getVm(SITE, 'v1')).toMatchObject({
+          definedOn: ['h1', 'h3'],
+          autostartOn: [],
+        });
+        // An observation of a VM its host no longer lists takes the host out of the sets in the same write.
+        const gone = { ...running, state: 'shut-off' } as const;
+        await stores.vms.saveObserved(SITE, 'h1', gone, T0 + 1000, { listed: false });
+        await stores.vms.setListing(SITE, 'v1', 'h3', { listed: false, autostart: false });
+        expect(await stores.vms.getVm(SITE, 'v1')).toMatchObject({
+          hostId: 'h1',
+          state: 'shut-off',
+          definedOn: [],
+          autostartOn: [],
+        });
+      });
+
+      it('creates nothing when a listing names a VM without a record', async () => {
+        await stores.vms.setListing(SITE, 'nope', 'h1', { listed: true, autostart: true });
+        expect(await stores.vms.getVm(SITE, 'nope')).toBeNull();
+      });
+
+      it('marks a VM down only while it is still recorded on the fenced host, keeping that host', async () => {
+        await stores.vms.saveObserved(SITE, 'h1', { ...running, reason: 'booted' }, T0);
         await stores.vms.markDown(SITE, 'v1', 'h1', T0 + 1000);
         const down = await stores.vms.getVm(SITE, 'v1');
-        expect(down).toMatchObject({ hostId: 'h1', state: 'down', observedAt: T0 + 1000 });
+        expect(down).toMatchObject({ hostId: 'h1', state: 'down', observedAt: T0 + 1000, reason: null });
         // Repeat-safe.
         await stores.vms.markDown(SITE, 'v1', 'h1', T0 + 1000);
         expect(await stores.vms.getVm(SITE, 'v1')).toEqual(down);

@@ -192,13 +192,22 @@ export function relayFolder(opts: {
   return { dir, configPath };
 }
 
-/** Runs `halo-relay ARGS` through its npm bin (bin/halo-relay.mjs) on the project's Node.js. */
-export function startRelay(args: readonly string[], name = 'relay'): Program {
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'halo-relay.mjs'), ...args], {
+/** Runs a site program (`halo-relay`, `halo-agent`) through its npm bin on the project's Node.js. */
+export function startSiteProgram(
+  program: 'halo-relay' | 'halo-agent',
+  args: readonly string[],
+  name: string,
+): Program {
+  const child = spawn(process.execPath, [join(ROOT, 'bin', `${program}.mjs`), ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Program(name, child);
+}
+
+/** Runs `halo-relay ARGS` through its npm bin (bin/halo-relay.mjs) on the project's Node.js. */
+export function startRelay(args: readonly string[], name = 'relay'): Program {
+  return startSiteProgram('halo-relay', args, name);
 }
 
 /** Polls `probe` until it returns a value other than undefined; fails after `limitMs`. */

@@ -74,9 +74,12 @@ describe('detectOnce', () => {
       incidentsOpened: [],
       clustersFailingNPlusOne: [],
       hostsNotFenceable: [],
+      haVmsWithAutostart: null,
     });
     expect(world.metrics.of('HostsSilent').map((p) => p.value)).toEqual([0]);
     expect(world.metrics.of('HostsNotFenceable').map((p) => p.value)).toEqual([0]);
+    // Only a capacity pass reads the VMs: the others say nothing about autostart.
+    expect(world.metrics.of('HaVmsWithAutostart')).toEqual([]);
   });
 
   describe('given a fence suppressed because fencing was disabled', () => {
@@ -131,6 +134,28 @@ describe('detectOnce', () => {
 
     expect(report.clustersFailingNPlusOne).toEqual([{ siteId: SITE, clusterId: 'c1' }]);
     expect(world.metrics.of('NPlusOneBroken').map((p) => p.value)).toEqual([0, 1]);
+  });
+});
+
+describe('detectOnce: HA VMs with libvirt autostart on', () => {
+  it('given a capacity pass, then HaVmsWithAutostart counts running HA VMs whose definition autostarts anywhere', async () => {
+    await detectOnce(world.ctx, { evaluateCapacity: true });
+    // db-1 (HA) runs on h1 and is defined, shut off, on h2 with autostart on; scratch-1 (not HA) autostarts
+    // where it runs, which is no HA risk.
+    const h1 = site.hosts()[0]?.vms ?? [];
+    await site.r1.report(
+      site.hosts({
+        h1: { vms: h1.map((v) => (v.id === 'scratch-1' ? { ...v, autostart: true } : v)) },
+        h2: {
+          vms: [vm('app-2', 16 * GiB, 8), { ...vm('db-1', 8 * GiB, 4, 'shut-off'), autostart: true }],
+        },
+      }),
+    );
+
+    const report = await detectOnce(world.ctx, { evaluateCapacity: true });
+
+    expect(report.haVmsWithAutostart).toBe(1);
+    expect(world.metrics.of('HaVmsWithAutostart').map((p) => p.value)).toEqual([0, 1]);
   });
 });
 

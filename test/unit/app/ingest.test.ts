@@ -11,11 +11,12 @@ import {
 import { runStep } from '../../../app/failover/steps';
 import { recordReport } from '../../../app/ingest/record-report';
 import { setMaintenance } from '../../../app/operator/maintenance';
-import type { CommandResult, FenceCommand } from '../../../contracts/relay-protocol';
-import { WORKFLOW_ERROR } from '../../../contracts/workflow';
+import type { CommandResult, FenceCommand, ObservedVm } from '../../../contracts/relay-protocol';
+import { type PlanOutput, WORKFLOW_ERROR } from '../../../contracts/workflow';
 import {
   createWorld,
   enrolledRelay,
+  fencedH1,
   GiB,
   host,
   levelDown,
@@ -623,6 +624,171 @@ describe('recordReport: split brain (safety rule 6)', () => {
       hostId: 'h2',
       recordedHostId: 'h1',
     });
+  });
+});
+
+describe('recordReport: running on one host, defined on several', () => {
+  // web-1 (HA) runs on h1; its libvirt definition also exists, shut off, on h2 and h3, so that it can
+  // restart there: what a cluster of HA hosts looks like.
+  const defined = (state: 'shut-off' | 'crashed' = 'shut-off', extra: Partial<ObservedVm> = {}) => ({
+    ...vm('web-1', 4 * GiB, 2, state),
+    ...extra,
+  });
+  const withWeb1 = (h2: ObservedVm = defined(), h3: ObservedVm = defined()) =>
+    site.hosts({
+      h2: { vms: [vm('app-2', 16 * GiB, 8), h2] },
+      h3: { vms: [vm('app-3', 8 * GiB, 4), h3] },
+    });
+
+  it('given web-1 runs on h1, when h2 and h3 report it shut off or crashed, then it still runs on h1, defined on all three', async () => {
+    await site.r1.report(withWeb1(defined('shut-off', { reason: 'shutdown' }), defined('crashed')));
+
+    expect(await world.stores.vms.getVm(SITE, 'web-1')).toMatchObject({
+      hostId: 'h1',
+      state: 'running',
+      reason: null,
+      definedOn: ['h1', 'h2', 'h3'],
+      ha: true,
+    });
+    // Only the listings are written: the record itself is not touched.
+    expect(world.calls.filter((c) => c.startsWith('vms.') && c !== 'vms.listVms')).toEqual([
+      'vms.setListing',
+      'vms.setListing',
+    ]);
+    // Its host's usage counts it once, and only there.
+    expect(await world.stores.hosts.getHost(SITE, 'h2')).toMatchObject({ usedMiB: 16 * GiB, usedCpus: 8 });
+  });
+
+  it('given web-1 is defined on h2 and h3 already, then reports write nothing for it, even when h2 changes otherwise', async () => {
+    await site.r1.report(withWeb1());
+    world.calls.length = 0;
+
+    await site.r2.report(withWeb1());
+    expect(world.calls).toEqual(['sites.loadControl', 'relays.acceptReport']);
+
+    await site.r1.report(
+      site.hosts({
+        h2: { vms: [vm('app-2', 16 * GiB, 8), defined(), vm('new-1', 2 * GiB, 1)] },
+        h3: { vms: [vm('app-3', 8 * GiB, 4), defined()] },
+      }),
+    );
+    expect(world.calls.filter((c) => c.startsWith('vms.'))).toEqual(['vms.listVms', 'vms.saveObserved']);
+    expect(await world.stores.vms.getVm(SITE, 'web-1')).toMatchObject({ hostId: 'h1', state: 'running' });
+  });
+
+  it('given web-1 stops on h1, then its record says so there; with no host running it, the latest report takes it', async () => {
+    await site.r1.report(withWeb1());
+    const h1 = (site.hosts()[0]?.vms ?? []).map((v) =>
+      v.id === 'web-1' ? defined('shut-off', { reason: 'destroyed' }) : v,
+    );
+
+    await site.r1.report(withWeb1().map((h) => (h.hostId === 'h1' ? { ...h, vms: h1 } : h)));
+    expect(await world.stores.vms.getVm(SITE, 'web-1')).toMatchObject({
+      hostId: 'h1',
+      state: 'shut-off',
+      reason: 'destroyed',
+    });
+
+    // Stopped everywhere: a change on h3 takes the record, as any inactive report of a VM nothing runs.
+    world.clock.advance(1_000);
+    await site.r1.report(
+      withWeb1(defined(), defined('crashed')).map((h) => (h.hostId === 'h1' ? { ...h, vms: h1 } : h)),
+    );
+    expect(await world.stores.vms.getVm(SITE, 'web-1')).toMatchObject({
+      hostId: 'h3',
+      state: 'crashed',
+      definedOn: ['h1', 'h2', 'h3'],
+    });
+
+    // And a start anywhere takes it back.
+    world.clock.advance(1_000);
+    await site.r1.report(
+      withWeb1(vm('web-1', 4 * GiB, 2)).map((h) => (h.hostId === 'h1' ? { ...h, vms: h1 } : h)),
+    );
+    expect(await world.stores.vms.getVm(SITE, 'web-1')).toMatchObject({ hostId: 'h2', state: 'running' });
+    expect(world.metrics.total('SplitBrainDetected')).toBe(0);
+  });
+
+  it('given h2 no longer lists web-1 (undefined there), then only its definedOn changes', async () => {
+    await site.r1.report(withWeb1());
+    world.calls.length = 0;
+
+    await site.r1.report(site.hosts({ h3: { vms: [vm('app-3', 8 * GiB, 4), defined()] } }));
+
+    expect(await world.stores.vms.getVm(SITE, 'web-1')).toMatchObject({
+      hostId: 'h1',
+      state: 'running',
+      definedOn: ['h1', 'h3'],
+    });
+    expect(world.calls.filter((c) => c.startsWith('vms.') && c !== 'vms.listVms')).toEqual([
+      'vms.setListing',
+    ]);
+  });
+
+  it('given h1 is fenced, when h2 and h3 report web-1 shut off meanwhile, then PlanPlacement still restarts it', async () => {
+    await site.r1.report(withWeb1());
+    const incident = await fencedH1(world, site);
+    world.clock.advance(1_000);
+    await site.r1.report(
+      withWeb1(defined('shut-off', { reason: 'shutdown' }), defined('crashed')).map((h) =>
+        h.hostId === 'h1' ? { ...h, lastHeardMsAgo: SILENT_MS } : h,
+      ),
+    );
+
+    expect(await world.stores.vms.getVm(SITE, 'web-1')).toMatchObject({ hostId: 'h1', state: 'running' });
+    const plan = (await runStep(world.ctx, { step: 'plan-placement', incident })) as PlanOutput;
+    expect(plan.waves.flatMap((w) => w.vms.map((v) => v.vmId))).toEqual(['db-1', 'web-1', 'batch-1']);
+  });
+
+  it("keeps libvirt's reason and autostart of the host the record names, and every host with autostart on, writing only changes", async () => {
+    const h1 = (autostart: boolean) =>
+      (site.hosts()[0]?.vms ?? []).map((v) => (v.id === 'web-1' ? { ...v, reason: 'booted', autostart } : v));
+    const hosts = (autostartH1: boolean, autostartH3: boolean) =>
+      withWeb1(defined(), defined('shut-off', { autostart: autostartH3 })).map((h) =>
+        h.hostId === 'h1' ? { ...h, vms: h1(autostartH1) } : h,
+      );
+    await site.r1.report(hosts(false, true));
+    expect(await world.stores.vms.getVm(SITE, 'web-1')).toMatchObject({
+      hostId: 'h1',
+      reason: 'booted',
+      autostart: false,
+      definedOn: ['h1', 'h2', 'h3'],
+      autostartOn: ['h3'],
+    });
+    world.calls.length = 0;
+
+    await site.r2.report(hosts(false, true));
+    expect(world.calls).toEqual(['sites.loadControl', 'relays.acceptReport']);
+
+    await site.r1.report(hosts(true, false));
+    expect(world.calls.filter((c) => c.startsWith('vms.') && c !== 'vms.listVms').sort()).toEqual([
+      'vms.saveObserved',
+      'vms.setListing',
+    ]);
+    expect(await world.stores.vms.getVm(SITE, 'web-1')).toMatchObject({
+      hostId: 'h1',
+      autostart: true,
+      autostartOn: ['h1'],
+    });
+  });
+});
+
+describe('recordReport: the same VM active on two hosts (safety rule 6)', () => {
+  it('given a VM first reported running on h2 and h3 in one report, then SplitBrainDetected, and its record names one host', async () => {
+    await site.r1.report(
+      site.hosts({
+        h2: { vms: [vm('app-2', 16 * GiB, 8), vm('twin-1', 2 * GiB, 1)] },
+        h3: { vms: [vm('app-3', 8 * GiB, 4), vm('twin-1', 2 * GiB, 1)] },
+      }),
+    );
+
+    expect(world.metrics.total('SplitBrainDetected')).toBe(1);
+    const record = await world.stores.vms.getVm(SITE, 'twin-1');
+    expect(record).toMatchObject({ hostId: 'h3', state: 'running', definedOn: ['h2', 'h3'] });
+    const running = (await world.stores.vms.listVms(SITE)).filter(
+      (v) => v.vmId === 'twin-1' && v.state === 'running',
+    );
+    expect(running.map((v) => v.hostId)).toEqual(['h3']);
   });
 });
 

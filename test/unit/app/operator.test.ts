@@ -15,6 +15,8 @@ import {
   setMaintenance,
   setVmMetadata,
 } from '../../../app/operator';
+import { VmViewSchema } from '../../../contracts/operator-api';
+import type { ObservedVm } from '../../../contracts/relay-protocol';
 import type { IncidentInput } from '../../../contracts/workflow';
 import { executionArnOf, testHasher } from './fakes';
 import {
@@ -152,6 +154,77 @@ describe('capacityReport', () => {
     expect(cluster?.report.staysDown).toEqual([
       { failedHostId: 'h2', vms: [expect.objectContaining({ vmId: 'app-2', reason: 'memory' })] },
     ]);
+  });
+});
+
+describe('running on one host, defined on several, in the views', () => {
+  // web-1 (HA) runs on h1 and is defined, shut off, on h2 and h3: its restart targets.
+  const definedOnH2H3 = (h2: Partial<ObservedVm> = {}, h3: Partial<ObservedVm> = {}) =>
+    site.hosts({
+      h2: { vms: [vm('app-2', 16 * GiB, 8), { ...vm('web-1', 4 * GiB, 2, 'shut-off'), ...h2 }] },
+      h3: { vms: [vm('app-3', 8 * GiB, 4), { ...vm('web-1', 4 * GiB, 2, 'shut-off'), ...h3 }] },
+    });
+
+  it('given web-1 runs on h1 and is defined shut off on h2 and h3, then the plan for losing h1 still restarts it', async () => {
+    await site.r1.report(definedOnH2H3({ reason: 'shutdown' }, { reason: 'destroyed' }));
+
+    const [cluster] = (await capacityReport(world.ctx, { siteId: SITE })).clusters;
+    const plans = new Map(cluster?.report.plans.map((p) => [p.failedHostId, p]));
+    expect(plans.get('h1')?.plan.placements.map((p) => p.vmId)).toEqual(['db-1', 'web-1', 'batch-1']);
+    // Its shut-off copies are no load and no plan of h2 or h3.
+    expect(plans.get('h2')?.plan.placements).toEqual([]);
+    expect(plans.get('h3')?.plan.placements).toEqual([]);
+    expect(plans.get('h2')?.plan.skipped.map((v) => v.vmId)).toEqual(['app-2']);
+    expect(cluster?.report.haVmsWithAutostart).toEqual([]);
+  });
+
+  it('lists where each VM runs and where it is defined, with libvirt reason and autostart, and flags autostart on an HA VM', async () => {
+    const h1 = (site.hosts()[0]?.vms ?? []).map((v) =>
+      v.id === 'scratch-1' ? { ...v, reason: 'booted', autostart: true } : v,
+    );
+    await site.r1.report(
+      definedOnH2H3({ reason: 'shutdown', autostart: false }, { reason: 'shutdown', autostart: true }).map(
+        (h) => (h.hostId === 'h1' ? { ...h, vms: h1 } : h),
+      ),
+    );
+
+    const vms = await listVms(world.ctx, { siteId: SITE });
+    // The contract's view of each VM holds (its schema keeps only the fields it documents).
+    expect(VmViewSchema.array().safeParse(vms).success).toBe(true);
+    const byId = new Map(vms.map((v) => [v.vmId, v]));
+    expect(byId.get('web-1')).toEqual({
+      siteId: SITE,
+      vmId: 'web-1',
+      hostId: 'h1',
+      cpus: 2,
+      memoryMiB: 4 * GiB,
+      state: 'running',
+      reason: null,
+      autostart: null,
+      definedOn: ['h1', 'h2', 'h3'],
+      autostartOn: ['h3'],
+      ha: true,
+      priority: 'medium',
+      antiAffinity: null,
+      observedAt: T0,
+      misconfigurations: [
+        'libvirt autostart is on (h3): a fenced host that boots again would start a second copy',
+      ],
+    });
+    // Not HA: autostart is the operator's business, nothing restarts it anyway.
+    expect(byId.get('scratch-1')).toMatchObject({
+      reason: 'booted',
+      autostart: true,
+      autostartOn: ['h1'],
+      misconfigurations: [],
+    });
+    expect(byId.get('db-1')?.misconfigurations).toEqual([]);
+
+    const [cluster] = (await capacityReport(world.ctx, { siteId: SITE })).clusters;
+    expect(cluster?.report.haVmsWithAutostart).toEqual([{ vmId: 'web-1', hostId: 'h1' }]);
+    // A warning, not a verdict.
+    expect(cluster?.report.survivesAnyOneHostFailure).toBe(true);
+    expect(cluster?.report.automaticFailover).toBe(true);
   });
 });
 

@@ -150,6 +150,58 @@ describe('halo plan', () => {
     });
   });
 
+  describe('given HA VMs with libvirt autostart on', () => {
+    const file = join(scratch, 'autostart.json');
+    const vm = (id: string, over: Record<string, unknown> = {}) => ({
+      id,
+      cpus: 2,
+      memoryMiB: 4096,
+      ha: true,
+      priority: 'high',
+      ...over,
+    });
+    const hosts = ['a', 'b', 'c'].map((id) => ({
+      id,
+      cpus: 16,
+      memoryMiB: 65536,
+      vms:
+        id === 'a'
+          ? [
+              vm('web-1', { autostart: true }),
+              vm('db-1', { autostart: true }),
+              vm('dev-1', { ha: false, autostart: true }),
+            ]
+          : [vm(`${id}-vm`, { autostart: false })],
+    }));
+    writeFileSync(file, JSON.stringify({ clusters: [{ id: 'lab', hosts }] }));
+
+    it('then a warning line names them and where they run; N+1 still holds and the exit code stays 0', async () => {
+      const { code, stdout } = await plan(file);
+      expect(code).toBe(0);
+      expect(stdout).toContain('lab: N+1 OK — survives the loss of any one of 3 hosts');
+      expect(stdout).toContain(
+        'lab: WARNING — libvirt autostart is on for HA VMs web-1 (on a) and db-1 (on a): a fenced host ' +
+          'that boots again would start a second copy; turn it off (virsh autostart --disable)',
+      );
+      // Not HA: nothing restarts it elsewhere, so its autostart is no second copy.
+      expect(stdout).not.toMatch(/WARNING.*dev-1/);
+    });
+
+    it('then --json lists them under haVmsWithAutostart', async () => {
+      const { code, stdout } = await plan('--json', file);
+      expect(code).toBe(0);
+      const parsed = JSON.parse(stdout) as { clusters: { report: { haVmsWithAutostart: unknown[] } }[] };
+      expect(parsed.clusters[0]?.report.haVmsWithAutostart).toEqual([
+        { vmId: 'web-1', hostId: 'a' },
+        { vmId: 'db-1', hostId: 'a' },
+      ]);
+    });
+
+    it('then the seed example, without autostart, prints no warning', async () => {
+      expect((await plan(seed)).stdout).not.toContain('WARNING');
+    });
+  });
+
   describe('given bad input or usage, it writes to stderr only and exits 2', () => {
     it.each([
       ['no inventory file', [], 'halo plan: missing the inventory file'],

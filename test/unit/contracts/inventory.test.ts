@@ -86,6 +86,11 @@ describe('parseInventory', () => {
     ['a missing ha flag', { id: 'c', cpus: 1, memoryMiB: 1 }, 'ha: is required'],
     ['a non-boolean ha flag', vm({ id: 'c', ha: 'yes' }), 'ha: must be true or false (got "yes")'],
     [
+      'a non-boolean autostart flag',
+      vm({ id: 'c', autostart: 'on' }),
+      'autostart: must be true or false (got "on")',
+    ],
+    [
       'an unknown priority',
       vm({ id: 'c', priority: 'urgent' }),
       'priority: must be one of "high", "medium", "low" (got "urgent")',
