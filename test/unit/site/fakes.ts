@@ -157,7 +157,7 @@ export class FakeHypervisor implements Hypervisor {
     return this.vms.map((vm) => ({ ...vm }));
   }
 
-  async startVm(vm: VmSpec): Promise<void> {
+  async startVm(vm: VmSpec, _definition?: string): Promise<void> {
     this.started.push(vm);
     if (this.gate !== null) await this.gate;
     if (this.startFails !== null) throw new Error(this.startFails);

@@ -209,3 +209,35 @@ describe('host agent start requests', () => {
     ]);
   });
 });
+
+describe('host agent: only its configured relays are obeyed', () => {
+  it('ignores start and inventory requests from a relay that is not in its configuration', async () => {
+    const { lan, hypervisor, agent } = setup();
+    await agent.tick();
+    const before = lan.sent.length;
+    await agent.receive(request({ relayId: 'r9' }));
+    await agent.receive({ kind: 'inventory-request', relayId: 'r9', hostId: 'h1' });
+    await agent.receive({ kind: 'definition-request', relayId: 'r9', hostId: 'h1', vmIds: ['vm-1'] });
+    expect(hypervisor.started).toEqual([]);
+    expect(lan.sent.length).toBe(before);
+  });
+
+  it('answers a configured relay’s inventory request with the full inventory', async () => {
+    const { lan, agent } = setup();
+    await agent.tick();
+    await agent.receive({ kind: 'inventory-request', relayId: 'r2', hostId: 'h1' });
+    expect(lan.sentTo('r2', 'inventory').map((i) => i.vms.map((v) => v.id))).toEqual([['vm-1'], ['vm-1']]);
+  });
+
+  it('hands the start’s definition to the hypervisor, so a host without the VM can define it', async () => {
+    const { hypervisor, agent } = setup();
+    const definitions: (string | undefined)[] = [];
+    const start = hypervisor.startVm.bind(hypervisor);
+    hypervisor.startVm = async (vm, definition) => {
+      definitions.push(definition);
+      await start(vm);
+    };
+    await agent.receive(request({ definition: '<domain><name>vm-7</name></domain>' }));
+    expect(definitions).toEqual(['<domain><name>vm-7</name></domain>']);
+  });
+});
