@@ -1,5 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from './config/config-file';
 import type { Clock } from './ports';
 
 /** What the site programs' mains share: the process clock, the entry-point test, signals and exit codes. */
@@ -51,4 +53,44 @@ export async function runProgram(
     code = 1;
   }
   process.exit(code);
+}
+
+/** A program's command line: commander writing to `io`, its usage errors thrown rather than exiting. */
+export function newCommand(name: string, description: string, io: MainIo): Command {
+  return new Command(name)
+    .description(description)
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+}
+
+/**
+ * Runs a command line built by newCommand; resolves with the exit code its action set (`code()`). A usage
+ * error or a ConfigError is exit 2, with the configuration's message (naming the field or file) on stderr.
+ */
+export async function parseCommand(
+  program: Command,
+  argv: readonly string[],
+  io: MainIo,
+  code: () => number,
+): Promise<number> {
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return code();
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (error instanceof ConfigError) {
+      io.stderr(`${program.name()}: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+/**
+ * The `--config` of a program's main action. Not a commander `requiredOption` on the program itself, which
+ * would demand it before dispatching to a subcommand too; missing, it is a usage error (exit 2).
+ */
+export function configOption(opts: { readonly config?: string | undefined }): string {
+  if (opts.config === undefined) throw new ConfigError("required option '-c, --config <file>' not specified");
+  return opts.config;
 }

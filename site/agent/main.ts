@@ -1,11 +1,18 @@
-import { Command, CommanderError } from 'commander';
 import { JsonLinesLogger } from '../adapters/json-logger';
 import { LanTransport, readLanKey } from '../adapters/lan-transport';
 import { VirshEventWatcher } from '../adapters/virsh-events';
 import { VirshHypervisor } from '../adapters/virsh-hypervisor';
 import { loadAgentConfig } from '../config/agent-config';
 import { ConfigError } from '../config/config-file';
-import { isEntryPoint, type MainIo, runProgram, systemClock } from '../program';
+import {
+  configOption,
+  isEntryPoint,
+  type MainIo,
+  newCommand,
+  parseCommand,
+  runProgram,
+  systemClock,
+} from '../program';
 import { makeRedactor } from '../relay/redact';
 import { HostAgent } from './host-agent';
 
@@ -23,30 +30,16 @@ const POLL_MS = 500;
 /** Runs the command line; resolves with the exit code. */
 export async function main(argv: readonly string[], io: MainIo): Promise<number> {
   let code = 0;
-  const program = new Command('halo-agent')
-    .description('Halo host agent: reports this host and its VMs to the site relays, starts VMs they ask for')
+  const program = newCommand(
+    'halo-agent',
+    'Halo host agent: reports this host and its VMs to the site relays, starts VMs they ask for',
+    io,
+  )
     .option('-c, --config <file>', 'agent configuration (YAML or JSON)')
-    .exitOverride()
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .action(async (opts: { config?: string }) => {
-      if (opts.config === undefined) {
-        io.stderr("halo-agent: required option '-c, --config <file>' not specified\n");
-        code = 2;
-        return;
-      }
-      code = await runAgent(opts.config, io);
+      code = await runAgent(configOption(opts), io);
     });
-  try {
-    await program.parseAsync([...argv], { from: 'user' });
-    return code;
-  } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-    if (error instanceof ConfigError) {
-      io.stderr(`halo-agent: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
+  return parseCommand(program, argv, io, () => code);
 }
 
 async function runAgent(configPath: string, io: MainIo): Promise<number> {

@@ -1,4 +1,3 @@
-import { Command, CommanderError } from 'commander';
 import { DefinitionFiles } from '../adapters/definition-files';
 import { HttpUplink } from '../adapters/http-uplink';
 import { JsonLinesLogger } from '../adapters/json-logger';
@@ -6,7 +5,15 @@ import { LanTransport, readLanKey } from '../adapters/lan-transport';
 import { RelayStateFile } from '../adapters/relay-state-file';
 import { ConfigError } from '../config/config-file';
 import { loadRelayConfig, type RelaySettings } from '../config/relay-config';
-import { isEntryPoint, type MainIo, runProgram, systemClock } from '../program';
+import {
+  configOption,
+  isEntryPoint,
+  type MainIo,
+  newCommand,
+  parseCommand,
+  runProgram,
+  systemClock,
+} from '../program';
 import { checkBmc, renderChecks } from './check-bmc';
 import { fenceConfig } from './devices';
 import { makeRedactor } from './redact';
@@ -25,26 +32,21 @@ import { Relay } from './relay';
 /** Runs the command line; resolves with the exit code. */
 export async function main(argv: readonly string[], io: MainIo): Promise<number> {
   let code = 0;
-  const program = new Command('halo-relay')
-    .description('Halo site relay: hears the host agents, reports to the control plane, fences hosts')
-    // Not `requiredOption`: commander would demand it before dispatching to check-bmc too.
+  const program = newCommand(
+    'halo-relay',
+    'Halo site relay: hears the host agents, reports to the control plane, fences hosts',
+    io,
+  )
     .option('-c, --config <file>', 'relay configuration (YAML or JSON)')
     .enablePositionalOptions()
-    .exitOverride()
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .action(async (opts: { config?: string }) => {
-      if (opts.config === undefined) {
-        io.stderr("halo-relay: required option '-c, --config <file>' not specified\n");
-        code = 2;
-        return;
-      }
-      code = await runRelay(loadRelayConfig(opts.config), io);
+      code = await runRelay(loadRelayConfig(configOption(opts)), io);
     });
-  program
-    .command('check-bmc')
-    .exitOverride()
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
-    .description('read the power status through every fence level of HOSTs (all when none); changes nothing')
+  const checkCommand = newCommand(
+    'check-bmc',
+    'read the power status through every fence level of HOSTs (all when none); changes nothing',
+    io,
+  )
     .argument('[hosts...]', 'host ids of the configuration')
     .requiredOption('-c, --config <file>', 'relay configuration (YAML or JSON)')
     .option('--json', 'print a JSON array instead of a table')
@@ -53,17 +55,8 @@ export async function main(argv: readonly string[], io: MainIo): Promise<number>
       io.stdout(opts.json === true ? `${JSON.stringify(checks, null, 2)}\n` : renderChecks(checks));
       code = checks.every((c) => c.ok) ? 0 : 1;
     });
-  try {
-    await program.parseAsync([...argv], { from: 'user' });
-    return code;
-  } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-    if (error instanceof ConfigError) {
-      io.stderr(`halo-relay: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
+  program.addCommand(checkCommand);
+  return parseCommand(program, argv, io, () => code);
 }
 
 /** The relay program: opens its ports, runs until stopped, saves its state. */
