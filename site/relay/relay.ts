@@ -196,11 +196,6 @@ export class Relay {
     return this.checking;
   }
 
-  /** Saves the relay's state now (the program calls it before exiting). */
-  flush(): Promise<void> {
-    return this.persist();
-  }
-
   /** The real program's loop: a tick every `loopMs`, not awaited, so a slow BMC cannot hold reports back. */
   async run(signal?: AbortSignal): Promise<void> {
     const inFlight = new Set<Promise<void>>();
