@@ -1,7 +1,7 @@
 import { renderTable } from '../../cli/format';
 import { ConfigError } from '../config/config-file';
 import type { RelaySettings } from '../config/relay-config';
-import { fenceDevice } from './devices';
+import { fenceConfig } from './devices';
 import { readLevel } from './readiness';
 import { makeRedactor } from './redact';
 
@@ -30,12 +30,11 @@ export async function checkBmc(settings: RelaySettings, hostIds: readonly string
   }
   const redact = makeRedactor(settings.credential, settings.secrets);
   const names = hostIds.length > 0 ? hostIds : Object.keys(settings.hosts).sort();
+  const fence = fenceConfig(settings.hosts);
   const perHost = await Promise.all(
     names.map(async (host) => {
-      const levels = settings.hosts[host] ?? [];
-      const read = await Promise.all(
-        levels.map((level, i) => readLevel({ device: fenceDevice(level) }, i, redact)),
-      );
+      const levels = fence[host] ?? [];
+      const read = await Promise.all(levels.map((level, i) => readLevel(level, i, redact)));
       return read.map(
         (r): BmcCheck => ({
           host,

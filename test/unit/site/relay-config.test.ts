@@ -225,6 +225,19 @@ describe('halo-relay command line', () => {
     }
   });
 
+  it('exits 2 naming the level when its driver refuses a value the schema let through', async () => {
+    const { write } = siteFolder();
+    const config = example();
+    const hosts = config.hosts as { node01: { fence: Record<string, unknown>[] } };
+    const level = hosts.node01.fence[0];
+    if (level === undefined) throw new Error('fixture');
+    // ipmitool would read it as an option
+    level.address = '-oProxyCommand=x';
+    const { code, stderr } = await run(['check-bmc', '--config', write(config)]);
+    expect(code).toBe(2);
+    expect(stderr).toContain('hosts.node01.fence.0: ipmitool fence device: address must be non-empty');
+  });
+
   it('exits 2 for a host check-bmc does not know, and for no --config', async () => {
     const { write } = siteFolder();
     const path = write(example());
