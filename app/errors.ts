@@ -124,3 +124,9 @@ export class IncidentSupersededError extends HaloError {
   readonly code = 'incident-superseded';
   readonly status = 409;
 }
+
+/** The incident's host is heard in a new boot: its failover restarts the old boot's VMs without a fence. */
+export class HostRebootedError extends HaloError {
+  readonly code = 'host-rebooted';
+  readonly status = 409;
+}

@@ -5,7 +5,7 @@ import type {
   RelayCommand,
   VmPowerState,
 } from '../contracts/relay-protocol';
-import type { IncidentInput, IncidentOutcome } from '../contracts/workflow';
+import type { IncidentInput, IncidentOutcome, WorkflowResume } from '../contracts/workflow';
 import type { HostState } from '../core/lifecycle';
 import type { Priority } from '../core/model';
 import type { HaPolicyInput } from '../core/policy';
@@ -62,6 +62,12 @@ export interface RelayRecord {
   readonly lastSeenAt: number | null;
   /** Hosts this relay calls silent, with how long ago it last heard each (at lastSeenAt). */
   readonly silentHosts: Readonly<Record<string, number>>;
+  /**
+   * The `nextReportInMs` the response to the last accepted report asked for: the pace the relay keeps
+   * until its next report, which ages its votes (app/shared/relays.ts). Absent before the first report
+   * that recorded it.
+   */
+  readonly nextReportInMs?: number;
   /** When the relay's current credential was issued. */
   readonly enrolledAt: number;
 }
@@ -88,6 +94,17 @@ export interface SiteControl {
   readonly hosts: Readonly<Record<string, HostSummary>>;
   /** Open incidents of the site (ids); commands are only looked up while this is non-empty. */
   readonly openIncidents: readonly string[];
+  /**
+   * The site's retry list: HA VMs down that must run again (VmRecord.recovery waiting or starting), in id
+   * order. Read with the control items for free, so ingest and the detector know when to look.
+   */
+  readonly recovering: readonly string[];
+  /**
+   * VMs reported running on two hosts at once (safety rule 6) and still so, as `vmId@hostId` pairs, one
+   * per host that runs the VM (app/shared/split-brain.ts): the detector's VmsRunningTwice gauge and its
+   * tick report read them with the control items. Absent while there are none.
+   */
+  readonly runningTwice?: readonly string[];
 }
 
 /** One relay's latest fence-readiness check of a host, as ingest recorded it. */
@@ -168,22 +185,114 @@ export interface VmRecord {
   readonly priority: Priority;
   readonly antiAffinity: string | null;
   readonly observedAt: number;
+  /**
+   * VM-level HA's state of the VM (app/recovery): its restart budget and, while it is down and must run
+   * again, where its recovery stands. Absent for a VM HA never had to act on. Written only by
+   * `saveRecovery`, under its own version, so it never races the observation writes.
+   */
+  readonly recovery?: VmRecovery | undefined;
+}
+
+/** What put an HA VM on the retry list. */
+export type RecoveryCause =
+  /** It stopped unexpectedly on a healthy host (libvirt: crashed, failed, reason unknown). */
+  | 'vm-crashed'
+  /** Its host was heard again with a new boot before anyone called it silent. */
+  | 'host-rebooted'
+  /** A host incident closed without it running (unplaced, every start failed, unconfirmed). */
+  | 'host-failover'
+  /** An operator took back a down-on-purpose mark while it was down. */
+  | 'operator';
+
+/** The start command a recovery has out, and the capacity held for it (safety rule 5). */
+export interface RecoveryStart {
+  readonly commandId: string;
+  readonly hostId: string;
+  readonly relayId: string;
+  readonly reservationId: string;
+  /** The command's notAfter: the relay does not start it later, and the agent refuses it later. */
+  readonly notAfter: number;
+  /** The relay's result: null while none came, `succeeded` while the VM is not yet seen running. */
+  readonly result: 'succeeded' | null;
+}
+
+/**
+ * One VM's recovery (VM-level HA). `waiting` and `starting` are the retry list; `idle` keeps only the
+ * restart history the budget counts; `down-on-purpose` is an operator's word that it stays down until it
+ * runs again.
+ */
+export interface VmRecovery {
+  readonly status: 'waiting' | 'starting' | 'idle' | 'down-on-purpose';
+  readonly cause: RecoveryCause;
+  /** When the VM went down (this time): only an observation after it proves the VM runs again. */
+  readonly since: number;
+  /** The open VM incident of this episode (its timeline, its commands); null between episodes. */
+  readonly incidentId: string | null;
+  /** VM incidents opened for this VM so far; the next incident id derives from it. */
+  readonly incidentSeq: number;
+  /** When restarts went out, within the restart window: the budget (core restartVerdict). */
+  readonly restarts: readonly number[];
+  /** Start attempts of the current restart so far (in place first, then elsewhere). */
+  readonly attempt: number;
+  /** Hosts the current restart tried and failed on. */
+  readonly triedHosts: readonly string[];
+  /** Start commands of the current incident so far: numbers their ids, so none is ever reused. */
+  readonly orders: number;
+  readonly start: RecoveryStart | null;
+  /** Only this host may be tried while it runs this boot: a start there may still be under way. */
+  readonly pinned: { readonly hostId: string; readonly bootId: string } | null;
+  /** Not before this instant (backoff, or a spent budget); null: as soon as a host can take it. */
+  readonly notBefore: number | null;
+  /** When placement was last tried: the detector retries at vmRetryIntervalMs from it. */
+  readonly checkedAt: number;
+  /** Why it waits, for the operator (e.g. the budget, no room); null while it does not. */
+  readonly note: string | null;
+  /** Who marked it down on purpose; null otherwise. */
+  readonly by: string | null;
+  /** Optimistic-lock counter of the recovery alone, incremented by every saveRecovery. */
+  readonly version: number;
+}
+
+/** What an incident is about: a host that fell silent (the failover workflow), or one VM (VM-level HA). */
+export type IncidentKind = 'host' | 'vm';
+
+/** An answer to an incident's wait for an operator. */
+export interface OperatorAnswer {
+  /** The operator confirmed the host off, or the host was heard again, in its failed boot or a new one. */
+  readonly decision: 'confirmed-off' | 'host-came-back' | 'host-rebooted';
+  /** The operator, or `relay:<id>` for a host heard again. */
+  readonly by: string;
+  readonly at: number;
 }
 
 export interface IncidentRecord {
   readonly incidentId: string;
   readonly siteId: string;
+  /** Absent on records written before VM incidents existed: `host`. */
+  readonly kind?: IncidentKind | undefined;
+  /** The VM of a `vm` incident; absent for host incidents. */
+  readonly vmId?: string | undefined;
+  /** The failed host; for a `vm` incident, the host the VM stopped on (or last ran on). */
   readonly hostId: string;
   readonly cluster: string;
   readonly bootId: string;
   readonly openedAt: number;
   readonly outcome: IncidentOutcome;
-  readonly input: IncidentInput;
+  /** The failover execution's input; null for a `vm` incident, which runs no execution. */
+  readonly input: IncidentInput | null;
   readonly executionArn: string | null;
   readonly fencedAt: number | null;
   readonly closedAt: number | null;
   /** Task token of AwaitOperator while the incident waits for an operator. */
   readonly operatorTaskToken: string | null;
+  /**
+   * The first answer to the incident's wait for an operator (app/shared/operator-wait.ts): whoever writes
+   * it decides what happens next, so a confirmation racing the wait's end is acted on once. Absent or
+   * null while none came.
+   */
+  readonly operatorAnswer?: OperatorAnswer | null;
+  /** When AwaitOperator stopped waiting without an answer (OperatorTimedOut); absent or null otherwise. */
+  readonly operatorWaitEndedAt?: number | null;
   readonly version: number;
 }
 
@@ -209,8 +318,11 @@ export interface CommandRecord {
   /** The relay that must carry it out. */
   readonly relayId: string;
   readonly command: RelayCommand;
-  /** Step Functions task token completed by the relay's result. */
-  readonly taskToken: string;
+  /**
+   * Step Functions task token completed by the relay's result; null for a start VM-level HA sent, whose
+   * result goes to the VM's recovery instead (app/recovery).
+   */
+  readonly taskToken: string | null;
   readonly status: CommandStatus;
   readonly createdAt: number;
   readonly deliveredAt: number | null;
@@ -241,6 +353,10 @@ export interface SiteStore {
   putHostSummary(siteId: string, hostId: string, summary: HostSummary): Promise<void>;
   /** Adds or removes an open incident of the site (set semantics, repeat-safe). */
   setIncidentOpen(siteId: string, incidentId: string, open: boolean): Promise<void>;
+  /** Puts a VM on the site's retry list or takes it off (`recovering`; set semantics, repeat-safe). */
+  setRecovering(siteId: string, vmId: string, on: boolean): Promise<void>;
+  /** Adds or removes `vmId@hostId` pairs of the site's `runningTwice` (set semantics, repeat-safe). */
+  setRunningTwice(siteId: string, pairs: readonly string[], on: boolean): Promise<void>;
 }
 
 export interface RelayStore {
@@ -262,7 +378,14 @@ export interface RelayStore {
   acceptReport(
     siteId: string,
     relayId: string,
-    report: { seq: number; at: number; credentialHash: string; silentHosts: Record<string, number> },
+    report: {
+      seq: number;
+      at: number;
+      credentialHash: string;
+      silentHosts: Record<string, number>;
+      /** The pace the response to this report asks for; stored with the rest (left as it was if absent). */
+      nextReportInMs?: number;
+    },
   ): Promise<RelayRecord>;
 }
 
@@ -360,6 +483,17 @@ export interface VmStore {
    * if still recorded on `hostId`.
    */
   markDown(siteId: string, vmId: string, hostId: string, at: number): Promise<void>;
+  /**
+   * Writes the VM's recovery, conditional on the recovery's version read (`null`: the VM has none yet) and
+   * touching nothing else of the item; returns the record after it. Throws ConcurrentUpdateError when the
+   * recovery moved, NotFoundError for a VM without a record.
+   */
+  saveRecovery(
+    siteId: string,
+    vmId: string,
+    expectedVersion: number | null,
+    recovery: Omit<VmRecovery, 'version'>,
+  ): Promise<VmRecord>;
 }
 
 export interface IncidentStore {
@@ -373,7 +507,16 @@ export interface IncidentStore {
     incidentId: string,
     expectedVersion: number,
     patch: Partial<
-      Pick<IncidentRecord, 'outcome' | 'executionArn' | 'fencedAt' | 'closedAt' | 'operatorTaskToken'>
+      Pick<
+        IncidentRecord,
+        | 'outcome'
+        | 'executionArn'
+        | 'fencedAt'
+        | 'closedAt'
+        | 'operatorTaskToken'
+        | 'operatorAnswer'
+        | 'operatorWaitEndedAt'
+      >
     >,
   ): Promise<IncidentRecord>;
   /** Appends to the timeline; an event with the same (at, kind) is stored once. */
@@ -415,6 +558,12 @@ export interface WorkflowPort {
    * existing execution (StartExecution is idempotent for the same name and input).
    */
   startIncident(input: IncidentInput): Promise<{ executionArn: string }>;
+  /**
+   * Starts an execution that resumes an incident's failover once its first execution stopped waiting for
+   * an operator (a late confirmation, or the host heard in a new boot then). Named after the incident and
+   * the resume point: starting it again returns the same execution.
+   */
+  resumeIncident(input: IncidentInput, resume: WorkflowResume): Promise<{ executionArn: string }>;
   /** Completes a callback task (relay result, operator decision). */
   sendTaskSuccess(taskToken: string, output: unknown): Promise<void>;
   sendTaskFailure(taskToken: string, error: string, cause: string): Promise<void>;

@@ -16,6 +16,11 @@ export const OPERATOR_ROUTES = [
   { name: 'listVms', method: 'GET', path: '/v1/sites/{siteId}/vms' },
   { name: 'capacityReport', method: 'GET', path: '/v1/sites/{siteId}/capacity' },
   { name: 'setVmMetadata', method: 'PUT', path: '/v1/sites/{siteId}/vms/{vmId}' },
+  {
+    name: 'setVmDownOnPurpose',
+    method: 'PUT',
+    path: '/v1/sites/{siteId}/vms/{vmId}/down-on-purpose',
+  },
   { name: 'setMaintenance', method: 'PUT', path: '/v1/sites/{siteId}/hosts/{hostId}/maintenance' },
   { name: 'setFencing', method: 'PUT', path: '/v1/sites/{siteId}/clusters/{clusterId}/fencing' },
   { name: 'enrollRelay', method: 'POST', path: '/v1/sites/{siteId}/relays' },
@@ -37,6 +42,12 @@ export const SetVmMetadataBodySchema = z.strictObject({
 });
 
 export const SetMaintenanceBodySchema = z.strictObject({ enabled: z.boolean() });
+
+/**
+ * `enabled: true`: the HA VM, which is down, stays down (VM-level HA stops retrying it) until it runs again;
+ * `false` takes the mark back, and a VM still down goes back on the retry list.
+ */
+export const SetDownOnPurposeBodySchema = z.strictObject({ enabled: z.boolean() });
 
 export const SetFencingBodySchema = z.strictObject({ enabled: z.boolean() });
 

@@ -103,6 +103,12 @@ export const CommandResultSchema = z.strictObject({
    */
   level: z.number().int().positive().max(MAX_FENCE_LEVELS).optional(),
   driver: z.string().min(1).max(64).optional(),
+  /**
+   * Why the relay did not carry the command out, when it refused it on purpose: `stale-boot` for a fence
+   * whose `bootId` is not the boot the relay hears alive (outcome `failed`, no power-off sent). Absent
+   * otherwise, and from relays that predate it.
+   */
+  refused: z.enum(['stale-boot']).optional(),
   detail: z.string().max(1000).optional(),
   finishedAt: epochMs,
 });
@@ -187,6 +193,13 @@ export const FenceCommandSchema = z.strictObject({
   commandId: ref,
   incidentId: ref,
   hostId: id,
+  /**
+   * The boot to power off (the one that went silent). A relay that hears the host alive in another boot
+   * refuses before any power-off, with the result's `refused: 'stale-boot'`: the boot the fence was for
+   * has ended, and powering off the new one would take down a healthy host. Absent from control planes
+   * that predate it: the fence is then carried out whatever boot runs.
+   */
+  bootId: HostObservationSchema.shape.bootId.optional(),
   issuedAt: epochMs,
   /** After this the relay must not start the command any more; the cloud has moved on. */
   notAfter: epochMs,

@@ -86,6 +86,10 @@ export const ScenarioFaultSchema = z.discriminatedUnion('type', [
   z.strictObject({ ...at, type: z.literal('uplink-down'), site: IdSchema }),
   z.strictObject({ ...at, type: z.literal('uplink-up'), site: IdSchema }),
   z.strictObject({ ...at, type: z.literal('vm-start-fails'), vm: IdSchema, host: IdSchema }),
+  // The VM's process dies where it runs (libvirt: shut-off, reason crashed); its host stays healthy.
+  z.strictObject({ ...at, type: z.literal('vm-crash'), vm: IdSchema }),
+  // The VM's guest shuts itself down cleanly (shut-off, reason shutdown): down on purpose, left down.
+  z.strictObject({ ...at, type: z.literal('vm-guest-shutdown'), vm: IdSchema }),
 ]);
 export type ScenarioFault = z.infer<typeof ScenarioFaultSchema>;
 export type ScenarioFaultType = ScenarioFault['type'];
@@ -188,6 +192,8 @@ export const ViolationRuleSchema = z.enum([
   'over-capacity',
   'priority-order',
   'non-ha-restarted',
+  'ha-vm-down',
+  'false-recovered',
 ]);
 export type ViolationRule = z.infer<typeof ViolationRuleSchema>;
 
@@ -196,10 +202,21 @@ export const ScenarioReportSchema = z.strictObject({
   scenario: z.string(),
   seed: z.number().int().optional(),
   hosts: z.record(z.string(), z.strictObject({ power: z.enum(['on', 'off']), state: z.string() })),
-  vms: z.record(z.string(), z.strictObject({ runningOn: z.array(z.string()) })),
+  vms: z.record(
+    z.string(),
+    z.strictObject({
+      runningOn: z.array(z.string()),
+      /** Ms of scenario time the VM ran nowhere (from its first fault to the end, whatever the reason). */
+      downMs: z.number().nonnegative(),
+    }),
+  ),
   incidents: z.array(
     z.strictObject({
       host: z.string(),
+      /** `vm`: one VM's incident (VM-level HA: it stopped on a healthy host); absent: a host's. */
+      kind: z.enum(['host', 'vm']).optional(),
+      /** The VM of a `vm` incident. */
+      vm: z.string().optional(),
       outcome: ReportOutcomeSchema,
       openedAtMs: z.number(),
       fencedAtMs: z.number().nullable(),

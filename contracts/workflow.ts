@@ -10,6 +10,11 @@ import { IdSchema, RefSchema } from './relay-protocol';
 
 /** State names, as operators read them in the Step Functions console. */
 export const STATE = {
+  /**
+   * Choice state the definition starts at: an execution that carries an operator's decision resumes a
+   * failover whose wait had ended (a late confirm-power-off); any other starts at Suspicion.
+   */
+  StartOrResume: 'StartOrResume?',
   /** Parallel state: Suspect beside WaitBeforeConfirm. */
   Suspicion: 'Suspicion',
   Suspect: 'Suspect',
@@ -28,10 +33,20 @@ export const STATE = {
   HostCameBack: 'HostCameBack',
   /** Pass state: turns the operator's decision into the `confirmation` MarkFenced records. */
   OperatorConfirmedOff: 'OperatorConfirmedOff',
-  /** Fail state: no operator decision before operatorTimeoutSeconds; nothing was restarted. */
+  /**
+   * Task after AwaitOperator timed out: ends the wait unless a confirmation (or the host) came meanwhile.
+   * The incident stays open: a confirmation after it resumes the failover in an execution of its own.
+   */
+  OperatorTimedOut: 'OperatorTimedOut',
+  /** Fail state: no operator decision before operatorTimeoutSeconds; nothing was restarted yet. */
   OperatorNeverAnswered: 'OperatorNeverAnswered',
   /** Fail state: the operator decision is neither value we know; never read as a confirmation. */
   UnknownOperatorDecision: 'UnknownOperatorDecision',
+  /**
+   * Task: the host was heard again in a new boot before it was confirmed off. The boot that ran its VMs has
+   * ended, so they restart without a fence (the new boot runs none of them).
+   */
+  HostRebooted: 'HostRebooted',
   MarkFenced: 'MarkFenced',
   PlanPlacement: 'PlanPlacement',
   StartPriorityWaves: 'StartPriorityWaves',
@@ -56,6 +71,8 @@ export const WORKFLOW_ERROR = {
   NoCapacity: 'NoCapacityError',
   StartAttemptsExhausted: 'StartAttemptsExhaustedError',
   IncidentSuperseded: 'IncidentSupersededError',
+  /** The host is heard in a new boot: the failover goes to HostRebooted instead of fencing. */
+  HostRebooted: 'HostRebootedError',
   /** An optimistic-lock write lost a race (app/errors.ts); every Task retries it. */
   ConcurrentUpdate: 'ConcurrentUpdateError',
   /** Error of the OperatorNeverAnswered Fail state. */
@@ -89,6 +106,13 @@ export const IncidentInputSchema = z.strictObject({
   evidence: z.strictObject({
     relays: z.array(z.strictObject({ relayId: IdSchema, lastHeardMsAgo: z.number().int().nonnegative() })),
     silentAfterMs: z.number().int().positive(),
+    /**
+     * Live relays that last heard the host but were overdue for their next report (it may have died with
+     * the host), with how long ago they reported: their vote was ignored. Absent when there were none.
+     */
+    overdueRelays: z
+      .array(z.strictObject({ relayId: IdSchema, reportAgeMs: z.number().int().nonnegative() }))
+      .optional(),
   }),
 });
 export type IncidentInput = z.infer<typeof IncidentInputSchema>;
@@ -126,13 +150,26 @@ export const FenceResultSchema = z.strictObject({
 });
 export type FenceResult = z.infer<typeof FenceResultSchema>;
 
-/** What an operator's decision resolves AwaitOperator with. */
+/**
+ * What an operator's decision resolves AwaitOperator with; `no-answer` is OperatorTimedOut's when the wait
+ * ended without one.
+ */
 export const OperatorDecisionSchema = z.strictObject({
-  decision: z.enum(['confirmed-off', 'host-came-back']),
+  decision: z.enum(['confirmed-off', 'host-came-back', 'no-answer']),
   by: z.string(),
   at: epochMs,
 });
 export type OperatorDecision = z.infer<typeof OperatorDecisionSchema>;
+
+/**
+ * What an execution that resumes a failover carries beside `incident` (StartOrResume?): the operator's
+ * confirmation that came after the first execution stopped waiting, or the host's new boot that came then.
+ */
+export const WorkflowResumeSchema = z.discriminatedUnion('resume', [
+  z.strictObject({ resume: z.literal('operator-confirmed'), operator: OperatorDecisionSchema }),
+  z.strictObject({ resume: z.literal('host-rebooted') }),
+]);
+export type WorkflowResume = z.infer<typeof WorkflowResumeSchema>;
 
 export const PlannedVmSchema = z.strictObject({
   vmId: IdSchema,
@@ -151,8 +188,29 @@ export const PlanOutputSchema = z.strictObject({
   unplaced: z.array(
     z.strictObject({ vmId: IdSchema, priority: z.string(), reason: z.string(), detail: z.string() }),
   ),
+  /**
+   * HA VMs of the incident found running when the plan was made (started by hand, or by the host's new
+   * boot): not started again, since that would run them twice. Absent from plans made before it was kept.
+   */
+  running: z.array(z.strictObject({ vmId: IdSchema, hostId: IdSchema })).optional(),
 });
 export type PlanOutput = z.infer<typeof PlanOutputSchema>;
+
+/**
+ * One HA VM of the failed boot, as its incident recorded it when it opened (the timeline's `ha-vms` event):
+ * the set the incident restarts and judges its outcome by, never read again from a later inventory.
+ */
+export const IncidentVmSchema = z.strictObject({
+  vmId: IdSchema,
+  cpus: z.number().int().positive(),
+  memoryMiB: z.number().int().positive(),
+  priority: z.enum(['high', 'medium', 'low']),
+  antiAffinity: IdSchema.nullable(),
+});
+export type IncidentVm = z.infer<typeof IncidentVmSchema>;
+
+/** The data of the `ha-vms` timeline event: the failed boot and its HA VMs. */
+export const HaSetRecordSchema = z.object({ bootId: z.string(), vms: z.array(IncidentVmSchema) });
 
 /** One VM's journey inside a wave: the Map item, enriched as attempts are made. */
 export const VmAttemptSchema = z.strictObject({
@@ -211,6 +269,8 @@ export const StepRequestSchema = z.discriminatedUnion('step', [
     incident: IncidentInputSchema,
     confirmation: z.strictObject({ by: z.enum(['ipmi-read-back', 'operator']), detail: z.string() }),
   }),
+  z.strictObject({ step: z.literal('operator-timed-out'), incident: IncidentInputSchema }),
+  z.strictObject({ step: z.literal('host-rebooted'), incident: IncidentInputSchema }),
   z.strictObject({ step: z.literal('plan-placement'), incident: IncidentInputSchema }),
   z.strictObject({ step: z.literal('reserve-capacity'), attempt: VmAttemptSchema }),
   z.strictObject({

@@ -184,7 +184,11 @@ export type HostEvent =
       readonly incidentId: string;
       readonly reason: 'maintenance';
     }
-  /** The host reappeared while being fenced; the fence goes on, since it may be a half-dead host still writing. */
+  /**
+   * The host reappeared in the boot being fenced; the fence goes on, since it may be a half-dead host still
+   * writing. (In a new boot it came back instead: HostCameBack.) `bootIdChanged` is always false now; kept
+   * so that events recorded before read the same.
+   */
   | {
       readonly type: 'AliveDuringFence';
       readonly at: EpochMs;
@@ -327,7 +331,8 @@ export function evolve(state: HostState, event: HostEvent): HostState {
       if (!hasStatus(state, ['suspect'])) break;
       return { status: 'suspect', bootId: state.bootId, incidentId: event.incidentId, since: event.at };
     case 'HostCameBack':
-      if (!hasStatus(state, ['up', 'suspect', 'awaiting-operator', 'fenced'])) break;
+      // From fencing only in a new boot (decide): the boot being fenced has ended by itself.
+      if (!hasStatus(state, ['up', 'suspect', 'fencing', 'awaiting-operator', 'fenced'])) break;
       return { status: 'up', bootId: event.bootId };
     case 'FenceStarted':
       if (hasStatus(state, ['fencing'])) return state;
@@ -462,13 +467,17 @@ function decideFencing(command: HostCommand, state: HostStateOf<'fencing'>): Hos
     case 'ReportSilent':
       return [];
     case 'ReportAlive':
+      // A new boot proves the boot being fenced is gone, with every VM process it ran: powering the new one
+      // off would prove nothing more, so the host is up again and its incident restarts the old boot's VMs.
+      // The same boot may be a half-dead host still writing to shared storage: the fence goes on.
+      if (command.bootId !== state.bootId) return [cameBack(command, state.bootId, state.incidentId)];
       return [
         {
           type: 'AliveDuringFence',
           at: command.at,
           incidentId: state.incidentId,
           bootId: command.bootId,
-          bootIdChanged: command.bootId !== state.bootId,
+          bootIdChanged: false,
         },
       ];
     case 'StartFence':

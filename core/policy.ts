@@ -25,6 +25,25 @@ export interface HaPolicy extends PlacementPolicy {
   readonly startTimeoutMs: number;
   /** Attempts to start one VM, each on the next best host. */
   readonly maxStartAttempts: number;
+  /**
+   * How long a failover waits for an operator once fencing gave up, before it stops waiting and escalates.
+   * Human time, not derived from the heartbeat; a confirmation after it still restarts the VMs.
+   */
+  readonly operatorTimeoutMs: number;
+  /**
+   * VM-level HA: restarts of one VM allowed within `vmRestartWindowMs` (vSphere's default: 3 per hour).
+   * Past it the VM stays down, on the retry list, until its oldest restart leaves the window.
+   */
+  readonly vmRestartLimit: number;
+  /** The sliding window the restart limit counts in. Human time, not derived from the heartbeat. */
+  readonly vmRestartWindowMs: number;
+  /**
+   * Backoff before the n-th restart within the window (n ≥ 2): base × 2^(n−2) after the previous one, so
+   * a VM that crashes again at once is not restarted in a tight loop; the first restart goes at once.
+   */
+  readonly vmRestartBackoffMs: number;
+  /** Slow pace at which the detector retries HA VMs left down for lack of room (besides capacity changes). */
+  readonly vmRetryIntervalMs: number;
   /** More than this share of a cluster silent at once: fence none (safety rule 3). */
   readonly massSilenceShare: number;
   /** Reports whose sentAt differs from the cloud's clock by more than this are refused. */
@@ -33,6 +52,12 @@ export interface HaPolicy extends PlacementPolicy {
 
 /** The fields a site or scenario may set; the rest derive from them. */
 export type HaPolicyInput = Partial<HaPolicy>;
+
+/** Default operator wait: a day, whatever the heartbeat (an operator answers in human time). */
+export const DEFAULT_OPERATOR_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+
+/** Default VM restart window: an hour, whatever the heartbeat (vSphere's "maximum resets time window"). */
+export const DEFAULT_VM_RESTART_WINDOW_MS = 60 * 60 * 1000;
 
 /** Production defaults: 2 s LAN heartbeat, 3 misses, a report every 10 s. */
 export const DEFAULT_TIMING = { hostHeartbeatMs: 2000, missedHeartbeats: 3, relayReportMs: 10_000 } as const;
@@ -53,6 +78,14 @@ export function resolvePolicy(input: HaPolicyInput = {}): HaPolicy {
     fenceDeadlineMs: input.fenceDeadlineMs ?? Math.max(8 * hostHeartbeatMs, 5 * relayReportMs),
     startTimeoutMs: input.startTimeoutMs ?? Math.max(3 * hostHeartbeatMs, 2 * relayReportMs),
     maxStartAttempts: input.maxStartAttempts ?? 3,
+    operatorTimeoutMs: input.operatorTimeoutMs ?? DEFAULT_OPERATOR_TIMEOUT_MS,
+    vmRestartLimit: input.vmRestartLimit ?? 3,
+    vmRestartWindowMs: input.vmRestartWindowMs ?? DEFAULT_VM_RESTART_WINDOW_MS,
+    // One report interval at least: a VM that crashes again right after its restart is seen in the next
+    // report, and its next restart should not come before that (10 s with the production timing).
+    vmRestartBackoffMs: input.vmRestartBackoffMs ?? Math.max(5 * hostHeartbeatMs, relayReportMs),
+    // Each retry reads the site's hosts and VMs: a minute with the production timing keeps that cheap.
+    vmRetryIntervalMs: input.vmRetryIntervalMs ?? Math.max(30 * hostHeartbeatMs, 6 * relayReportMs),
     massSilenceShare: input.massSilenceShare ?? 0.5,
     maxClockSkewMs: input.maxClockSkewMs ?? 300_000,
     cpuOvercommit: input.cpuOvercommit ?? 1,
@@ -80,6 +113,11 @@ function validatePolicy(p: HaPolicy): void {
     'fenceDeadlineMs',
     'startTimeoutMs',
     'maxStartAttempts',
+    'operatorTimeoutMs',
+    'vmRestartLimit',
+    'vmRestartWindowMs',
+    'vmRestartBackoffMs',
+    'vmRetryIntervalMs',
     'maxClockSkewMs',
     'cpuOvercommit',
   ];
@@ -98,4 +136,7 @@ function validatePolicy(p: HaPolicy): void {
     );
   }
   if (p.reserveMiB < 0 || p.reserveCpus < 0) throw new InvalidInputError('policy reserves must be >= 0');
+  if (!Number.isInteger(p.vmRestartLimit)) {
+    throw new InvalidInputError(`policy.vmRestartLimit must be a whole number, got ${p.vmRestartLimit}`);
+  }
 }

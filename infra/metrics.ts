@@ -63,6 +63,18 @@ export const HALO_METRIC = {
    * minutes; Count, a gauge: read its Maximum). Alarm.
    */
   HaVmsWithAutostart: METRIC.HaVmsWithAutostart,
+  /** detector: hosts whose failover waits for an operator, across all sites, per tick (a gauge). Alarm. */
+  HostsAwaitingOperator: METRIC.HostsAwaitingOperator,
+  /** detector: VMs reported running on two hosts and still so, per tick (a gauge). Alarm, highest severity. */
+  VmsRunningTwice: METRIC.VmsRunningTwice,
+  /** detector: HA VMs on the sites' retry lists (down, to run again), per tick (a gauge). Alarm. */
+  HaVmsDown: METRIC.HaVmsDown,
+  /** detector: clusters with more than their mass-silence share of hosts silent, per tick (a gauge). Alarm. */
+  ClustersMassSilent: METRIC.ClustersMassSilent,
+  /** detector: sites with several relays of which only one is live, per tick (a gauge). Alarm. */
+  SitesOnOneRelay: METRIC.SitesOnOneRelay,
+  /** failover-steps: a failover stopped waiting for an operator; the incident stays open (Count). */
+  OperatorTimedOut: METRIC.OperatorTimedOut,
 } as const;
 
 /** A Halo metric name. */

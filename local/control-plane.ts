@@ -331,7 +331,8 @@ function startDetector(
       const findings =
         report.incidentsOpened.length +
         report.partitionedSites.length +
-        report.clustersFailingNPlusOne.length;
+        report.clustersFailingNPlusOne.length +
+        report.alerts.length;
       if (findings > 0) opts.logger.info('detector findings', { report });
     } catch (error) {
       // As in the Lambda: a failed pass is logged and the next tick tries again.

@@ -1,9 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { type RunOptions, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
-import { executionArnFor, executionName, type WorkflowLogger } from '../adapters/sfn/sfn-workflow';
+import {
+  executionArnFor,
+  executionName,
+  resumeExecutionName,
+  type WorkflowLogger,
+} from '../adapters/sfn/sfn-workflow';
 import type { AppContext } from '../app/context';
 import type { WorkflowPort } from '../app/ports';
-import { type IncidentInput, STATE } from '../contracts/workflow';
+import { type IncidentInput, STATE, type WorkflowResume } from '../contracts/workflow';
 import { makeFailoverStepsHandler } from '../functions/failover-steps/failover-steps';
 import { type AslDefinition, type AslState, LOCAL_TIMEOUT_KEY } from '../infra/definition';
 
@@ -32,11 +37,17 @@ export type ExecutionEvent = Execution['eventLogs'] extends AsyncGenerator<infer
 /** Where an execution stands; `aborted` only after {@link LocalWorkflow.stop}. */
 export type ExecutionStatus = 'running' | 'succeeded' | 'failed' | 'aborted';
 
+/** An execution's input: the incident, and for one that resumes a failover, where and why (StartOrResume?). */
+export type ExecutionInput = { readonly incident: IncidentInput } & (
+  | { readonly resume?: undefined }
+  | WorkflowResume
+);
+
 /** A snapshot of one execution: its input, outcome and event log so far. */
 export interface LocalExecution {
   readonly name: string;
   readonly executionArn: string;
-  readonly input: { readonly incident: IncidentInput };
+  readonly input: ExecutionInput;
   readonly startedAt: number;
   readonly status: ExecutionStatus;
   readonly stoppedAt: number | null;
@@ -96,7 +107,7 @@ interface PendingTask {
 interface ExecutionRecord {
   readonly name: string;
   readonly executionArn: string;
-  readonly input: { readonly incident: IncidentInput };
+  readonly input: ExecutionInput;
   readonly startedAt: number;
   status: ExecutionStatus;
   stoppedAt: number | null;
@@ -233,18 +244,26 @@ export class LocalWorkflow implements WorkflowPort {
   }
 
   async startIncident(input: IncidentInput): Promise<{ executionArn: string }> {
-    const name = executionName(input.incidentId);
+    return this.start(executionName(input.incidentId), { incident: input });
+  }
+
+  async resumeIncident(input: IncidentInput, resume: WorkflowResume): Promise<{ executionArn: string }> {
+    return this.start(resumeExecutionName(input.incidentId, resume.resume), { incident: input, ...resume });
+  }
+
+  private start(name: string, executionInput: ExecutionInput): { executionArn: string } {
+    const input = executionInput.incident;
     // Like StartExecution with a name already used (running or closed): the incident has its execution.
     const existing = this.executionsByName.get(name);
     if (existing !== undefined) return { executionArn: existing.executionArn };
     const steps = this.steps;
     if (steps === undefined) throw new Error('LocalWorkflow: no failover-steps handler (useSteps)');
     const executionArn = executionArnFor(this.stateMachineArn, name);
-    const runInput = { incident: toJson(input) };
+    const runInput = toJson(executionInput);
     const record: ExecutionRecord = {
       name,
       executionArn,
-      input: { incident: structuredClone(input) },
+      input: structuredClone(executionInput),
       startedAt: Date.now(),
       status: 'running',
       stoppedAt: null,

@@ -62,6 +62,8 @@ function contextFor(planeId: number, endpoint: string, tableName: string, defaul
   const stores = createDynamoStores({ client: clientFor(endpoint), tableName, clock });
   const workflow: WorkflowPort = {
     startIncident: () => Promise.reject(new Error('failover steps never start an incident')),
+    // A step answers the wait only while its own token is stored, which completes the task, never resumes.
+    resumeIncident: () => Promise.reject(new Error('failover steps never resume an incident')),
     sendTaskSuccess: (token, output) => callWorkflow(planeId, 'sendTaskSuccess', [token, output]),
     sendTaskFailure: (token, error, cause) => callWorkflow(planeId, 'sendTaskFailure', [token, error, cause]),
   };

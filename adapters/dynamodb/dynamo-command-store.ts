@@ -16,6 +16,7 @@ import {
   queryAll,
   requireAttributes,
   str,
+  strOrNull,
   unlessConditionFails,
 } from './dynamo-support';
 import { commandSk, idAfter, PK_PREFIX, SK_PREFIX, siteKey, TTL_ATTRIBUTE } from './table-definition';
@@ -183,7 +184,7 @@ function commandFromItem(item: Item): CommandRecord {
     siteId: idAfter(PK_PREFIX.site, str(item, 'pk')),
     relayId: str(item, 'relayId'),
     command: map<RelayCommand>(item, 'command'),
-    taskToken: str(item, 'taskToken'),
+    taskToken: strOrNull(item, 'taskToken'),
     status: str(item, 'status') as CommandStatus,
     createdAt: num(item, 'createdAt'),
     deliveredAt: numOrNull(item, 'deliveredAt'),

@@ -1,4 +1,4 @@
-import type { IncidentEvent, IncidentRecord, IncidentStore } from '../../app/ports';
+import type { IncidentEvent, IncidentKind, IncidentRecord, IncidentStore } from '../../app/ports';
 import type { IncidentInput, IncidentOutcome } from '../../contracts/workflow';
 import {
   beginsWith,
@@ -7,7 +7,6 @@ import {
   type Item,
   type Key,
   keyOf,
-  map,
   mapOrNull,
   num,
   numOrNull,
@@ -93,9 +92,7 @@ export class DynamoIncidentStore implements IncidentStore {
   async update(
     incidentId: string,
     expectedVersion: number,
-    patch: Partial<
-      Pick<IncidentRecord, 'outcome' | 'executionArn' | 'fencedAt' | 'closedAt' | 'operatorTaskToken'>
-    >,
+    patch: Parameters<IncidentStore['update']>[2],
   ): Promise<IncidentRecord> {
     const item = await updateVersioned(
       this.ctx,
@@ -107,6 +104,8 @@ export class DynamoIncidentStore implements IncidentStore {
         fencedAt: patch.fencedAt,
         closedAt: patch.closedAt,
         operatorTaskToken: patch.operatorTaskToken,
+        operatorAnswer: patch.operatorAnswer,
+        operatorWaitEndedAt: patch.operatorWaitEndedAt,
       },
       `incident ${incidentId}`,
     );
@@ -155,6 +154,9 @@ function incidentToItem(incident: IncidentRecord): Item {
     [GSI1.pk]: INCIDENTS_GSI_PK,
     [GSI1.sk]: incidentGsiSk(incident.openedAt, incident.incidentId),
     siteId: incident.siteId,
+    // Left out for host incidents, so their items stay as they were before VM incidents existed.
+    kind: incident.kind === 'vm' ? 'vm' : undefined,
+    vmId: incident.vmId,
     hostId: incident.hostId,
     cluster: incident.cluster,
     bootId: incident.bootId,
@@ -173,17 +175,36 @@ function incidentFromItem(item: Item): IncidentRecord {
   return {
     incidentId: idAfter(PK_PREFIX.incident, str(item, 'pk')),
     siteId: str(item, 'siteId'),
+    ...kindOf(item),
     hostId: str(item, 'hostId'),
     cluster: str(item, 'cluster'),
     bootId: str(item, 'bootId'),
     openedAt: num(item, 'openedAt'),
     outcome: str(item, 'outcome') as IncidentOutcome,
-    input: map<IncidentInput>(item, 'input'),
+    input: mapOrNull<IncidentInput>(item, 'input'),
     executionArn: strOrNull(item, 'executionArn'),
     fencedAt: numOrNull(item, 'fencedAt'),
     closedAt: numOrNull(item, 'closedAt'),
     operatorTaskToken: strOrNull(item, 'operatorTaskToken'),
+    // Absent from incidents that never waited for an operator (and from items older than them).
+    ...optionalWait(item),
     version: num(item, 'version'),
+  };
+}
+
+/** `kind` and `vmId` of a VM incident; nothing for a host incident (the items without them). */
+function kindOf(item: Item): { kind?: IncidentKind; vmId?: string } {
+  const vmId = strOrNull(item, 'vmId');
+  return strOrNull(item, 'kind') === 'vm' && vmId !== null ? { kind: 'vm', vmId } : {};
+}
+
+/** The operator wait's answer and end, when the item has them. */
+function optionalWait(item: Item): Pick<IncidentRecord, 'operatorAnswer' | 'operatorWaitEndedAt'> {
+  const answer = mapOrNull<NonNullable<IncidentRecord['operatorAnswer']>>(item, 'operatorAnswer');
+  const ended = numOrNull(item, 'operatorWaitEndedAt');
+  return {
+    ...(answer === null ? {} : { operatorAnswer: answer }),
+    ...(ended === null ? {} : { operatorWaitEndedAt: ended }),
   };
 }
 

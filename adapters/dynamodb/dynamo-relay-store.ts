@@ -96,16 +96,25 @@ export class DynamoRelayStore implements RelayStore {
   async acceptReport(
     siteId: string,
     relayId: string,
-    report: { seq: number; at: number; credentialHash: string; silentHosts: Record<string, number> },
+    report: {
+      seq: number;
+      at: number;
+      credentialHash: string;
+      silentHosts: Record<string, number>;
+      nextReportInMs?: number;
+    },
   ): Promise<RelayRecord> {
     const key = relayKey(siteId, relayId);
+    const pace = report.nextReportInMs;
     // The only write of a quiet report: credential check, revocation check and replay guard in one condition.
     const result = await unlessConditionFails(
       this.ctx.client.send(
         new UpdateCommand({
           TableName: this.ctx.tableName,
           Key: keyOf(key),
-          UpdateExpression: 'SET #lastSeq = :seq, #lastSeenAt = :at, #silentHosts = :silentHosts',
+          UpdateExpression:
+            'SET #lastSeq = :seq, #lastSeenAt = :at, #silentHosts = :silentHosts' +
+            (pace === undefined ? '' : ', #nextReportInMs = :pace'),
           ConditionExpression: '#credentialHash = :hash AND #revoked = :false AND #lastSeq < :seq',
           ExpressionAttributeNames: {
             '#lastSeq': 'lastSeq',
@@ -113,6 +122,7 @@ export class DynamoRelayStore implements RelayStore {
             '#silentHosts': 'silentHosts',
             '#credentialHash': 'credentialHash',
             '#revoked': 'revoked',
+            ...(pace === undefined ? {} : { '#nextReportInMs': 'nextReportInMs' }),
           },
           ExpressionAttributeValues: {
             ':seq': report.seq,
@@ -120,6 +130,7 @@ export class DynamoRelayStore implements RelayStore {
             ':silentHosts': report.silentHosts,
             ':hash': report.credentialHash,
             ':false': false,
+            ...(pace === undefined ? {} : { ':pace': pace }),
           },
           ReturnValues: 'ALL_NEW',
         }),
@@ -178,5 +189,10 @@ export function relayFromItem(item: Item): RelayRecord {
     lastSeenAt: numOrNull(item, 'lastSeenAt'),
     silentHosts: map<Record<string, number>>(item, 'silentHosts'),
     enrolledAt: num(item, 'enrolledAt'),
+    ...optionalPace(numOrNull(item, 'nextReportInMs')),
   };
+}
+
+function optionalPace(pace: number | null): { nextReportInMs?: number } {
+  return pace === null ? {} : { nextReportInMs: pace };
 }

@@ -73,6 +73,8 @@ export class DynamoSiteStore implements SiteStore {
     });
     let site: SiteRecord | null = null;
     let openIncidents: string[] = [];
+    let recovering: string[] = [];
+    let runningTwice: string[] = [];
     let hosts: Record<string, HostSummary> = {};
     const clusters: ClusterRecord[] = [];
     const relays: RelayRecord[] = [];
@@ -81,11 +83,22 @@ export class DynamoSiteStore implements SiteStore {
       if (sk === SITE_SK) {
         site = siteFromItem(item);
         openIncidents = stringSet(item, 'openIncidents');
+        recovering = stringSet(item, 'recovering');
+        runningTwice = stringSet(item, 'runningTwice');
       } else if (sk === HOSTS_SK) hosts = map<Record<string, HostSummary>>(item, 'hosts');
       else if (sk.startsWith(SK_PREFIX.cluster)) clusters.push(clusterFromItem(item));
       else if (sk.startsWith(SK_PREFIX.relay)) relays.push(relayFromItem(item));
     }
-    return site === null ? null : { site, clusters, relays, hosts, openIncidents };
+    if (site === null) return null;
+    return {
+      site,
+      clusters,
+      relays,
+      hosts,
+      openIncidents,
+      recovering,
+      ...(runningTwice.length === 0 ? {} : { runningTwice }),
+    };
   }
 
   async ensureCluster(siteId: string, clusterId: string): Promise<ClusterRecord> {
@@ -125,6 +138,30 @@ export class DynamoSiteStore implements SiteStore {
   }
 
   async setIncidentOpen(siteId: string, incidentId: string, open: boolean): Promise<void> {
+    await this.setMember(siteId, 'openIncidents', incidentId, open);
+  }
+
+  async setRecovering(siteId: string, vmId: string, on: boolean): Promise<void> {
+    await this.setMember(siteId, 'recovering', vmId, on);
+  }
+
+  async setRunningTwice(siteId: string, pairs: readonly string[], on: boolean): Promise<void> {
+    if (pairs.length === 0) return;
+    await this.setMembers(siteId, 'runningTwice', pairs, on);
+  }
+
+  /** Puts `member` in or out of a string set of the site item. */
+  private async setMember(siteId: string, set: string, member: string, present: boolean): Promise<void> {
+    await this.setMembers(siteId, set, [member], present);
+  }
+
+  /** Puts `members` in or out of a string set of the site item, in one write. */
+  private async setMembers(
+    siteId: string,
+    set: string,
+    members: readonly string[],
+    present: boolean,
+  ): Promise<void> {
     // ADD/DELETE on a string set is idempotent by itself; the condition keeps a stray call from creating
     // a half site item.
     const result = await unlessConditionFails(
@@ -132,10 +169,10 @@ export class DynamoSiteStore implements SiteStore {
         new UpdateCommand({
           TableName: this.ctx.tableName,
           Key: keyOf(siteItemKey(siteId)),
-          UpdateExpression: `${open ? 'ADD' : 'DELETE'} #openIncidents :ids`,
+          UpdateExpression: `${present ? 'ADD' : 'DELETE'} #set :members`,
           ConditionExpression: 'attribute_exists(#pk)',
-          ExpressionAttributeNames: { '#pk': 'pk', '#openIncidents': 'openIncidents' },
-          ExpressionAttributeValues: { ':ids': new Set([incidentId]) },
+          ExpressionAttributeNames: { '#pk': 'pk', '#set': set },
+          ExpressionAttributeValues: { ':members': new Set(members) },
         }),
       ),
     );

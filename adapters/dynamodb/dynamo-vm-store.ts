@@ -1,5 +1,6 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { VmRecord, VmStore } from '../../app/ports';
+import { ConcurrentUpdateError, NotFoundError } from '../../app/errors';
+import type { VmRecord, VmRecovery, VmStore } from '../../app/ports';
 import type { ObservedVm } from '../../contracts/relay-protocol';
 import type { Priority } from '../../core/model';
 import {
@@ -12,6 +13,7 @@ import {
   type Item,
   type Key,
   keyOf,
+  mapOrNull,
   num,
   queryAll,
   requireAttributes,
@@ -218,6 +220,48 @@ export class DynamoVmStore implements VmStore {
       ),
     );
   }
+
+  async saveRecovery(
+    siteId: string,
+    vmId: string,
+    expectedVersion: number | null,
+    recovery: Omit<VmRecovery, 'version'>,
+  ): Promise<VmRecord> {
+    const next: VmRecovery = { ...recovery, version: (expectedVersion ?? 0) + 1 };
+    // The recovery map alone, conditional on its own version (`attribute_not_exists` for the first): it
+    // races neither ingest's observation writes, which never touch it, nor the operator's metadata.
+    const out = await unlessConditionFails(
+      this.ctx.client.send(
+        new UpdateCommand({
+          TableName: this.ctx.tableName,
+          Key: keyOf(vmKey(siteId, vmId)),
+          UpdateExpression: 'SET #recovery = :recovery',
+          ConditionExpression:
+            expectedVersion === null
+              ? 'attribute_exists(#pk) AND attribute_not_exists(#recovery)'
+              : '#recovery.#version = :expected',
+          ExpressionAttributeNames: {
+            '#recovery': 'recovery',
+            ...(expectedVersion === null ? { '#pk': 'pk' } : { '#version': 'version' }),
+          },
+          ExpressionAttributeValues: {
+            ':recovery': next,
+            ...(expectedVersion === null ? {} : { ':expected': expectedVersion }),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      ),
+    );
+    if (out === CONDITION_FAILED) {
+      const current = await getItem(this.ctx, vmKey(siteId, vmId));
+      if (current === null) throw new NotFoundError(`vm ${siteId}/${vmId} not found`);
+      const found = mapOrNull<VmRecovery>(current, 'recovery')?.version ?? null;
+      throw new ConcurrentUpdateError(
+        `recovery of vm ${siteId}/${vmId} changed: expected version ${String(expectedVersion)}, found ${String(found)}`,
+      );
+    }
+    return vmFromItem(requireAttributes(out.Attributes, `vm ${siteId}/${vmId}`));
+  }
 }
 
 /**
@@ -256,5 +300,12 @@ function vmFromItem(item: Item): VmRecord {
     definedOn: stringSet(item, 'definedOn'),
     autostartOn: stringSet(item, 'autostartOn'),
     observedAt: num(item, 'observedAt'),
+    ...recoveryOf(item),
   };
+}
+
+/** The recovery map as stored (saveRecovery writes it whole); absent when HA never acted on the VM. */
+function recoveryOf(item: Item): { recovery?: VmRecovery } {
+  const recovery = mapOrNull<VmRecovery>(item, 'recovery');
+  return recovery === null ? {} : { recovery };
 }

@@ -36,19 +36,33 @@ export class MemoryIncidentStore implements IncidentStore {
   async update(
     incidentId: string,
     expectedVersion: number,
-    patch: Partial<
-      Pick<IncidentRecord, 'outcome' | 'executionArn' | 'fencedAt' | 'closedAt' | 'operatorTaskToken'>
-    >,
+    patch: Parameters<IncidentStore['update']>[2],
   ): Promise<IncidentRecord> {
     const current = checkVersion(
       this.state.incidents.get(incidentId),
       expectedVersion,
       `incident ${incidentId}`,
     );
-    const { outcome, executionArn, fencedAt, closedAt, operatorTaskToken } = patch;
+    const {
+      outcome,
+      executionArn,
+      fencedAt,
+      closedAt,
+      operatorTaskToken,
+      operatorAnswer,
+      operatorWaitEndedAt,
+    } = patch;
     const next: IncidentRecord = {
       ...current,
-      ...definedFields({ outcome, executionArn, fencedAt, closedAt, operatorTaskToken }),
+      ...definedFields({
+        outcome,
+        executionArn,
+        fencedAt,
+        closedAt,
+        operatorTaskToken,
+        operatorAnswer,
+        operatorWaitEndedAt,
+      }),
       version: current.version + 1,
     };
     this.state.incidents.set(incidentId, next);

@@ -53,7 +53,13 @@ export class MemoryRelayStore implements RelayStore {
   async acceptReport(
     siteId: string,
     relayId: string,
-    report: { seq: number; at: number; credentialHash: string; silentHosts: Record<string, number> },
+    report: {
+      seq: number;
+      at: number;
+      credentialHash: string;
+      silentHosts: Record<string, number>;
+      nextReportInMs?: number;
+    },
   ): Promise<RelayRecord> {
     const key = rowKey(siteId, relayId);
     const relay = this.state.relays.get(key);
@@ -71,6 +77,7 @@ export class MemoryRelayStore implements RelayStore {
       lastSeq: report.seq,
       lastSeenAt: report.at,
       silentHosts: copy(report.silentHosts),
+      ...(report.nextReportInMs === undefined ? {} : { nextReportInMs: report.nextReportInMs }),
     };
     this.state.relays.set(key, next);
     return copy(next);

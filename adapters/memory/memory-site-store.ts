@@ -17,7 +17,7 @@ export class MemorySiteStore implements SiteStore {
 
   async putSite(site: SiteRecord): Promise<{ created: boolean }> {
     if (this.state.sites.has(site.siteId)) return { created: false };
-    this.state.sites.set(site.siteId, { site: copy(site), openIncidents: new Set() });
+    this.state.sites.set(site.siteId, { site: copy(site), openIncidents: new Set(), recovering: new Set() });
     return { created: true };
   }
 
@@ -40,6 +40,10 @@ export class MemorySiteStore implements SiteStore {
       relays: rowsOfSite(this.state.relays, siteId),
       hosts: copy(Object.fromEntries(summaries)),
       openIncidents: [...entry.openIncidents].sort(compareStrings),
+      recovering: [...entry.recovering].sort(compareStrings),
+      ...(entry.runningTwice === undefined || entry.runningTwice.size === 0
+        ? {}
+        : { runningTwice: [...entry.runningTwice].sort(compareStrings) }),
     };
   }
 
@@ -87,5 +91,23 @@ export class MemorySiteStore implements SiteStore {
     if (entry === undefined) throw new NotFoundError(`site ${siteId} not found`);
     if (open) entry.openIncidents.add(incidentId);
     else entry.openIncidents.delete(incidentId);
+  }
+
+  async setRunningTwice(siteId: string, pairs: readonly string[], on: boolean): Promise<void> {
+    if (pairs.length === 0) return;
+    const entry = this.state.sites.get(siteId);
+    if (entry === undefined) throw new NotFoundError(`site ${siteId} not found`);
+    entry.runningTwice ??= new Set();
+    for (const pair of pairs) {
+      if (on) entry.runningTwice.add(pair);
+      else entry.runningTwice.delete(pair);
+    }
+  }
+
+  async setRecovering(siteId: string, vmId: string, on: boolean): Promise<void> {
+    const entry = this.state.sites.get(siteId);
+    if (entry === undefined) throw new NotFoundError(`site ${siteId} not found`);
+    if (on) entry.recovering.add(vmId);
+    else entry.recovering.delete(vmId);
   }
 }

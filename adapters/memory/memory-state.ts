@@ -19,8 +19,17 @@ import type {
  * just as a single-item conditional write is.
  */
 export interface MemoryState {
-  /** By siteId; `openIncidents` lives on the site, as in the table. */
-  readonly sites: Map<string, { site: SiteRecord; openIncidents: Set<string> }>;
+  /** By siteId; `openIncidents` and `recovering` live on the site, as in the table. */
+  readonly sites: Map<
+    string,
+    {
+      site: SiteRecord;
+      openIncidents: Set<string>;
+      recovering: Set<string>;
+      /** `vmId@hostId` pairs; created at the first pair. */
+      runningTwice?: Set<string>;
+    }
+  >;
   /** By rowKey(siteId, clusterId). */
   readonly clusters: Map<string, ClusterRecord>;
   /** By rowKey(siteId, relayId). */

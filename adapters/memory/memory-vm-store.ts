@@ -1,4 +1,5 @@
-import type { VmRecord, VmStore } from '../../app/ports';
+import { ConcurrentUpdateError, NotFoundError } from '../../app/errors';
+import type { VmRecord, VmRecovery, VmStore } from '../../app/ports';
 import type { ObservedVm } from '../../contracts/relay-protocol';
 import type { Priority } from '../../core/model';
 import { compareStrings, copy, type MemoryState, rowKey, rowsOfSite } from './memory-state';
@@ -56,6 +57,8 @@ export class MemoryVmStore implements VmStore {
       definedOn: withMember(existing?.definedOn ?? [], hostId, listed),
       autostartOn: withMember(existing?.autostartOn ?? [], hostId, listed && vm.autostart === true),
       observedAt: at,
+      // The recovery is VM-level HA's, written only by saveRecovery: an observation keeps it as it is.
+      ...(existing?.recovery === undefined ? {} : { recovery: existing.recovery }),
     });
     return true;
   }
@@ -108,6 +111,26 @@ export class MemoryVmStore implements VmStore {
     // Only if still recorded on the fenced host; hostId stays, as where it last ran.
     if (vm === undefined || vm.hostId !== hostId) return;
     this.state.vms.set(key, { ...vm, state: 'down', reason: null, observedAt: at });
+  }
+
+  async saveRecovery(
+    siteId: string,
+    vmId: string,
+    expectedVersion: number | null,
+    recovery: Omit<VmRecovery, 'version'>,
+  ): Promise<VmRecord> {
+    const key = rowKey(siteId, vmId);
+    const vm = this.state.vms.get(key);
+    if (vm === undefined) throw new NotFoundError(`vm ${siteId}/${vmId} not found`);
+    const found = vm.recovery?.version ?? null;
+    if (found !== expectedVersion) {
+      throw new ConcurrentUpdateError(
+        `recovery of vm ${siteId}/${vmId} changed: expected version ${String(expectedVersion)}, found ${String(found)}`,
+      );
+    }
+    const next: VmRecord = { ...vm, recovery: { ...copy(recovery), version: (found ?? 0) + 1 } };
+    this.state.vms.set(key, next);
+    return copy(next);
   }
 }
 

@@ -10,7 +10,7 @@ import {
   TaskTimedOut,
 } from '@aws-sdk/client-sfn';
 import type { WorkflowPort } from '../../app/ports';
-import type { IncidentInput } from '../../contracts/workflow';
+import type { IncidentInput, WorkflowResume } from '../../contracts/workflow';
 
 /** Where the adapter reports swallowed late completions (Powertools Logger fits). */
 export interface WorkflowLogger {
@@ -40,6 +40,14 @@ export function executionName(incidentId: string): string {
   if (safe === incidentId && safe.length <= MAX_NAME && safe.length > 0) return safe;
   const suffix = createHash('sha256').update(incidentId, 'utf8').digest('hex').slice(0, 8);
   return `${safe.slice(0, MAX_NAME - suffix.length - 1)}-${suffix}`;
+}
+
+/**
+ * Execution name of the execution that resumes an incident's failover at `resume`: one per incident and
+ * resume point, so that a repeated resume finds the same execution.
+ */
+export function resumeExecutionName(incidentId: string, resume: WorkflowResume['resume']): string {
+  return executionName(`${incidentId}:${resume}`);
 }
 
 /** Execution ARN of `name` under a state machine ARN (`…:stateMachine:X` → `…:execution:X:name`). */
@@ -72,17 +80,34 @@ export class SfnWorkflow implements WorkflowPort {
   }
 
   async startIncident(input: IncidentInput): Promise<{ executionArn: string }> {
-    const stateMachineArn = this.stateMachineArn;
-    if (stateMachineArn === undefined) {
+    const stateMachineArn = this.requireArn();
+    return this.start(stateMachineArn, executionName(input.incidentId), { incident: input });
+  }
+
+  async resumeIncident(input: IncidentInput, resume: WorkflowResume): Promise<{ executionArn: string }> {
+    const stateMachineArn = this.requireArn();
+    const name = resumeExecutionName(input.incidentId, resume.resume);
+    return this.start(stateMachineArn, name, { incident: input, ...resume });
+  }
+
+  private requireArn(): string {
+    if (this.stateMachineArn === undefined) {
       throw new Error(
         'SfnWorkflow: no state machine ARN configured in this function, cannot start executions',
       );
     }
-    const name = executionName(input.incidentId);
+    return this.stateMachineArn;
+  }
+
+  private async start(
+    stateMachineArn: string,
+    name: string,
+    input: Readonly<Record<string, unknown>>,
+  ): Promise<{ executionArn: string }> {
     const existing = executionArnFor(stateMachineArn, name);
     try {
       const out = await this.client.send(
-        new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify({ incident: input }) }),
+        new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(input) }),
       );
       return { executionArn: out.executionArn ?? existing };
     } catch (error) {

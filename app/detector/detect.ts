@@ -1,12 +1,15 @@
 import type { AppContext } from '../context';
 import { openIncident } from '../ingest/open-incident';
 import type { SiteControl } from '../ports';
+import { listMissedStops } from '../recovery/sweep';
+import { recoverOnTick } from '../recovery/triggers';
 import { assessSiteCapacity } from '../shared/capacity';
 import { summaryFenceable } from '../shared/fence-readiness';
 import { METRIC } from '../shared/metrics';
 import { compareIds } from '../shared/order';
 import { clusterPolicy, defaultPolicy } from '../shared/policy';
 import { hostSilence, isLiveRelay } from '../shared/relays';
+import { hasAlerts, type SiteAlerts, siteAlerts } from './alerts';
 
 /** What one detector pass found. */
 export interface DetectorReport {
@@ -28,6 +31,16 @@ export interface DetectorReport {
    * standalone hosts nearly every VM may have autostart on (the operator API's VM list names them).
    */
   readonly haVmsWithAutostart: number | null;
+  /** HA VMs on the sites' retry lists (down, and to run again; VM-level HA), the HaVmsDown gauge. */
+  readonly haVmsDown: number;
+  /** Starts VM-level HA sent in this pass (a backoff or budget that ended, a retry, a timeout). */
+  readonly vmStartsOrdered: number;
+  /**
+   * Per site with something to act on, what the lasting alarms count: hosts awaiting an operator, VMs
+   * running twice, HA VMs down, clusters under mass silence, a site down to one live relay, each named.
+   * The alarms' notifications cannot carry them; this report (the tick's log line) does.
+   */
+  readonly alerts: readonly SiteAlerts[];
 }
 
 interface SiteFindings {
@@ -39,6 +52,8 @@ interface SiteFindings {
   readonly notFenceable: readonly string[];
   /** Running HA VMs with libvirt autostart on (0 unless capacity is evaluated). */
   readonly autostart: number;
+  /** VM-level HA's starts sent for the site's retry list. */
+  readonly vmStarts: number;
 }
 
 /**
@@ -57,6 +72,9 @@ export async function detectOnce(
   const clustersFailingNPlusOne: { siteId: string; clusterId: string }[] = [];
   const hostsNotFenceable: { siteId: string; hostId: string }[] = [];
   let haVmsWithAutostart = 0;
+  let haVmsDown = 0;
+  let vmStartsOrdered = 0;
+  const alerts: SiteAlerts[] = [];
   let sitesChecked = 0;
   let silentRelays = 0;
   let silentHosts = 0;
@@ -65,6 +83,8 @@ export async function detectOnce(
     if (control === null) continue;
     sitesChecked += 1;
     const found = await checkSite(ctx, control, args.evaluateCapacity);
+    const siteFound = siteAlerts(ctx, control, ctx.ports.clock.now());
+    if (hasAlerts(siteFound)) alerts.push(siteFound);
     if (found.partitioned) partitionedSites.push(site.siteId);
     silentRelays += found.silentRelays;
     silentHosts += found.silentHosts;
@@ -72,13 +92,34 @@ export async function detectOnce(
     clustersFailingNPlusOne.push(...found.failing.map((clusterId) => ({ siteId: site.siteId, clusterId })));
     hostsNotFenceable.push(...found.notFenceable.map((hostId) => ({ siteId: site.siteId, hostId })));
     haVmsWithAutostart += found.autostart;
+    haVmsDown += control.recovering.length;
+    vmStartsOrdered += found.vmStarts;
   }
   // Gauges, one datapoint per pass: the alarms read their Maximum.
   metrics.count(METRIC.RelaysSilent, silentRelays);
+  const total = (count: (site: SiteAlerts) => number) => alerts.reduce((sum, a) => sum + count(a), 0);
+  metrics.count(
+    METRIC.HostsAwaitingOperator,
+    total((a) => a.awaitingOperator.length),
+  );
+  metrics.count(
+    METRIC.VmsRunningTwice,
+    total((a) => a.runningTwice.length),
+  );
+  metrics.count(
+    METRIC.ClustersMassSilent,
+    total((a) => a.massSilence.length),
+  );
+  metrics.count(
+    METRIC.SitesOnOneRelay,
+    total((a) => (a.oneLiveRelay === null ? 0 : 1)),
+  );
   metrics.count(METRIC.HostsSilent, silentHosts);
   metrics.count(METRIC.HostsNotFenceable, hostsNotFenceable.length);
   // Known only on capacity passes, which read every VM: the others publish nothing rather than a zero.
   if (args.evaluateCapacity) metrics.count(METRIC.HaVmsWithAutostart, haVmsWithAutostart);
+  // From the control items read anyway: the sites' retry lists, as they stood when the pass read them.
+  metrics.count(METRIC.HaVmsDown, haVmsDown);
   return {
     sitesChecked,
     partitionedSites,
@@ -88,6 +129,9 @@ export async function detectOnce(
     clustersFailingNPlusOne,
     hostsNotFenceable,
     haVmsWithAutostart: args.evaluateCapacity ? haVmsWithAutostart : null,
+    haVmsDown,
+    vmStartsOrdered,
+    alerts,
   };
 }
 
@@ -118,6 +162,7 @@ async function checkSite(
       failing,
       notFenceable,
       autostart,
+      vmStarts: 0,
     };
   }
   const opened: string[] = [];
@@ -130,7 +175,21 @@ async function checkSite(
     const result = await openIncident(ctx, { control, hostId, now, reopen: summary.status === 'suspect' });
     if (result?.created === true) opened.push(result.incidentId);
   }
-  return { partitioned, silentRelays: silent.length, silentHosts, opened, failing, notFenceable, autostart };
+  // VM-level HA's tick: overdue starts, ended backoffs and budgets, the slow retry (a read per listed VM).
+  const ticked = control.recovering.length === 0 ? 0 : (await recoverOnTick(ctx, control)).ordered;
+  // With the capacity pass, which reads every VM anyway: an HA VM found crashed that nothing restarts.
+  const swept = evaluateCapacity ? (await listMissedStops(ctx, control)).ordered : 0;
+  const vmStarts = ticked + swept;
+  return {
+    partitioned,
+    silentRelays: silent.length,
+    silentHosts,
+    opened,
+    failing,
+    notFenceable,
+    autostart,
+    vmStarts,
+  };
 }
 
 /**

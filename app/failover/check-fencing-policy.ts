@@ -2,6 +2,7 @@ import type { FencingPolicyOutput, IncidentInput } from '../../contracts/workflo
 import { decideFencing } from '../../core/fencing-policy';
 import type { AppContext } from '../context';
 import { fencingInputFor } from '../shared/fencing-guard';
+import { rejectIfRebooted } from './host-rebooted';
 import { loadScope, rejectIfSuperseded, requireHost } from './scope';
 
 /**
@@ -17,6 +18,7 @@ export async function checkFencingPolicy(
     loadScope(ctx, incident.siteId, incident.cluster),
     requireHost(ctx, incident.siteId, incident.hostId),
   ]);
+  rejectIfRebooted(host, incident);
   rejectIfSuperseded(host, incident.incidentId);
   const decision = decideFencing(
     fencingInputFor({

@@ -1,17 +1,23 @@
 import { type IncidentInput, type IncidentOutcome, IncidentOutcomeSchema } from '../../contracts/workflow';
+import { priorityRank } from '../../core/model';
 import type { AppContext } from '../context';
 import type { IncidentRecord } from '../ports';
+import { listLeftDown } from '../recovery/left-down';
 import { isRunning } from '../shared/capacity';
+import { bootEnded, runningNow, storedHaSet } from '../shared/ha-set';
 import { incidentOf } from '../shared/host-lifecycle';
 import { closeIncident, requireIncident } from '../shared/incidents';
+import { compareIds } from '../shared/order';
 import { plannedVmIds, storedPlan } from './plan-record';
 import { markDownAll } from './scope';
 
 /**
- * Close: the final outcome. A fenced incident recovered when every HA VM of its plan started (by the start
- * commands' results, the store's record of what relays confirmed) and nothing was unplaced; otherwise it
- * partially recovered. An incident that never fenced takes the outcome the state machine names, else
- * false-alarm when its host came back, else what it already records.
+ * Close: the final outcome, which says the truth. An incident whose failed boot ended (fenced, or heard
+ * again in a new boot) recovered only when every HA VM of its HA set (recorded when it opened) runs: a
+ * start of this incident succeeded (the store's record of what relays confirmed), or its record has it
+ * running now. Otherwise it partially recovered, naming the VMs still down. An incident that never fenced
+ * takes the outcome the state machine names, else false-alarm when its host came back, else what it
+ * already records.
  */
 export async function close(
   ctx: AppContext,
@@ -20,13 +26,22 @@ export async function close(
 ): Promise<{ outcome: IncidentOutcome }> {
   const record = await requireIncident(ctx, incident.incidentId);
   if (record.fencedAt !== null) {
-    // The fenced host's VMs still recorded running there are the ones no wave brought back: down. (Done
-    // before the close, so a repeated Close finishes it; a VM restarted elsewhere is recorded there.)
-    const left = await ctx.ports.vms.listVms(incident.siteId, { hostId: incident.hostId });
-    await markDownAll(ctx, incident, left.filter(isRunning), ctx.ports.clock.now());
+    // The failed host's VMs still recorded running there are the ones no wave brought back: down. (Done
+    // before the close, so a repeated Close finishes it; a VM restarted elsewhere is recorded there.) Not
+    // once the host runs a new boot: its own inventory says then what runs there.
+    const [left, host] = await Promise.all([
+      ctx.ports.vms.listVms(incident.siteId, { hostId: incident.hostId }),
+      ctx.ports.hosts.getHost(incident.siteId, incident.hostId),
+    ]);
+    if (host === null || !bootEnded(host, incident)) {
+      await markDownAll(ctx, incident, left.filter(isRunning), ctx.ports.clock.now());
+    }
   }
   if (record.closedAt !== null) return { outcome: record.outcome };
   const { outcome, detail, data } = await resolveOutcome(ctx, record, requested);
+  // VM-level HA takes over the HA VMs the incident leaves down (app/recovery), before the close: a
+  // repeated Close lists what a crash cut short.
+  if (outcome === 'partially-recovered') await listLeftDown(ctx, record, idsIn(data?.down));
   const { incident: closed } = await closeIncident(ctx, incident, outcome, detail, data);
   return { outcome: closed.outcome };
 }
@@ -37,25 +52,41 @@ async function resolveOutcome(
   requested: string | undefined,
 ): Promise<{ outcome: IncidentOutcome; detail: string; data?: Record<string, unknown> }> {
   if (record.fencedAt !== null) {
-    const plan = storedPlan(await ctx.ports.incidents.listEvents(record.incidentId));
-    const commands = await ctx.ports.commands.listForIncident(record.siteId, record.incidentId);
+    const [events, commands, siteVms, host] = await Promise.all([
+      ctx.ports.incidents.listEvents(record.incidentId),
+      ctx.ports.commands.listForIncident(record.siteId, record.incidentId),
+      ctx.ports.vms.listVms(record.siteId),
+      ctx.ports.hosts.getHost(record.siteId, record.hostId),
+    ]);
+    const plan = storedPlan(events);
     const started = new Set(
       commands.flatMap((c) =>
         c.command.kind === 'start-vm' && c.status === 'succeeded' ? [c.command.vm.id] : [],
       ),
     );
-    const planned = plan === null ? [] : plannedVmIds(plan);
-    const down = planned.filter((id) => !started.has(id));
+    const records = new Map(siteVms.map((vm) => [vm.vmId, vm]));
+    const failed = { hostId: record.hostId, host, bootId: record.bootId };
+    // The set recorded at opening; incidents opened before it was recorded judge by their plan.
+    // In priority order (then by id), as the waves start them: what is down reads most urgent first.
+    const set =
+      storedHaSet(events)
+        ?.slice()
+        .sort((a, b) => priorityRank(a.priority) - priorityRank(b.priority) || compareIds(a.vmId, b.vmId))
+        .map((vm) => vm.vmId) ??
+      (plan === null ? [] : [...plannedVmIds(plan), ...plan.unplaced.map((u) => u.vmId)]);
+    const runs = (vmId: string): boolean =>
+      started.has(vmId) || runningNow(records.get(vmId), failed) !== null;
+    const down = set.filter((vmId) => !runs(vmId));
     const unplaced = plan?.unplaced.map((u) => u.vmId) ?? [];
-    const recovered = plan !== null && down.length === 0 && unplaced.length === 0;
+    const recovered = plan !== null && down.length === 0;
     return {
       outcome: recovered ? 'recovered' : 'partially-recovered',
       detail:
         plan === null
           ? 'the host was fenced but no placement was planned'
-          : `${planned.length - down.length} of ${planned.length + unplaced.length} HA VM(s) restarted` +
-            (down.length + unplaced.length === 0 ? '' : `; down: ${[...down, ...unplaced].join(', ')}`),
-      data: { started: [...started], down, unplaced },
+          : `${set.length - down.length} of ${set.length} HA VM(s) run again` +
+            (down.length === 0 ? '' : `; down: ${down.join(', ')}`),
+      data: { started: [...started], down, unplaced, haVms: set },
     };
   }
   const named = IncidentOutcomeSchema.safeParse(requested);
@@ -74,4 +105,9 @@ async function resolveOutcome(
     outcome: record.outcome === 'in-progress' ? 'fencing-suppressed' : record.outcome,
     detail: `no VM was restarted: ${record.hostId} was never confirmed off`,
   };
+}
+
+/** The VM ids of an outcome's `down` list. */
+function idsIn(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }

@@ -2,6 +2,7 @@ import type { ConfirmSilenceOutput, IncidentInput } from '../../contracts/workfl
 import type { AppContext } from '../context';
 import { appendEvent } from '../shared/events';
 import { hostSilence, isLiveRelay } from '../shared/relays';
+import { rejectIfRebooted } from './host-rebooted';
 import { loadScope, rejectIfSuperseded, requireHost } from './scope';
 
 /**
@@ -17,6 +18,8 @@ export async function confirmSilence(
     loadScope(ctx, incident.siteId, incident.cluster),
     requireHost(ctx, incident.siteId, incident.hostId),
   ]);
+  // A new boot is not a false alarm: the failed boot's VMs are down (HostRebooted restarts them).
+  rejectIfRebooted(host, incident);
   rejectIfSuperseded(host, incident.incidentId);
   const silence = hostSilence(control.relays, incident.hostId, now, policy);
   const relays = control.relays
@@ -32,14 +35,22 @@ export async function confirmSilence(
     });
   const back = host.lifecycle.status === 'up';
   const stillSilent = !back && (silence.live.length === 0 || silence.silent);
-  const hearing = silence.views.filter((v) => v.lastHeardMsAgo === null).map((v) => v.relayId);
+  const hearing = silence.views.filter((v) => v.lastHeardMsAgo === null && !v.overdue).map((v) => v.relayId);
   const detail = back
     ? `${incident.hostId} came back (up, boot ${host.lifecycle.bootId})`
     : silence.live.length === 0
       ? 'no relay of the site is live: the site may be partitioned, which the fencing policy decides on'
       : silence.silent
-        ? `every live relay (${silence.live.length}) still calls ${incident.hostId} silent`
+        ? `every live relay (${silence.live.length}) still calls ${incident.hostId} silent` +
+          overdueNote(silence.views.filter((v) => v.overdue).map((v) => v.relayId))
         : `${hearing.join(', ')} hear${hearing.length === 1 ? 's' : ''} ${incident.hostId} again`;
   if (stillSilent) await appendEvent(ctx, incident.incidentId, 'silence-confirmed', detail, { relays });
   return { stillSilent, detail, relays };
+}
+
+/** The relays whose "heard" vote was ignored, for the timeline; empty when none. */
+function overdueNote(relayIds: readonly string[]): string {
+  return relayIds.length === 0
+    ? ''
+    : ` or is overdue for its report (${relayIds.join(', ')}: last heard it, vote ignored)`;
 }

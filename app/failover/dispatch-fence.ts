@@ -1,5 +1,6 @@
 import type { FenceCommand } from '../../contracts/relay-protocol';
 import type { IncidentInput } from '../../contracts/workflow';
+import type { HaPolicy } from '../../core/policy';
 import type { AppContext } from '../context';
 import { FenceDeadlinePassedError, NoRelayAvailableError } from '../errors';
 import type { CommandRecord, RelayRecord } from '../ports';
@@ -7,7 +8,8 @@ import { outcomeOf, settleTask } from '../shared/callbacks';
 import { appendEvent } from '../shared/events';
 import { requireIncident } from '../shared/incidents';
 import { compareIds } from '../shared/order';
-import { liveRelays } from '../shared/relays';
+import { byCommandPreference, liveRelays } from '../shared/relays';
+import { rejectIfRebooted } from './host-rebooted';
 import { loadScope, transitionIncidentHost } from './scope';
 
 /** The fence command a Fence task put out. */
@@ -35,6 +37,8 @@ export async function dispatchFence(
     commands.listForIncident(incident.siteId, incident.incidentId),
     ctx.ports.hosts.getHost(incident.siteId, incident.hostId),
   ]);
+  // The host boots again: its failed boot is gone, and a fence now would power off the new one.
+  if (host !== null) rejectIfRebooted(host, incident);
   const fences = all.filter((c) => c.command.kind === 'fence');
   const sent = fences.find((c) => c.taskToken === taskToken);
   if (sent !== undefined) {
@@ -57,7 +61,7 @@ export async function dispatchFence(
       `fencing ${incident.hostId} gave up: the deadline (${policy.fenceDeadlineMs} ms after opening) passed ${now - deadline} ms ago`,
     );
   }
-  const relay = pickRelay(liveRelays(control.relays, now, policy), fences);
+  const relay = pickRelay(liveRelays(control.relays, now, policy), fences, { now, policy });
   if (relay === undefined) {
     throw new NoRelayAvailableError(`no live relay at site ${incident.siteId} can fence ${incident.hostId}`);
   }
@@ -72,6 +76,8 @@ export async function dispatchFence(
     commandId: `${incident.incidentId}:fence:${fences.length + 1}`,
     incidentId: incident.incidentId,
     hostId: incident.hostId,
+    // The boot to power off: a relay that hears the host alive in another boot refuses (stale-boot).
+    bootId: incident.bootId,
     issuedAt: now,
     notAfter: now + policy.fenceAttemptTimeoutMs,
   };
@@ -104,12 +110,24 @@ export async function dispatchFence(
   return { commandId: command.commandId, relayId: relay.relayId, notAfter: command.notAfter };
 }
 
-/** A live relay not yet used for this incident's fences, else the one whose last fence is oldest. */
-function pickRelay(live: readonly RelayRecord[], fences: readonly CommandRecord[]): RelayRecord | undefined {
+/**
+ * A live relay not yet used for this incident's fences, else the one whose last fence is oldest; relays
+ * that report on time before overdue ones (an overdue relay may have died with the host it last heard,
+ * and its attempt would only time out).
+ */
+function pickRelay(
+  live: readonly RelayRecord[],
+  fences: readonly CommandRecord[],
+  at: { readonly now: number; readonly policy: HaPolicy },
+): RelayRecord | undefined {
   // -1 for a relay never used: before every real instant, so untried relays come first.
   const lastUse = (relayId: string): number =>
     Math.max(-1, ...fences.filter((c) => c.relayId === relayId).map((c) => c.createdAt));
   return [...live].sort(
-    (a, b) => lastUse(a.relayId) - lastUse(b.relayId) || compareIds(a.relayId, b.relayId),
+    byCommandPreference(
+      at.now,
+      at.policy,
+      (a, b) => lastUse(a.relayId) - lastUse(b.relayId) || compareIds(a.relayId, b.relayId),
+    ),
   )[0];
 }

@@ -4,7 +4,8 @@ import { describeError } from '../shared/errors';
 import { appendEvent } from '../shared/events';
 import { updateIncident } from '../shared/incidents';
 import { METRIC } from '../shared/metrics';
-import { transitionIncidentHost } from './scope';
+import { rejectIfRebooted } from './host-rebooted';
+import { requireHost, transitionIncidentHost } from './scope';
 
 /**
  * FenceFailed: no confirmed power-off within the deadline, or no relay could fence. The host awaits the
@@ -17,12 +18,16 @@ export async function fenceFailed(
 ): Promise<{ outcome: IncidentOutcome; reason: string }> {
   const now = ctx.ports.clock.now();
   const reason = describeError(error);
-  const change = await transitionIncidentHost(ctx, incident, () => ({
-    type: 'GiveUpFencing',
-    at: now,
-    incidentId: incident.incidentId,
-    reason,
-  }));
+  // Fencing failed because the host boots again (a relay refused to fence the new boot): no operator is
+  // needed, HostRebooted restarts the failed boot's VMs.
+  const host = await requireHost(ctx, incident.siteId, incident.hostId);
+  rejectIfRebooted(host, incident);
+  const change = await transitionIncidentHost(
+    ctx,
+    incident,
+    () => ({ type: 'GiveUpFencing', at: now, incidentId: incident.incidentId, reason }),
+    host,
+  );
   await Promise.all([
     updateIncident(ctx, incident.incidentId, (i) =>
       i.outcome === 'in-progress' ? { outcome: 'awaiting-operator' } : null,

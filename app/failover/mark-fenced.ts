@@ -7,6 +7,8 @@ import { isRunning } from '../shared/capacity';
 import { appendEvent, eventsOf } from '../shared/events';
 import { updateIncident } from '../shared/incidents';
 import { METRIC, secondsBetween } from '../shared/metrics';
+import { endRunningTwice } from '../shared/split-brain';
+import { rejectIfRebooted } from './host-rebooted';
 import { markDownAll, transitionIncidentHost } from './scope';
 
 /** How the power-off was confirmed, as VerifyPowerOff or the operator's decision says. */
@@ -38,6 +40,9 @@ export async function markFenced(
     ctx.ports.incidents.get(incident.incidentId),
     ctx.ports.vms.listVms(incident.siteId, { hostId: incident.hostId }),
   ]);
+  // Powered off, then booted again before this step: the host is no longer the incident's to mark fenced,
+  // and HostRebooted records the end of the failed boot instead (the new boot is its evidence).
+  if (host !== null) rejectIfRebooted(host, incident);
   // The stored evidence says the host is off, so its VMs are down whatever else happens: marking them
   // (idempotent, conditional on each still being recorded there) goes out beside the host's transition.
   // fencedAt, which StartVm checks before any start, is written only once the host is marked fenced.
@@ -62,6 +67,9 @@ export async function markFenced(
     summarized,
   ]);
   const fencedAt = updated.fencedAt ?? now;
+  // Confirmed off: whatever it ran twice it runs no more (the lasting split-brain gauge).
+  const control = await ctx.ports.sites.loadControl(incident.siteId);
+  if (control !== null) await endRunningTwice(ctx, control, incident.hostId, () => false);
   if (changed) {
     ctx.ports.metrics.seconds(METRIC.SecondsToFence, secondsBetween(updated.openedAt, fencedAt));
     await appendEvent(

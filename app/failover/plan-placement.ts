@@ -2,8 +2,9 @@ import type { IncidentInput, PlanOutput } from '../../contracts/workflow';
 import { planPlacement, wavesOf } from '../../core/placement';
 import type { AppContext } from '../context';
 import type { VmRecord } from '../ports';
-import { coreVm, isRunning, placementLoads } from '../shared/capacity';
-import { appendEvent, eventsOf } from '../shared/events';
+import { isRunning, placementLoads } from '../shared/capacity';
+import { appendEvent } from '../shared/events';
+import { runningNow, storedHaSet } from '../shared/ha-set';
 import { METRIC } from '../shared/metrics';
 import { storedPlan } from './plan-record';
 import { loadScope, survivors } from './scope';
@@ -14,24 +15,56 @@ function toRestart(vm: VmRecord, hostId: string): boolean {
 }
 
 /**
- * PlanPlacement: core planPlacement of the failed host's HA VMs onto the cluster's other up hosts, loaded
- * with what they run and what is reserved. The plan is stored on the timeline and a repeated step returns
- * the stored plan, so a retry cannot change where VMs go.
+ * PlanPlacement: core planPlacement of the incident's HA set (recorded when it opened, from the failed
+ * boot's last inventory) onto the cluster's up hosts, loaded with what they run and what is reserved. The
+ * failed host is one of them once it runs a new boot. A VM of the set that runs somewhere now (started by
+ * hand, or by the new boot) is not started again: it is listed as running. The plan is stored on the
+ * timeline and a repeated step returns the stored plan, so a retry cannot change where VMs go.
  */
 export async function planPlacementStep(ctx: AppContext, incident: IncidentInput): Promise<PlanOutput> {
   // Every read at once (a repeated step wastes all but the first): one read of the site's VMs serves
-  // both what to restart and how loaded the survivors are.
-  const [planned, { policy }, siteVms, hosts] = await Promise.all([
-    eventsOf(ctx, incident.incidentId, 'placement-planned'),
+  // what runs where and how loaded the candidates are.
+  const [events, { policy }, siteVms, hosts, failedHost] = await Promise.all([
+    ctx.ports.incidents.listEvents(incident.incidentId),
     loadScope(ctx, incident.siteId, incident.cluster),
     ctx.ports.vms.listVms(incident.siteId),
     survivors(ctx, { siteId: incident.siteId, cluster: incident.cluster, failedHostId: incident.hostId }),
+    ctx.ports.hosts.getHost(incident.siteId, incident.hostId),
   ]);
-  const stored = storedPlan(planned);
+  const stored = storedPlan(events);
   if (stored !== null) return stored;
-  const vms = siteVms.filter((vm) => toRestart(vm, incident.hostId));
+  const records = new Map(siteVms.map((vm) => [vm.vmId, vm]));
+  const failed = { hostId: incident.hostId, host: failedHost, bootId: incident.bootId };
+  // Incidents opened before the set was recorded fall back to what the records say now.
+  const set =
+    storedHaSet(events) ??
+    siteVms
+      .filter((vm) => toRestart(vm, incident.hostId))
+      .map((vm) => ({
+        vmId: vm.vmId,
+        cpus: vm.cpus,
+        memoryMiB: vm.memoryMiB,
+        priority: vm.priority,
+        antiAffinity: vm.antiAffinity,
+      }));
+  const running = set.flatMap((vm) => {
+    const hostId = runningNow(records.get(vm.vmId), failed);
+    return hostId === null ? [] : [{ vmId: vm.vmId, hostId }];
+  });
+  const toStart = set.filter((vm) => !running.some((r) => r.vmId === vm.vmId));
   const loads = placementLoads(hosts, siteVms);
-  const plan = planPlacement(vms.map(coreVm), loads, policy);
+  const plan = planPlacement(
+    toStart.map((vm) => ({
+      id: vm.vmId,
+      cpus: vm.cpus,
+      memoryMiB: vm.memoryMiB,
+      ha: true,
+      priority: vm.priority,
+      antiAffinity: vm.antiAffinity ?? undefined,
+    })),
+    loads,
+    policy,
+  );
   const output: PlanOutput = {
     waves: wavesOf(plan).map((wave) => ({
       priority: wave.priority,
@@ -50,6 +83,7 @@ export async function planPlacementStep(ctx: AppContext, incident: IncidentInput
       reason: u.reason,
       detail: u.detail,
     })),
+    running,
   };
   const waves = output.waves.map((w) => `${w.priority}: ${w.vms.length}`).join(', ');
   await appendEvent(
@@ -58,7 +92,10 @@ export async function planPlacementStep(ctx: AppContext, incident: IncidentInput
     'placement-planned',
     `${plan.placements.length} HA VM(s) of ${incident.hostId} planned onto ${loads.length} host(s)` +
       (waves === '' ? '' : ` (${waves})`) +
-      (output.unplaced.length === 0 ? '' : `; ${output.unplaced.length} cannot be placed`),
+      (output.unplaced.length === 0 ? '' : `; ${output.unplaced.length} cannot be placed`) +
+      (running.length === 0
+        ? ''
+        : `; ${running.length} already run${running.length === 1 ? 's' : ''} (${running.map((r) => `${r.vmId} on ${r.hostId}`).join(', ')})`),
     { plan: output, candidates: loads.map((l) => l.id) },
   );
   if (output.unplaced.length > 0) ctx.ports.metrics.count(METRIC.VmsUnplaced, output.unplaced.length);

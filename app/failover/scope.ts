@@ -119,17 +119,23 @@ export interface SurvivorsRef {
   readonly failedHostId: string;
 }
 
-/** Of hosts read, those of the ref's cluster without its failed host. */
+/**
+ * Of hosts read, those of the ref's cluster that may take the failed host's VMs: all but the failed host,
+ * and the failed host too once it is up again, which it is only in a new boot that runs none of them (the
+ * same boot coming back ends the incident as a false alarm; one that was fenced stays fenced).
+ */
 export function survivorsAmong(hosts: readonly HostRecord[], ref: SurvivorsRef): HostRecord[] {
-  return hosts.filter((h) => h.cluster === ref.cluster && h.hostId !== ref.failedHostId);
+  return hosts.filter(
+    (h) => h.cluster === ref.cluster && (h.hostId !== ref.failedHostId || h.lifecycle.status === 'up'),
+  );
 }
 
-/** The cluster's hosts, the failed host left out. */
+/** The cluster's hosts, the failed host left out unless it is up in a new boot. */
 export async function survivors(ctx: AppContext, ref: SurvivorsRef): Promise<HostRecord[]> {
   return survivorsAmong(await ctx.ports.hosts.listHosts(ref.siteId, ref.cluster), ref);
 }
 
-/** The cluster's hosts and their placement loads, the failed host left out. */
+/** The cluster's hosts and their placement loads, the failed host left out unless up in a new boot. */
 export async function survivorLoads(
   ctx: AppContext,
   ref: SurvivorsRef,

@@ -10,7 +10,9 @@ import { dispatchStart } from './dispatch-start';
 import { falseAlarm } from './false-alarm';
 import { fenceFailed } from './fence-failed';
 import { fencingSuppressed } from './fencing-suppressed';
+import { hostRebooted } from './host-rebooted';
 import { markFenced } from './mark-fenced';
+import { operatorTimedOut } from './operator-timed-out';
 import { pickNextHost } from './pick-next-host';
 import { planPlacementStep } from './plan-placement';
 import { releaseCapacity } from './release-capacity';
@@ -56,6 +58,10 @@ function dispatch(ctx: AppContext, request: StepRequest): Promise<unknown> {
       return awaitOperator(ctx, request.incident, request.taskToken);
     case 'mark-fenced':
       return markFenced(ctx, request.incident, request.confirmation);
+    case 'operator-timed-out':
+      return operatorTimedOut(ctx, request.incident);
+    case 'host-rebooted':
+      return hostRebooted(ctx, request.incident);
     case 'plan-placement':
       return planPlacementStep(ctx, request.incident);
     case 'reserve-capacity':

@@ -10,9 +10,12 @@ export async function suspect(ctx: AppContext, incident: IncidentInput): Promise
     eventsOf(ctx, incident.incidentId, 'suspected'),
   ]);
   const views = incident.evidence.relays.map((r) => `${r.relayId} last heard it ${r.lastHeardMsAgo} ms ago`);
+  const overdue = (incident.evidence.overdueRelays ?? []).map(
+    (r) => `${r.relayId} last heard it but has not reported for ${r.reportAgeMs} ms (overdue: vote ignored)`,
+  );
   const detail =
     `${incident.hostId} (cluster ${incident.cluster}, boot ${incident.bootId}) is silent for every live relay ` +
-    `(silent after ${incident.evidence.silentAfterMs} ms): ${views.join('; ') || 'no relay view'}`;
+    `(silent after ${incident.evidence.silentAfterMs} ms): ${[...views, ...overdue].join('; ') || 'no relay view'}`;
   if (suspected.length === 0) {
     await appendEvent(ctx, incident.incidentId, 'suspected', detail, { evidence: incident.evidence });
   }

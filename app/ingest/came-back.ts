@@ -2,13 +2,19 @@ import type { HostObservation } from '../../contracts/relay-protocol';
 import { FenceContradictedError, type HostStatus } from '../../core/lifecycle';
 import type { AppContext } from '../context';
 import type { SiteControl } from '../ports';
+import { isRunning } from '../shared/capacity';
 import { appendEvent, eventsOf } from '../shared/events';
 import { transitionHost } from '../shared/host-lifecycle';
 import { METRIC } from '../shared/metrics';
-import { resolveOperatorWait } from '../shared/operator-wait';
+import { answerOperatorWait } from '../shared/operator-wait';
+import { recordRunningTwice } from '../shared/split-brain';
+import { occupies } from './digest';
 
-/** Statuses a host leaves when a relay hears it again; not `fencing`: a half-dead host is fenced anyway. */
-const COMES_BACK: ReadonlySet<HostStatus> = new Set(['suspect', 'awaiting-operator', 'fenced']);
+/**
+ * Statuses a host leaves when a relay hears it again. `fencing` only in a new boot: the same boot may be a
+ * half-dead host, fenced anyway; a new one proves the boot being fenced has ended (core/lifecycle.ts).
+ */
+const COMES_BACK: ReadonlySet<HostStatus> = new Set(['suspect', 'fencing', 'awaiting-operator', 'fenced']);
 
 /**
  * Records that heard hosts are alive where their lifecycle says otherwise (a false alarm, a recovery, a
@@ -50,7 +56,9 @@ async function hostAlive(
     const change = await transitionHost(ctx, siteId, obs.hostId, (host) => {
       const state = host.lifecycle;
       const rebootedUp = state.status === 'up' && state.bootId !== obs.bootId;
-      if (!COMES_BACK.has(state.status) && !rebootedUp) return null;
+      // The fenced boot heard again is AliveDuringFence, which records nothing: no write to plan.
+      const sameBootFencing = state.status === 'fencing' && state.bootId === obs.bootId;
+      if ((!COMES_BACK.has(state.status) && !rebootedUp) || sameBootFencing) return null;
       return { command: { type: 'ReportAlive', at: now, bootId: obs.bootId } };
     });
     for (const event of change.events) {
@@ -63,8 +71,10 @@ async function hostAlive(
         { relayId, bootId: obs.bootId, bootIdChanged: event.bootIdChanged, was: change.before.status },
       );
       if (change.before.status === 'awaiting-operator') {
-        await resolveOperatorWait(ctx, event.incidentId, {
-          decision: 'host-came-back',
+        // The same boot resumes (nothing was restarted); a new boot means the failed one's VMs are down,
+        // which HostRebooted restarts. Answered whenever it comes, even after the wait ended.
+        await answerOperatorWait(ctx, event.incidentId, {
+          decision: event.bootIdChanged ? 'host-rebooted' : 'host-came-back',
           by: `relay:${relayId}`,
           at: now,
         });
@@ -72,7 +82,7 @@ async function hostAlive(
     }
   } catch (error) {
     if (!(error instanceof FenceContradictedError)) throw error;
-    await fenceContradicted(ctx, error, { hostId: obs.hostId, relayId });
+    await fenceContradicted(ctx, error, { siteId, obs, relayId });
   }
 }
 
@@ -81,11 +91,20 @@ async function hostAlive(
 async function fenceContradicted(
   ctx: AppContext,
   error: FenceContradictedError,
-  where: { readonly hostId: string; readonly relayId: string },
+  at: { readonly siteId: string; readonly obs: HostObservation; readonly relayId: string },
 ): Promise<void> {
+  const where = { hostId: at.obs.hostId, relayId: at.relayId };
   ctx.ports.metrics.count(METRIC.SplitBrainDetected);
   const seen = await eventsOf(ctx, error.incidentId, 'split-brain', (e) => e.data?.bootId === error.bootId);
   if (seen.length > 0) return;
+  // The VMs it runs that a failover restarted elsewhere run twice now: kept for the lasting gauge.
+  const records = new Map((await ctx.ports.vms.listVms(at.siteId)).map((vm) => [vm.vmId, vm]));
+  for (const vm of at.obs.vms.filter(occupies)) {
+    const record = records.get(vm.id);
+    if (record === undefined || record.hostId === null || record.hostId === where.hostId) continue;
+    if (!isRunning(record)) continue;
+    await recordRunningTwice(ctx, at.siteId, vm.id, [record.hostId, where.hostId]);
+  }
   await appendEvent(
     ctx,
     error.incidentId,

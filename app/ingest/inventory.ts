@@ -1,7 +1,9 @@
 import type { HostObservation, ObservedVm } from '../../contracts/relay-protocol';
 import { initialHostState } from '../../core/lifecycle';
+import { classifyVmState } from '../../core/vm-recovery';
 import type { AppContext } from '../context';
 import type { HostRecord, SiteControl, VmRecord } from '../ports';
+import { listForRestart } from '../recovery/enqueue';
 import { isRunning } from '../shared/capacity';
 import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurrently';
 import { appendEvent } from '../shared/events';
@@ -9,13 +11,28 @@ import { summaryOf } from '../shared/host-lifecycle';
 import { METRIC } from '../shared/metrics';
 import { compareIds } from '../shared/order';
 import { retryOnConflict } from '../shared/retry';
+import { endRunningTwice, recordRunningTwice } from '../shared/split-brain';
 import { inventoryDigest, occupies, usageOf } from './digest';
 
 /** What one report's inventory changed. */
 export interface InventoryOutcome {
   /** Hosts whose boot differs from the one their up lifecycle records: an unnoticed reboot to record. */
   readonly rebooted: readonly HostObservation[];
+  /** What VM-level HA must look at (app/recovery). */
+  readonly recovery: InventoryRecovery;
 }
+
+/** What a report's inventory tells VM-level HA. */
+export interface InventoryRecovery {
+  /** HA VMs this report put on the retry list: stopped unexpectedly, or ran in a boot that ended. */
+  readonly listed: readonly string[];
+  /** VMs on the retry list this report shows running (somewhere, on purpose or by its start). */
+  readonly running: readonly string[];
+  /** Room may have come back: a VM stopped or left, a host is new, rebooted or back. */
+  readonly capacityFreed: boolean;
+}
+
+const NOTHING: InventoryRecovery = { listed: [], running: [], capacityFreed: false };
 
 /**
  * Writes the inventory of hosts whose digest changed, and nothing for the others (data flow 4): the host
@@ -30,7 +47,7 @@ export async function recordInventory(
   const changed = heard
     .map((obs) => ({ obs, digest: inventoryDigest(ctx.hasher, obs) }))
     .filter(({ obs, digest }) => control.hosts[obs.hostId]?.digest !== digest);
-  if (changed.length === 0) return { rebooted: [] };
+  if (changed.length === 0) return { rebooted: [], recovery: NOTHING };
 
   const siteId = control.site.siteId;
   const { sites, vms } = ctx.ports;
@@ -38,17 +55,95 @@ export async function recordInventory(
   const clusters = new Set(control.clusters.map((c) => c.clusterId));
   const inReport = new Map(heard.map((obs) => [obs.hostId, obs]));
   const rebooted: HostObservation[] = [];
+  const listed: string[] = [];
+  const running: string[] = [];
+  let capacityFreed = false;
   for (const { obs, digest } of changed) {
     const host = await saveHost(ctx, siteId, obs, digest, now);
     if (!clusters.has(obs.cluster)) {
       await sites.ensureCluster(siteId, obs.cluster);
       clusters.add(obs.cluster);
     }
+    // Before the VMs' records change: what they say now is what ran until this report (see downVms).
+    await forEachConcurrently(
+      downVms({ control, obs, host, known }),
+      STEP_WRITE_CONCURRENCY,
+      async (entry) => {
+        if (await listForRestart(ctx, { ...entry, place: placeOf(obs) }, now)) listed.push(entry.vm.vmId);
+      },
+    );
+    const summary = control.hosts[obs.hostId];
+    capacityFreed ||=
+      summary === undefined ||
+      summary.status !== 'up' ||
+      host.lifecycle.bootId !== obs.bootId ||
+      [...known.values()].some(
+        (vm) =>
+          vm.hostId === obs.hostId &&
+          isRunning(vm) &&
+          !obs.vms.some((seen) => seen.id === vm.vmId && occupies(seen)),
+      );
+    running.push(
+      ...obs.vms.filter((vm) => occupies(vm) && control.recovering.includes(vm.id)).map((vm) => vm.id),
+    );
     await saveVms(ctx, { control, obs, known, inReport, now });
     await sites.putHostSummary(siteId, obs.hostId, summaryOf(host));
     if (host.lifecycle.status === 'up' && host.lifecycle.bootId !== obs.bootId) rebooted.push(obs);
   }
-  return { rebooted };
+  return { rebooted, recovery: { listed, running, capacityFreed } };
+}
+
+/** Where a host's observation says a VM incident is: that host, its cluster and boot. */
+function placeOf(obs: HostObservation): { hostId: string; cluster: string; bootId: string } {
+  return { hostId: obs.hostId, cluster: obs.cluster, bootId: obs.bootId };
+}
+
+/**
+ * The HA VMs this observation shows down that must run again, decided on their records as they were before
+ * it (VM-level HA): on a host that is up,
+ * - every HA VM recorded running there when the host runs a new boot its lifecycle did not see coming (a
+ *   reboot before anyone called it silent): the boot they ran in has ended, whatever libvirt now says of
+ *   them (a host shutting down may have shut its guests down cleanly);
+ * - an HA VM recorded running there that the host now reports stopped unexpectedly (core classifyVmState:
+ *   crashed, or shut off for a reason that is a failure or unknown). One shut down by its guest or by an
+ *   operator (`shutdown`, `destroyed`…) stays down. A VM the host no longer lists at all is not taken for
+ *   a crash: an undefined or migrated domain vanishes the same way.
+ * Hosts in an incident, suspected or fenced, are their incident's business; maintenance hosts are the
+ * operator's.
+ */
+function downVms(args: {
+  readonly control: SiteControl;
+  readonly obs: HostObservation;
+  readonly host: HostRecord;
+  readonly known: ReadonlyMap<string, VmRecord>;
+}): { vm: VmRecord; cause: 'vm-crashed' | 'host-rebooted'; detail: string; data: Record<string, unknown> }[] {
+  const { obs, host, known } = args;
+  const state = host.lifecycle;
+  if (state.status !== 'up') return [];
+  const ranHere = [...known.values()].filter((vm) => vm.ha && vm.hostId === obs.hostId && isRunning(vm));
+  if (state.bootId !== obs.bootId) {
+    return ranHere.map((vm) => ({
+      vm,
+      cause: 'host-rebooted' as const,
+      detail:
+        `${obs.hostId} is heard in a new boot (${obs.bootId}) before it was called silent: ` +
+        `${vm.vmId}, which ran in boot ${state.bootId}, is gone with it`,
+      data: { previousBootId: state.bootId, bootId: obs.bootId },
+    }));
+  }
+  return ranHere.flatMap((vm) => {
+    const seen = obs.vms.find((candidate) => candidate.id === vm.vmId);
+    if (seen === undefined || classifyVmState(seen.state, seen.reason ?? null) !== 'unexpected') return [];
+    const why = `${seen.state}${seen.reason === undefined ? ', no reason given' : ` (${seen.reason})`}`;
+    return [
+      {
+        vm,
+        cause: 'vm-crashed' as const,
+        detail: `${vm.vmId} stopped unexpectedly on ${obs.hostId}: ${why}`,
+        data: { state: seen.state, reason: seen.reason ?? null },
+      },
+    ];
+  });
 }
 
 async function saveHost(
@@ -219,6 +314,8 @@ async function saveVms(
     await vms.setListing(siteId, record.vmId, hostId, { listed: false, autostart: false });
     known.set(record.vmId, { ...record, ...unlisted });
   });
+  // A VM that ran twice, one copy of it here, runs twice no more once this host stops running it.
+  await endRunningTwice(ctx, control, hostId, (vmId) => obs.vms.some((vm) => vm.id === vmId && occupies(vm)));
 }
 
 function observed(hostId: string, vm: ObservedVm, at: number): Partial<VmRecord> {
@@ -274,6 +371,8 @@ async function checkSplitBrain(
   const otherNow = inReport.get(other);
   if (otherNow !== undefined && !otherNow.vms.some((vm) => vm.id === record.vmId && occupies(vm))) return;
   ctx.ports.metrics.count(METRIC.SplitBrainDetected);
+  // Kept on the site until one of the two stops running it, for the detector's lasting gauge.
+  await recordRunningTwice(ctx, control.site.siteId, record.vmId, [other, hostId]);
   const incidentId = otherSummary?.incidentId ?? control.hosts[hostId]?.incidentId ?? null;
   if (incidentId !== null) {
     await appendEvent(

@@ -6,6 +6,7 @@ import type { AppContext } from '../context';
 import type { HostRecord, IncidentRecord, SiteControl } from '../ports';
 import { appendEvent } from '../shared/events';
 import { fencingInputFor } from '../shared/fencing-guard';
+import { recordHaSet } from '../shared/ha-set';
 import { incidentOf, summaryOf, transitionHostSummaryAfter } from '../shared/host-lifecycle';
 import { updateIncident } from '../shared/incidents';
 import { METRIC } from '../shared/metrics';
@@ -129,10 +130,13 @@ async function startIncident(
   if (incident === null) {
     // The incident marked open and the incident itself go out side by side; the execution starts only
     // once both are written, so an opening cut short is found again (suspect, open) and finished.
+    // The HA set goes out beside them (it reads only the host's VMs): it must be on the timeline before
+    // the execution starts, since every step that places or judges VMs reads it.
     const [result] = await Promise.all([
       incidents.create(newIncident(ctx, args)),
       fresh ? sites.setIncidentOpen(siteId, state.incidentId, true) : Promise.resolve(),
       summarized,
+      recordHaSet(ctx, haSetRef(siteId, args.host.hostId, state)),
     ]);
     incident = result.incident;
     created = result.created;
@@ -143,13 +147,37 @@ async function startIncident(
   if (incident.executionArn !== null) {
     return { incidentId: incident.incidentId, created, executionArn: incident.executionArn };
   }
-  if (!fresh) await sites.setIncidentOpen(siteId, incident.incidentId, true);
+  if (!fresh) {
+    // An opening a crashed call left half done may lack its HA set: recorded now (the first one stands).
+    await Promise.all([
+      sites.setIncidentOpen(siteId, incident.incidentId, true),
+      recordHaSet(
+        ctx,
+        haSetRef(siteId, incident.hostId, {
+          incidentId: incident.incidentId,
+          bootId: incident.bootId,
+          since: incident.openedAt,
+        }),
+      ),
+    ]);
+  }
+  // A VM incident (VM-level HA) runs no execution; a host's incident id never names one.
+  if (incident.input === null) return null;
   // The stored input, not a fresh one: a repeated start must match the first (same name, same input).
   const { executionArn } = await workflow.startIncident(incident.input);
   await updateIncident(ctx, incident.incidentId, (current) =>
     current.executionArn === null ? { executionArn } : null,
   );
   return { incidentId: incident.incidentId, created, executionArn };
+}
+
+/** What recordHaSet needs of the incident being opened. */
+function haSetRef(
+  siteId: string,
+  hostId: string,
+  state: { readonly incidentId: string; readonly bootId: string; readonly since: number },
+): Parameters<typeof recordHaSet>[1] {
+  return { incidentId: state.incidentId, siteId, hostId, bootId: state.bootId, openedAt: state.since };
 }
 
 function newIncident(
@@ -164,6 +192,7 @@ function newIncident(
   const { control, host, state, now } = args;
   const policy = clusterPolicy(ctx, control.clusters, host.cluster);
   const silence = hostSilence(control.relays, host.hostId, now, policy);
+  const overdue = silence.views.filter((v) => v.overdue);
   const input: IncidentInput = {
     incidentId: state.incidentId,
     siteId: control.site.siteId,
@@ -173,8 +202,18 @@ function newIncident(
     openedAt: state.since,
     timing: workflowTiming(policy),
     evidence: {
-      relays: silence.views.map((v) => ({ relayId: v.relayId, lastHeardMsAgo: v.lastHeardMsAgo ?? 0 })),
+      relays: silence.views.flatMap((v) =>
+        v.lastHeardMsAgo === null ? [] : [{ relayId: v.relayId, lastHeardMsAgo: v.lastHeardMsAgo }],
+      ),
       silentAfterMs: hostSilentAfterMs(policy),
+      ...(overdue.length === 0
+        ? {}
+        : {
+            overdueRelays: overdue.map((v) => ({
+              relayId: v.relayId,
+              reportAgeMs: Math.max(0, Math.round(v.reportAgeMs)),
+            })),
+          }),
     },
   };
   return {

@@ -8,6 +8,7 @@ import { hostSilentAfterMs } from '../../core/policy';
 import type { AppContext } from '../context';
 import { ClockSkewError, UnknownRelayError } from '../errors';
 import type { RelayRecord, SiteControl } from '../ports';
+import { recoverAfterReport } from '../recovery/triggers';
 import { allSettledOrThrow } from '../shared/concurrently';
 import { METRIC } from '../shared/metrics';
 import { clusterPolicy, defaultPolicy, reportIntervalMs } from '../shared/policy';
@@ -46,11 +47,20 @@ export async function recordReport(
   if (control === null) throw new UnknownRelayError('unknown relay');
 
   const silentHosts = silentSet(ctx, control, report.hosts);
+  // The pace is decided before the liveness write, which records it: the relay's votes age by the pace it
+  // was asked to keep (app/shared/relays.ts). A report that opens an incident calls an up host silent, so
+  // the pace it gets is already the incident pace.
+  const nextReportInMs = reportIntervalMs(
+    ctx,
+    control.clusters,
+    incidentUnderWay(control) || silenceUnresolved(control, report.relayId, silentHosts),
+  );
   const relay = await relays.acceptReport(report.siteId, report.relayId, {
     seq: report.seq,
     at: now,
     credentialHash: ctx.hasher.hash(secret),
     silentHosts,
+    nextReportInMs,
   });
   metrics.count(METRIC.ReportsIngested);
   const view = withRelay(control, relay);
@@ -60,14 +70,25 @@ export async function recordReport(
   // Opening an incident for the hosts it calls silent is what the report is most urgently for, and it
   // touches only those hosts: it goes out beside the work on the hosts it heard and on command results.
   // Command results (each its own command's, completing a waiting task) go beside both as well.
-  const [opened] = await allSettledOrThrow<[number, undefined, undefined]>([
+  const [opened, restartsAfterResults, restartsAfterInventory] = await allSettledOrThrow<
+    [number, number, number]
+  >([
     openSilent(ctx, { siteId: report.siteId, view, relay, silentIds, now }),
-    recordResults(ctx, { siteId: report.siteId, relayId: report.relayId, results: report.results }).then(
-      () => undefined,
-    ),
+    recordResults(ctx, {
+      siteId: report.siteId,
+      relayId: report.relayId,
+      results: report.results,
+      control: view,
+    }).then((done) => done.ordered),
     (async () => {
-      const { rebooted } = await recordInventory(ctx, { control: view, heard, now });
+      const { rebooted, recovery } = await recordInventory(ctx, { control: view, heard, now });
       await recordHostsAlive(ctx, { control: view, relayId: report.relayId, heard, rebooted, now });
+      // VM-level HA once the hosts' lifecycles are written (a host back from a fence takes VMs again).
+      const restarts = await recoverAfterReport(ctx, {
+        control: view,
+        relayId: report.relayId,
+        found: recovery,
+      });
       // After the inventory, so that readiness of a host first seen in this very report finds its record;
       // after the lifecycle writes, since it is the least urgent and would only make them retry.
       await recordFenceReadiness(ctx, {
@@ -76,12 +97,17 @@ export async function recordReport(
         readiness: report.fenceReadiness ?? [],
         now,
       });
-      return undefined;
+      return restarts.ordered;
     })(),
   ]);
 
-  // Commands exist only during incidents, so the lookup is skipped (and paid for) only then.
-  const incidentsOpen = control.openIncidents.length > 0 || opened > 0;
+  // Commands exist only during incidents and while HA VMs are down (VM-level HA's starts), so the lookup
+  // is skipped (and paid for) only then.
+  const incidentsOpen =
+    control.openIncidents.length > 0 ||
+    opened > 0 ||
+    control.recovering.length > 0 ||
+    restartsAfterResults + restartsAfterInventory > 0;
   const commands = incidentsOpen
     ? await commandsFor(ctx, { siteId: report.siteId, relayId: report.relayId, now })
     : [];
@@ -89,11 +115,7 @@ export async function recordReport(
     protocol: PROTOCOL_VERSION,
     acceptedSeq: relay.lastSeq,
     commands,
-    nextReportInMs: reportIntervalMs(
-      ctx,
-      control.clusters,
-      opened > 0 || incidentUnderWay(control) || silenceUnresolved(view),
-    ),
+    nextReportInMs,
   };
 }
 
@@ -134,15 +156,22 @@ function incidentUnderWay(control: SiteControl): boolean {
 }
 
 /**
- * Some relay calls an up host silent, but no incident has it yet (the other relays have not called it
+ * Some relay (this report's silent set in place of the reporting relay's last one) calls an up host silent,
+ * but no incident has it yet (the other relays have not called it
  * silent, or this report is about to open it): the fence command is near, so the relays report at the
  * incident pace already instead of one full interval later. Hosts already suspect, fenced or in
  * maintenance do not count, so a host that stays off does not keep the site on the fast pace.
  */
-function silenceUnresolved(control: SiteControl): boolean {
-  return control.relays.some((relay) =>
-    Object.keys(relay.silentHosts).some((hostId) => control.hosts[hostId]?.status === 'up'),
-  );
+function silenceUnresolved(
+  control: SiteControl,
+  relayId: string,
+  silentHosts: Readonly<Record<string, number>>,
+): boolean {
+  const sets = [
+    ...control.relays.filter((r) => r.relayId !== relayId).map((r) => r.silentHosts),
+    silentHosts,
+  ];
+  return sets.some((set) => Object.keys(set).some((hostId) => control.hosts[hostId]?.status === 'up'));
 }
 
 /** Hosts this relay calls silent under their cluster's policy, with how long ago it last heard each. */

@@ -3,12 +3,16 @@ import type { AppContext } from '../context';
 import { ConflictError } from '../errors';
 import { appendEvent } from '../shared/events';
 import { incidentOf } from '../shared/host-lifecycle';
-import { requireIncident, updateIncident } from '../shared/incidents';
+import { requireIncident } from '../shared/incidents';
+import { answerOperatorWait } from '../shared/operator-wait';
 
 /**
  * An operator's explicit confirmation that the host is powered off (safety rule 1's second way): accepted
- * only while the incident waits for it, for the host it names. The confirmation goes on the timeline
- * first, as the evidence MarkFenced requires, and then completes the AwaitOperator task.
+ * whenever it comes while the incident waits for it (open, its host awaiting the operator in it), for the
+ * host it names, also after the failover stopped waiting (the policy's operatorTimeoutMs). The
+ * confirmation goes on the timeline first, as the evidence MarkFenced requires; then it answers the wait
+ * (app/shared/operator-wait.ts): it completes the AwaitOperator task, or, once the wait has ended, starts
+ * an execution that resumes the failover at MarkFenced. A repeated confirmation changes nothing.
  */
 export async function confirmPowerOff(
   ctx: AppContext,
@@ -16,15 +20,18 @@ export async function confirmPowerOff(
 ): Promise<OperatorDecision & { readonly incidentId: string; readonly hostId: string }> {
   const at = ctx.ports.clock.now();
   const incident = await requireIncident(ctx, args.incidentId);
-  const token = incident.operatorTaskToken;
   if (incident.hostId !== args.hostId) {
     throw new ConflictError(
       `incident ${args.incidentId} is about host ${incident.hostId}, not ${args.hostId}`,
     );
   }
-  if (incident.outcome !== 'awaiting-operator' || token === null || incident.closedAt !== null) {
+  const answered = incident.operatorAnswer ?? null;
+  if (answered?.decision === 'confirmed-off') {
+    return { ...answered, decision: 'confirmed-off', incidentId: args.incidentId, hostId: args.hostId };
+  }
+  if (incident.outcome !== 'awaiting-operator' || incident.closedAt !== null || answered !== null) {
     throw new ConflictError(
-      `incident ${args.incidentId} is not waiting for an operator (${incident.outcome})`,
+      `incident ${args.incidentId} is not waiting for an operator (${incident.outcome}${answered === null ? '' : `, answered: ${answered.decision}`})`,
     );
   }
   const host = await ctx.ports.hosts.getHost(incident.siteId, incident.hostId);
@@ -47,10 +54,21 @@ export async function confirmPowerOff(
       operator: args.operator,
     },
   );
-  const decision: OperatorDecision = { decision: 'confirmed-off', by: args.operator, at };
-  await ctx.ports.workflow.sendTaskSuccess(token, decision);
-  await updateIncident(ctx, args.incidentId, (current) =>
-    current.operatorTaskToken === token ? { operatorTaskToken: null } : null,
-  );
+  const { effect, incident: after } = await answerOperatorWait(ctx, args.incidentId, {
+    decision: 'confirmed-off',
+    by: args.operator,
+    at,
+  });
+  const standing = after.operatorAnswer ?? null;
+  if (effect === 'already-answered' && standing?.decision !== 'confirmed-off') {
+    // The host was heard again first: its answer stands and this confirmation is moot.
+    throw new ConflictError(
+      `incident ${args.incidentId} was answered first: ${standing?.decision ?? 'closed'}`,
+    );
+  }
+  const decision: OperatorDecision =
+    standing?.decision === 'confirmed-off'
+      ? { decision: 'confirmed-off', by: standing.by, at: standing.at }
+      : { decision: 'confirmed-off', by: args.operator, at };
   return { ...decision, incidentId: args.incidentId, hostId: args.hostId };
 }

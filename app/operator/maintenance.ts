@@ -1,6 +1,7 @@
 import { type HostStatus, LifecycleError } from '../../core/lifecycle';
 import type { AppContext } from '../context';
 import { ConflictError } from '../errors';
+import { recoverAfterCapacityChange } from '../recovery/triggers';
 import { appendEvent } from '../shared/events';
 import { transitionHost } from '../shared/host-lifecycle';
 
@@ -47,6 +48,11 @@ export async function setMaintenance(
       `${args.hostId} was put into maintenance by ${args.caller}: this incident no longer acts on it`,
       { by: args.caller },
     );
+  }
+  // Out of maintenance, the host takes VMs again: HA VMs left down for lack of room try it at once.
+  if (!args.enabled && change.before.status === 'maintenance' && change.host.lifecycle.status === 'up') {
+    const control = await ctx.ports.sites.loadControl(args.siteId);
+    if (control !== null && control.recovering.length > 0) await recoverAfterCapacityChange(ctx, control);
   }
   return { siteId: args.siteId, hostId: args.hostId, status: change.host.lifecycle.status, by: args.caller };
 }

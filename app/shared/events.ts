@@ -23,7 +23,18 @@ export type IncidentEventKind =
   | 'host-came-back'
   | 'split-brain'
   | 'maintenance'
-  | 'reopened';
+  | 'reopened'
+  // VM-level HA (app/recovery): a VM incident's own kinds, and `retry-listed` on a host incident.
+  | 'vm-stopped'
+  | 'restart-scheduled'
+  | 'restart-failed'
+  | 'restart-budget-exhausted'
+  | 'retry-listed'
+  | 'down-on-purpose'
+  | 'ha-vms'
+  | 'boot-ended'
+  | 'operator-timed-out'
+  | 'resumed';
 
 /** Appends one line to an incident's timeline at the clock's now. */
 export async function appendEvent(

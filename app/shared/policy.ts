@@ -3,12 +3,6 @@ import { type HaPolicy, resolvePolicy } from '../../core/policy';
 import type { AppContext } from '../context';
 import type { ClusterRecord } from '../ports';
 
-/**
- * How long AwaitOperator waits for an operator. HaPolicy has no field for it: an operator's answer takes
- * human time, unrelated to the heartbeat the other timings derive from.
- */
-export const OPERATOR_TIMEOUT_MS = 24 * 60 * 60 * 1000;
-
 /** The deployment's default policy, for what is site-wide rather than per cluster (clock skew). */
 export function defaultPolicy(ctx: AppContext): HaPolicy {
   return resolvePolicy(ctx.defaults);
@@ -44,6 +38,6 @@ export function workflowTiming(policy: HaPolicy): WorkflowTiming {
     confirmSilenceSeconds: Math.ceil(policy.confirmSilenceMs / 1000),
     fenceAttemptTimeoutSeconds: seconds(policy.fenceAttemptTimeoutMs),
     startTimeoutSeconds: seconds(policy.startTimeoutMs),
-    operatorTimeoutSeconds: seconds(OPERATOR_TIMEOUT_MS),
+    operatorTimeoutSeconds: seconds(policy.operatorTimeoutMs),
   };
 }

@@ -14,6 +14,7 @@ import {
   revokeRelay,
   setFencing,
   setMaintenance,
+  setVmDownOnPurpose,
   setVmMetadata,
 } from '../../app/operator';
 import {
@@ -22,6 +23,7 @@ import {
   ListIncidentsQuerySchema,
   OPERATOR_ROUTES,
   type OperatorRouteName,
+  SetDownOnPurposeBodySchema,
   SetFencingBodySchema,
   SetMaintenanceBodySchema,
   SetVmMetadataBodySchema,
@@ -75,6 +77,11 @@ const ROUTES: { readonly [K in OperatorRouteName]: Route } = {
     const { siteId, vmId } = validate(VmParams, req.params, 'path');
     const body = validate(SetVmMetadataBodySchema, req.body(), 'body');
     return ok(await setVmMetadata(ctx, { siteId, vmId, body }));
+  },
+  setVmDownOnPurpose: async (ctx, req) => {
+    const { siteId, vmId } = validate(VmParams, req.params, 'path');
+    const { enabled } = validate(SetDownOnPurposeBodySchema, req.body(), 'body');
+    return ok(await setVmDownOnPurpose(ctx, { siteId, vmId, enabled, caller: req.caller }));
   },
   setMaintenance: async (ctx, req) => {
     const { siteId, hostId } = validate(HostParams, req.params, 'path');

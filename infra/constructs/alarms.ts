@@ -19,6 +19,25 @@ export interface HaloAlarmsProps {
   readonly functions: Readonly<Record<string, IFunction>>;
 }
 
+/** Where the detector's gauges name what they count: every tick's report, in the detector's log group. */
+const NAMED_IN_TICK_REPORT =
+  ' The detector names them every tick: its log group, "detector tick" lines, report.alerts (per site).';
+
+/**
+ * A gauge the detector publishes every tick (10 s), so the alarm stays in ALARM while it is above zero and
+ * returns to OK when it is zero: Maximum over a short period. No datapoint means the detector did not run,
+ * not that things were fixed: the last state is kept (the detector's own Errors alarm reports the outage).
+ */
+function lastingGauge(metric: HaloMetricName, description: string): (typeof METRIC_ALARMS)[number] {
+  return {
+    metric,
+    statistic: 'Maximum',
+    period: Duration.minutes(1),
+    description: description + NAMED_IN_TICK_REPORT,
+    treatMissingData: TreatMissingData.IGNORE,
+  };
+}
+
 /** The Halo alarms on custom metrics, with what each one asks of the operator. */
 const METRIC_ALARMS: readonly {
   metric: HaloMetricName;
@@ -85,6 +104,33 @@ const METRIC_ALARMS: readonly {
     // No datapoint between capacity passes, or when the detector did not run: keep the last state.
     treatMissingData: TreatMissingData.IGNORE,
   },
+  lastingGauge(
+    HALO_METRIC.HostsAwaitingOperator,
+    'A host could not be fenced and its HA VMs stay down until an operator confirms it is powered off: ' +
+      'check the host, then POST /v1/incidents/{incidentId}/confirm-power-off (it works at any time, also ' +
+      'after the failover stopped waiting). The incident timeline says why fencing failed.',
+  ),
+  lastingGauge(
+    HALO_METRIC.VmsRunningTwice,
+    'SEVERITY 1: a VM runs on two hosts at once (safety rule 6): two copies may be writing its disks. ' +
+      'Stop one copy now; the incident timeline (split-brain) names the VM and both hosts.',
+  ),
+  lastingGauge(
+    HALO_METRIC.HaVmsDown,
+    'HA VMs are down and must run again: a failover could not restart them (no room, every start ' +
+      'failed) or they stopped on their own, and they are retried. GET /v1/sites/{siteId}/vms shows each ' +
+      "one's recovery; the closed incident's timeline names those its failover left down.",
+  ),
+  lastingGauge(
+    HALO_METRIC.ClustersMassSilent,
+    'More than the mass-silence share of a cluster is silent (safety rule 3): nothing there is fenced or ' +
+      'restarted. Check the cluster network or power; confirm hosts off by hand if they are.',
+  ),
+  lastingGauge(
+    HALO_METRIC.SitesOnOneRelay,
+    'A site is down to one live relay: one more failure partitions it (nothing is fenced then) and a ' +
+      'fence has no second relay to go through. Bring the silent relay back.',
+  ),
 ];
 
 /**

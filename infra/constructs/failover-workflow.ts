@@ -30,6 +30,7 @@ import {
   type StepRequest,
   type VmAttempt,
   WORKFLOW_ERROR,
+  type WorkflowResume,
 } from '../../contracts/workflow';
 import { acknowledge, acknowledgeFunctionVersions } from '../nag';
 
@@ -127,7 +128,8 @@ const caughtError = JsonPath.objectAt('$.error');
 
 /**
  * Builds the failover definition in `scope` (state constructs are named after STATE) with `stepsFunction`
- * serving every Task. Returned chain starts at Suspicion (Suspect beside WaitBeforeConfirm).
+ * serving every Task. It starts at StartOrResume?, which sends a new incident to Suspicion (Suspect beside
+ * WaitBeforeConfirm) and an execution that resumes one to where it goes on.
  */
 export function buildFailoverDefinition(scope: Construct, stepsFunction: IFunction): IChainable {
   const fn = stepsFunction;
@@ -181,6 +183,12 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
     '$.closed',
   );
 
+  // ---------------------------------------------------------------- a new boot instead of a fence
+  // The host is heard in a new boot before its failed boot was confirmed off: that boot has ended with its
+  // VMs, so they restart without fencing (and the new boot is never powered off).
+  const hostRebooted = stepTask(scope, STATE.HostRebooted, fn, 'host-rebooted', { incident }, '$.rebooted');
+  const rebooted = { errors: [WORKFLOW_ERROR.HostRebooted], resultPath: '$.rebootedBy' };
+
   // ---------------------------------------------------------------- fencing
   const fence = callbackTask(
     scope,
@@ -215,6 +223,9 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
     { incident, error: JsonPath.objectAt('$.fenceError') },
     JsonPath.DISCARD,
   );
+  // Before the catch-all: a relay that hears the host in a new boot refuses the fence, and the retried
+  // dispatch finds the new boot.
+  fence.addCatch(hostRebooted, rebooted);
   fence.addCatch(fenceFailed, { errors: ['States.ALL'], resultPath: '$.fenceError' });
   // An acknowledged power-off is not a confirmation (safety rule 1): only a read-back of `off` is.
   verifyPowerOff.addCatch(fenceFailed, {
@@ -235,9 +246,18 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
   const operatorNeverAnswered = new Fail(scope, STATE.OperatorNeverAnswered, {
     error: WORKFLOW_ERROR.OperatorNeverAnswered,
     cause:
-      'No operator decision before operatorTimeoutSeconds; the host was never confirmed off and nothing was restarted.',
+      'No operator decision before operatorTimeoutSeconds; the host was never confirmed off and nothing was restarted yet. The incident stays open: a later confirm-power-off resumes the failover in an execution of its own.',
   });
-  awaitOperator.addCatch(operatorNeverAnswered, { errors: ['States.Timeout'] });
+  // The wait ends at the policy's operator timeout, unless an answer raced it (then it leads on).
+  const operatorTimedOut = stepTask(
+    scope,
+    STATE.OperatorTimedOut,
+    fn,
+    'operator-timed-out',
+    { incident },
+    '$.operator',
+  );
+  awaitOperator.addCatch(operatorTimedOut, { errors: ['States.Timeout'], resultPath: '$.operatorTimeout' });
   const hostCameBack = stepTask(
     scope,
     STATE.HostCameBack,
@@ -259,7 +279,9 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
   const operatorOutcome = new Choice(scope, STATE.OperatorOutcome)
     .when(Condition.stringEquals('$.operator.decision', 'host-came-back'), hostCameBack)
     .when(Condition.stringEquals('$.operator.decision', 'confirmed-off'), operatorConfirmedOff)
+    .when(Condition.stringEquals('$.operator.decision', 'no-answer'), operatorNeverAnswered)
     .otherwise(unknownOperatorDecision);
+  operatorTimedOut.next(operatorOutcome);
 
   // ---------------------------------------------------------------- restarts
   const markFenced = stepTask(
@@ -363,8 +385,20 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
   fence.next(verifyPowerOff);
   verifyPowerOff.next(markFenced);
   markFenced.next(planPlacement).next(startPriorityWaves).next(close).next(incidentClosed);
+  hostRebooted.next(planPlacement);
+  // Every state that can find the host in a new boot routes to HostRebooted.
+  for (const state of [
+    confirmSilence,
+    checkFencingPolicy,
+    fenceFailed,
+    awaitOperator,
+    operatorTimedOut,
+    markFenced,
+  ]) {
+    state.addCatch(hostRebooted, rebooted);
+  }
 
-  return suspicion
+  const start = suspicion
     .next(confirmSilence)
     .next(
       new Choice(scope, STATE.StillSilent)
@@ -377,6 +411,14 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
           ),
         ),
     );
+  // An execution that resumes a failover (its first one had stopped waiting for an operator) starts where
+  // that one would have gone on: at the operator's decision, or at the host's new boot.
+  const resuming = (resume: WorkflowResume['resume']) =>
+    Condition.and(Condition.isPresent('$.resume'), Condition.stringEquals('$.resume', resume));
+  return new Choice(scope, STATE.StartOrResume)
+    .when(resuming('host-rebooted'), hostRebooted)
+    .when(Condition.and(resuming('operator-confirmed'), Condition.isPresent('$.operator')), operatorOutcome)
+    .otherwise(start);
 }
 
 /** Properties of the {@link FailoverWorkflow}. */

@@ -52,11 +52,19 @@ export class SimHypervisor implements Hypervisor {
     return { cpus: host.cpus, memoryMiB: host.memoryMiB };
   }
 
+  /**
+   * Every VM defined here, as libvirt lists it: running, or stopped with its state and reason (a crashed
+   * VM stays defined, so it is listed `shut-off`/`crashed`; after a reboot every one is `shut-off`/`unknown`).
+   */
   async listVms(): Promise<ObservedVm[]> {
     this.alive();
-    return this.world
-      .vmsOn(this.hostId)
-      .map((vm) => ({ id: vm.id, cpus: vm.cpus, memoryMiB: vm.memoryMiB, state: 'running' }));
+    const running = new Set(this.world.vmsOn(this.hostId).map((vm) => vm.id));
+    return this.world.vmsDefinedOn(this.hostId).map((vm): ObservedVm => {
+      const shape = { id: vm.id, cpus: vm.cpus, memoryMiB: vm.memoryMiB };
+      if (running.has(vm.id)) return { ...shape, state: 'running' };
+      const stopped = this.world.stoppedState(vm.id, this.hostId);
+      return { ...shape, state: stopped.state, reason: stopped.reason };
+    });
   }
 
   async startVm(vm: VmSpec): Promise<void> {

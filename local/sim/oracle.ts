@@ -1,4 +1,5 @@
 import type { Scenario, ViolationRule } from '../../contracts/scenario';
+import { type AvailabilityConfig, AvailabilityRules, type ClosedIncident } from './availability';
 import type { World, WorldEvent } from './world';
 
 /** A broken safety rule, as the report lists it. */
@@ -13,6 +14,8 @@ export interface OracleConfig {
   readonly cpuOvercommit: number;
   /** One wave timeout: a lower-priority start this long after the fence may precede a late higher one. */
   readonly startTimeoutMs: number;
+  /** Settings of the availability rules (`ha-vm-down`, `false-recovered`). */
+  readonly availability: Omit<AvailabilityConfig, 'vms'>;
 }
 
 const RANK = { high: 0, medium: 1, low: 2 } as const;
@@ -40,6 +43,14 @@ export class Oracle {
   private readonly fencedAt = new Map<string, number>();
   /** Restarts away from a failed host, by host and fence: one incident's waves. */
   private readonly restarts = new Map<string, Restart[]>();
+  /** When each host last booted afresh: a new boot id proves the old boot's VMs gone. */
+  private readonly bootedAt = new Map<string, number>();
+  /**
+   * VMs whose last stop was their own (crash, guest shutdown) on a host whose agent was on the LAN to
+   * report it: starting them elsewhere needs no fence, the host itself says they are not running.
+   */
+  private readonly stoppedAlone = new Map<string, string>();
+  private readonly availability: AvailabilityRules;
 
   constructor(
     private readonly world: World,
@@ -47,7 +58,40 @@ export class Oracle {
   ) {
     this.meta = new Map(config.vms.map((vm) => [vm.id, vm]));
     for (const vm of config.vms) this.lastRanOn.set(vm.id, vm.host);
-    world.subscribe((event) => this.check(event));
+    this.availability = new AvailabilityRules(
+      world,
+      { ...config.availability, vms: config.vms },
+      (rule, atMs, detail) => this.violate(rule, atMs, detail),
+    );
+    world.subscribe((event) => {
+      this.check(event);
+      this.availability.observe(event);
+    });
+  }
+
+  /** Judges the time-bound rules at `nowMs` (scenario time): the runner calls it as it polls. */
+  tick(nowMs: number): void {
+    this.availability.check(nowMs);
+  }
+
+  /** An HA VM is down and owed but still inside its bound: the run is not over yet. */
+  pending(): boolean {
+    return this.availability.pending();
+  }
+
+  /** Ms the VM ran nowhere up to `nowMs`. */
+  downMs(vmId: string, nowMs: number): number {
+    return this.availability.downMs(vmId, nowMs);
+  }
+
+  /** The control plane accepted an operator's confirmation that the host is off (for `ha-vm-down`). */
+  operatorConfirmed(hostId: string, atMs: number): void {
+    this.availability.operatorConfirmed(hostId, atMs);
+  }
+
+  /** Judges a closed incident (`false-recovered`); once per incident, however often it is passed. */
+  incidentClosed(incident: ClosedIncident): void {
+    this.availability.incidentClosed(incident);
   }
 
   /** Checks one world event (the world calls this for every event once subscribed). */
@@ -65,6 +109,14 @@ export class Oracle {
         return;
       case 'vm-start':
         this.started(event.vm, event.host, event.atMs);
+        return;
+      case 'vm-stop':
+        if (event.cause !== 'host' && this.world.onLan(event.host))
+          this.stoppedAlone.set(event.vm, event.host);
+        else this.stoppedAlone.delete(event.vm);
+        return;
+      case 'os':
+        if (event.running) this.bootedAt.set(event.host, event.atMs);
         return;
       default:
         return;
@@ -91,17 +143,22 @@ export class Oracle {
     }
     const previous = this.lastRanOn.get(vmId);
     const ranSince = this.lastStartAt.get(vmId) ?? 0;
+    const alone = this.stoppedAlone.get(vmId);
     this.lastRanOn.set(vmId, hostId);
     this.lastStartAt.set(vmId, atMs);
+    this.stoppedAlone.delete(vmId);
     if (previous === undefined || previous === hostId) return;
-    // Safe only if the previous host lost power, or was confirmed off, after the VM started there: a host
-    // powered back on later boots without it, but one that never went off may still be running it.
-    const off = this.offAt.get(previous);
-    if (off === undefined || off < ranSince) {
+    // Its own stop, reported by a live host: a VM-level restart elsewhere, no host failed, no fence due.
+    if (alone === previous) return;
+    // Safe only if the previous host lost power, was confirmed off, or booted afresh after the VM started
+    // there: a host powered back on or rebooted runs none of its old VMs, but one that never went off may
+    // still be running it.
+    const off = Math.max(this.offAt.get(previous) ?? -1, this.bootedAt.get(previous) ?? -1);
+    if (off < ranSince) {
       this.violate(
         'restart-before-fence',
         atMs,
-        `${vmId} started on ${hostId} while ${previous}, where it last ran, had not lost power nor been confirmed off since`,
+        `${vmId} started on ${hostId} while ${previous}, where it last ran, had not lost power, been confirmed off nor booted afresh since`,
       );
     }
     if (meta !== undefined) this.checkPriority(previous, { vm: vmId, priority: meta.priority, atMs });

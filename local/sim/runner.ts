@@ -2,7 +2,7 @@ import type { IncidentEvent, IncidentRecord } from '../../app/ports';
 import type { OperatorRouteName } from '../../contracts/operator-api';
 import type { Scenario, ScenarioFault, ScenarioReport } from '../../contracts/scenario';
 import { PlanOutputSchema } from '../../contracts/workflow';
-import { type HaPolicy, type HaPolicyInput, hostSilentAfterMs, resolvePolicy } from '../../core/policy';
+import { hostSilentAfterMs } from '../../core/policy';
 import { HostAgent } from '../../site/agent/host-agent';
 import type { SiteLogger } from '../../site/ports';
 import type { FenceLevel } from '../../site/relay/config';
@@ -11,6 +11,7 @@ import { type LocalControlPlane, type OperatorCall, startLocalControlPlane } fro
 import type { LocalDynalite } from '../dynalite';
 import { MemoryRelayStateStore, realClock, SimBmc, SimHypervisor, SimNetwork, SimUplink } from './adapters';
 import { Oracle } from './oracle';
+import { availabilityConfig, scenarioPolicy } from './policy';
 import { incidentEventText, summaryTable, Timeline, type TimelineEntry } from './timeline';
 import { World } from './world';
 
@@ -39,43 +40,6 @@ export interface RunResult {
   readonly lastHeartbeatAtMs: Readonly<Record<string, number>>;
 }
 
-const seconds = (ms: number): number => Math.max(1000, Math.ceil(ms / 1000) * 1000);
-
-/**
- * The control plane's policy for a scenario. Durations not given derive from the heartbeat, tuned for local
- * runs so that an incident settles within 20 heartbeats of its fault: the silence is re-checked after one
- * heartbeat, a fence attempt and a start get five heartbeats (whole seconds, as Step Functions counts
- * them: at least one, which a local step of 10–50 ms leaves ample), and fencing gives up after two
- * attempts. Below a 200 ms heartbeat the whole-second floor stretches the failure paths past 20 beats.
- */
-export function scenarioPolicy(scenario: Scenario): HaPolicy {
-  const t = scenario.timing;
-  const hb = t.hostHeartbeatMs;
-  const fenceAttemptTimeoutMs = t.fenceAttemptTimeoutMs ?? seconds(5 * hb);
-  const confirmSilenceMs = t.confirmSilenceMs ?? hb;
-  const input: HaPolicyInput = {
-    hostHeartbeatMs: hb,
-    missedHeartbeats: t.missedHeartbeats,
-    relayReportMs: t.relayReportMs,
-    incidentReportMs: t.incidentReportMs ?? Math.min(t.relayReportMs, Math.max(25, hb / 2)),
-    relaySilentAfterMs: t.relaySilentAfterMs ?? 3 * t.relayReportMs,
-    confirmSilenceMs,
-    fenceAttemptTimeoutMs,
-    // Two attempts (through two relays when there are two), then the operator.
-    fenceDeadlineMs: t.fenceDeadlineMs ?? confirmSilenceMs + 2 * fenceAttemptTimeoutMs + 2 * hb,
-    // A VM that boots slowly (vmBootMs) gets twice its boot time: a timeout is a start left unconfirmed.
-    startTimeoutMs: t.startTimeoutMs ?? seconds(Math.max(5 * hb, 2 * (t.vmBootMs ?? 0))),
-    cpuOvercommit: scenario.policy.cpuOvercommit,
-    reserveMiB: scenario.policy.reserveMiB,
-    reserveCpus: scenario.policy.reserveCpus,
-    massSilenceShare: scenario.policy.massSilenceShare,
-    ...(scenario.policy.maxStartAttempts === undefined
-      ? {}
-      : { maxStartAttempts: scenario.policy.maxStartAttempts }),
-  };
-  return resolvePolicy(input);
-}
-
 /** A small seeded PRNG (mulberry32): the simulator's choices repeat for a seed. */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
@@ -92,6 +56,8 @@ export function seededRandom(seed: number): () => number {
 interface Program {
   readonly controller: AbortController;
   readonly done: Promise<void>;
+  /** The host agent, told of its hypervisor's changes as libvirt's events would tell it. */
+  readonly agent?: HostAgent;
 }
 
 /** Throws unless the operator call answered 2xx; returns its body. */
@@ -135,15 +101,19 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     vms: scenario.vms,
     cpuOvercommit: policy.cpuOvercommit,
     startTimeoutMs: policy.startTimeoutMs,
+    availability: availabilityConfig(scenario, policy),
   });
   const reported = new Set<number>();
-  world.subscribe((event) => {
-    timeline.world(event);
+  const printViolations = (atMs: number) => {
     for (const [i, v] of oracle.violations.entries()) {
       if (reported.has(i)) continue;
       reported.add(i);
-      timeline.add({ atMs: event.atMs, source: 'oracle', subject: v.rule, text: v.detail });
+      timeline.add({ atMs, source: 'oracle', subject: v.rule, text: v.detail });
     }
+  };
+  world.subscribe((event) => {
+    timeline.world(event);
+    printViolations(event.atMs);
   });
   const siteErrors: string[] = [];
   const network = new SimNetwork(world, (error) => siteErrors.push(String(error)));
@@ -205,7 +175,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
         await realClock.sleep(delayMs);
         await agent.run(controller.signal);
       })().catch((error: unknown) => void siteErrors.push(`agent ${hostId}: ${String(error)}`));
-      agents.set(hostId, { controller, done });
+      agents.set(hostId, { controller, done, agent });
     };
     const stopProgram = (programs: Map<string, Program>, id: string) => {
       programs.get(id)?.controller.abort();
@@ -252,9 +222,12 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       })().catch((error: unknown) => void siteErrors.push(`relay ${relayId}: ${String(error)}`));
       relays.set(relayId, { controller, done });
     };
-    // The world decides which programs run: a crashed host's agent dies, a booted one starts afresh.
+    // The world decides which programs run: a crashed host's agent dies, a booted one starts afresh. A VM
+    // that starts or stops is a libvirt lifecycle event, which the production agent watches.
     world.subscribe((event) => {
-      if (event.kind === 'os') {
+      if (event.kind === 'vm-start' || event.kind === 'vm-stop') {
+        agents.get(event.host)?.agent?.changed();
+      } else if (event.kind === 'os') {
         if (event.running) startAgent(event.host, 0);
         else stopProgram(agents, event.host);
       } else if (event.kind === 'relay') {
@@ -311,6 +284,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
             body: { hostId: fault.host, operator: 'sim-operator' },
           });
           if (answer.status === 200) {
+            oracle.operatorConfirmed(fault.host, elapsed());
             operatorsPending -= 1;
             return;
           }
@@ -355,17 +329,38 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
         return incidents.some((i) => i.hostId === hostId && i.openedAt - t0 >= since);
       });
     const watcher = new IncidentWatcher(cp, () => t0, timeline);
+    const judgeIncidents = (incidents: readonly IncidentRecord[]) => {
+      for (const i of incidents) {
+        if (i.closedAt === null) continue;
+        oracle.incidentClosed({
+          incidentId: i.incidentId,
+          host: i.hostId,
+          vm: i.kind === 'vm' ? i.vmId : undefined,
+          outcome: i.outcome,
+          openedAtMs: i.openedAt - t0,
+          closedAtMs: i.closedAt - t0,
+        });
+      }
+    };
     for (;;) {
       // An operator's view, not part of the control plane: often enough to end a run soon after it
       // settles, seldom enough not to load the store the control plane runs on.
       await realClock.sleep(Math.max(50, Math.min(250, hb)));
       await watcher.poll();
       const now = elapsed();
+      judgeIncidents(watcher.incidents);
+      oracle.tick(now);
+      printViolations(now);
       if (now >= scenario.durationMs) break;
       if (faultsPending > 0 || operatorsPending > 0 || now < lastFaultAt + margin) continue;
+      // An HA VM down and still inside its bound may yet be restarted: ending now would hide either outcome.
+      if (oracle.pending()) continue;
       if (awaitedIncidents(watcher.incidents) && (await settled(cp, watcher.incidents))) break;
     }
     await watcher.poll();
+    judgeIncidents(watcher.incidents);
+    oracle.tick(elapsed());
+    printViolations(elapsed());
 
     // ---- the report
     for (const program of [...agents.values(), ...relays.values()]) program.controller.abort();
@@ -421,20 +416,24 @@ async function warmUp(cp: LocalControlPlane, scenario: Scenario, timeoutMs: numb
   }
 }
 
+/**
+ * The host's newest incident left to an operator. Also one whose wait timed out (no task token any more):
+ * an operator who confirms late still answers it, and the control plane must still recover.
+ */
 async function awaitingOperator(cp: LocalControlPlane, hostId: string): Promise<IncidentRecord | null> {
-  const open = await cp.ctx.ports.incidents.list({ openOnly: true });
-  return (
-    open.find(
-      (i) => i.hostId === hostId && i.outcome === 'awaiting-operator' && i.operatorTaskToken !== null,
-    ) ?? null
-  );
+  const all = await cp.ctx.ports.incidents.list({ limit: 200 });
+  const waiting = all
+    .filter((i) => i.hostId === hostId && i.outcome === 'awaiting-operator')
+    .sort((a, b) => b.openedAt - a.openedAt);
+  return waiting[0] ?? null;
 }
 
 /** Nothing more will happen by itself: every incident closed or waiting for an operator, no execution busy. */
 async function settled(cp: LocalControlPlane, incidents: readonly IncidentRecord[]): Promise<boolean> {
+  // Waiting with a task token, or past the operator timeout without one: either way only an operator moves it.
   const waiting = new Set(
     incidents
-      .filter((i) => i.closedAt === null && i.outcome === 'awaiting-operator' && i.operatorTaskToken !== null)
+      .filter((i) => i.closedAt === null && i.outcome === 'awaiting-operator')
       .map((i) => i.incidentId),
   );
   if (incidents.some((i) => i.closedAt === null && !waiting.has(i.incidentId))) return false;
@@ -470,8 +469,11 @@ class IncidentWatcher {
         this.timeline.add({
           atMs: incident.openedAt - this.t0(),
           source: 'control-plane',
-          subject: incident.hostId,
-          text: `incident ${incident.incidentId} opened: silent to every live relay`,
+          subject: incident.kind === 'vm' ? (incident.vmId ?? incident.hostId) : incident.hostId,
+          text:
+            incident.kind === 'vm'
+              ? `VM incident ${incident.incidentId} opened: down on ${incident.hostId}`
+              : `incident ${incident.incidentId} opened: silent to every live relay`,
         });
       }
       const fromAt = this.readUpTo.get(incident.incidentId);
@@ -531,13 +533,22 @@ async function buildReport(
     hosts[h.id] = { power: world.host(h.id).power ? 'on' : 'off', state: states.get(h.id) ?? 'unknown' };
   }
   const vms: ScenarioReport['vms'] = {};
-  for (const vm of scenario.vms) vms[vm.id] = { runningOn: [...(world.runningOn.get(vm.id) ?? [])].sort() };
+  const end = Date.now() - t0;
+  for (const vm of scenario.vms) {
+    vms[vm.id] = {
+      runningOn: [...(world.runningOn.get(vm.id) ?? [])].sort(),
+      downMs: oracle.downMs(vm.id, end),
+    };
+  }
   const incidents: ScenarioReport['incidents'] = [];
   for (const incident of watcher.incidents) {
     const events = await watcher.events(incident.incidentId);
     const str = (value: unknown) => (typeof value === 'string' ? value : '');
     incidents.push({
       host: incident.hostId,
+      ...(incident.kind === 'vm'
+        ? { kind: 'vm' as const, ...(incident.vmId === undefined ? {} : { vm: incident.vmId }) }
+        : {}),
       outcome: incident.outcome,
       openedAtMs: incident.openedAt - t0,
       fencedAtMs: incident.fencedAt === null ? null : incident.fencedAt - t0,
@@ -568,4 +579,4 @@ async function buildReport(
   };
 }
 
-export { summaryTable };
+export { scenarioPolicy, summaryTable };

@@ -23,8 +23,23 @@ export function formatEntry(entry: TimelineEntry): string {
 
 function faultSubject(fault: ScenarioFault): string {
   if ('host' in fault) return fault.host;
+  if ('vm' in fault) return fault.vm;
   if ('relay' in fault) return fault.relay;
   return fault.site;
+}
+
+/** The timeline text of a fault: what it does, for the faults whose type alone does not say. */
+function faultText(fault: ScenarioFault): string {
+  switch (fault.type) {
+    case 'vm-start-fails':
+      return `fault: ${fault.vm} will fail to start here`;
+    case 'vm-crash':
+      return 'fault injected: vm-crash (its process dies; the host stays up)';
+    case 'vm-guest-shutdown':
+      return 'fault injected: vm-guest-shutdown (its guest shuts down: on purpose)';
+    default:
+      return `fault injected: ${fault.type}`;
+  }
 }
 
 /** The timeline entry of a world event; null for one that adds nothing for a reader. */
@@ -37,12 +52,7 @@ export function worldEntry(event: WorldEvent): TimelineEntry | null {
   });
   switch (event.kind) {
     case 'fault':
-      return at(
-        faultSubject(event.fault),
-        event.fault.type === 'vm-start-fails'
-          ? `fault: ${event.fault.vm} will fail to start here`
-          : `fault injected: ${event.fault.type}`,
-      );
+      return at(faultSubject(event.fault), faultText(event.fault));
     case 'power':
       return at(event.host, event.on ? 'power on' : `power off (${event.why})`);
     case 'os':
@@ -185,7 +195,7 @@ export function summaryTable(report: ScenarioReport): string {
   const rows = report.incidents.map((incident, i) => {
     const starts = incident.starts.map((s) => s.atMs);
     return [
-      `#${i + 1} ${incident.host}`,
+      `#${i + 1} ${incident.host}${incident.vm === undefined ? '' : `/${incident.vm}`}`,
       incident.outcome,
       secondsOrDash(incident.openedAtMs),
       secondsOrDash(incident.fencedAtMs),
@@ -200,11 +210,30 @@ export function summaryTable(report: ScenarioReport): string {
   const out = [`Scenario: ${report.scenario}`, '', line(header), line(widths.map((w) => '-'.repeat(w)))];
   if (rows.length === 0) out.push('(no incidents)');
   for (const row of rows) out.push(line(row));
-  out.push('');
+  out.push('', ...downTable(report));
   if (report.violations.length === 0) out.push('Violations: none');
   else {
     out.push(`Violations: ${report.violations.length}`);
     for (const v of report.violations) out.push(`  ${v.rule}: ${v.detail}`);
   }
   return out.join('\n');
+}
+
+/** The VMs that ran nowhere for a while: how long in all (SLA minutes), and where each runs at the end. */
+function downTable(report: ScenarioReport): string[] {
+  const down = Object.entries(report.vms)
+    .filter(([, vm]) => vm.downMs > 0)
+    .sort(([a], [b]) => a.localeCompare(b));
+  if (down.length === 0) return ['VMs down: none', ''];
+  const header = ['vm', 'down', 'running on at the end'];
+  const rows = down.map(([id, vm]) => [id, secondsOrDash(vm.downMs), vm.runningOn.join(', ') || '-']);
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
+  const line = (cells: readonly string[]) => cells.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join('  ');
+  return [
+    `VMs down: ${down.length}`,
+    line(header),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map(line),
+    '',
+  ];
 }

@@ -9,6 +9,24 @@ import type { Scenario, ScenarioFault } from '../../contracts/scenario';
 /** How a host's BMC behaves. */
 export type BmcMode = 'ok' | 'unreachable' | 'ignores-off';
 
+/**
+ * Why a VM stopped on a host: its host went (crash, power-off, fence), its own process died while the host
+ * stayed up, or its guest shut down cleanly (on purpose).
+ */
+export type VmStopCause = 'host' | 'crashed' | 'shutdown';
+
+/** How libvirt lists a VM defined on a running host where it does not run (state and reason, as virsh). */
+export interface StoppedVm {
+  readonly state: 'shut-off' | 'crashed';
+  readonly reason: string;
+}
+
+/**
+ * A defined VM not running on a booted host: after a reboot libvirt has lost why it stopped (its runtime
+ * state lives on tmpfs) and lists every inactive definition as `shut off (unknown)`.
+ */
+const STOPPED_UNKNOWN: StoppedVm = { state: 'shut-off', reason: 'unknown' };
+
 /** One change of the world. */
 export type WorldChange =
   | { readonly kind: 'fault'; readonly fault: ScenarioFault }
@@ -23,7 +41,13 @@ export type WorldChange =
   | { readonly kind: 'lan'; readonly host: string; readonly reachable: boolean }
   | { readonly kind: 'bmc'; readonly host: string; readonly mode: BmcMode }
   | { readonly kind: 'vm-start'; readonly vm: string; readonly host: string }
-  | { readonly kind: 'vm-stop'; readonly vm: string; readonly host: string; readonly why: string }
+  | {
+      readonly kind: 'vm-stop';
+      readonly vm: string;
+      readonly host: string;
+      readonly why: string;
+      readonly cause: VmStopCause;
+    }
   | { readonly kind: 'relay'; readonly relay: string; readonly up: boolean }
   | { readonly kind: 'uplink'; readonly site: string; readonly up: boolean }
   | { readonly kind: 'start-fails'; readonly vm: string; readonly host: string }
@@ -62,6 +86,13 @@ export class World {
   readonly vms = new Map<string, VmShape>();
   /** Where each VM really runs: a set, so a VM on two hosts (split brain) is representable. */
   readonly runningOn = new Map<string, Set<string>>();
+  /**
+   * Hosts where libvirt holds each VM's definition: where it first ran and every host it was started on.
+   * A VM that stops there stays defined, so its host's agent keeps listing it, not running.
+   */
+  readonly definedOn = new Map<string, Set<string>>();
+  /** How a VM that stopped on a host whose OS kept running is listed there, by `vm\0host`. */
+  private readonly stoppedAs = new Map<string, StoppedVm>();
   readonly relaysUp = new Map<string, boolean>();
   readonly uplinksUp = new Map<string, boolean>();
   /** The site of each relay. */
@@ -100,6 +131,7 @@ export class World {
     for (const vm of scenario.vms) {
       this.vms.set(vm.id, { id: vm.id, cpus: vm.cpus, memoryMiB: vm.memoryMiB });
       this.runningOn.set(vm.id, new Set([vm.host]));
+      this.definedOn.set(vm.id, new Set([vm.host]));
     }
   }
 
@@ -126,6 +158,21 @@ export class World {
       if (vm !== undefined && hosts.has(hostId)) out.push(vm);
     }
     return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** VMs defined on the host, running there or not, in id order: what `virsh list --all` shows. */
+  vmsDefinedOn(hostId: string): VmShape[] {
+    const out: VmShape[] = [];
+    for (const [vmId, hosts] of this.definedOn) {
+      const vm = this.vms.get(vmId);
+      if (vm !== undefined && hosts.has(hostId)) out.push(vm);
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** How libvirt lists a VM defined on the host but not running there. */
+  stoppedState(vmId: string, hostId: string): StoppedVm {
+    return this.stoppedAs.get(`${vmId}\u0000${hostId}`) ?? STOPPED_UNKNOWN;
   }
 
   /** Whether the host's agent can talk on the LAN: powered, its OS running, its cable in. */
@@ -191,6 +238,24 @@ export class World {
         this.startFails.add(`${fault.vm}\u0000${fault.host}`);
         this.emit({ kind: 'start-fails', vm: fault.vm, host: fault.host });
         return;
+      case 'vm-crash':
+        // libvirt's default on_crash is destroy: the domain is left shut off, reason crashed.
+        this.vmStops(fault.vm, { state: 'shut-off', reason: 'crashed' }, 'crashed', 'process crashed');
+        return;
+      case 'vm-guest-shutdown':
+        this.vmStops(fault.vm, { state: 'shut-off', reason: 'shutdown' }, 'shutdown', 'guest shut down');
+        return;
+    }
+  }
+
+  /**
+   * The VM stops by itself wherever it runs (every copy, should it run twice) while its host stays up; a
+   * VM that runs nowhere is left as it is.
+   */
+  private vmStops(vmId: string, listed: StoppedVm, cause: VmStopCause, why: string): void {
+    for (const hostId of [...(this.runningOn.get(vmId) ?? [])].sort()) {
+      this.stoppedAs.set(`${vmId}\u0000${hostId}`, listed);
+      this.stopVm(vmId, hostId, why, cause);
     }
   }
 
@@ -227,6 +292,10 @@ export class World {
     if (!host.running) {
       host.boots += 1;
       host.bootId = `${hostId}-boot-${host.boots}`;
+      // A fresh boot runs no VM (HA VMs have autostart off) and remembers no reason for any stop.
+      for (const key of [...this.stoppedAs.keys()]) {
+        if (key.endsWith(`\u0000${hostId}`)) this.stoppedAs.delete(key);
+      }
       host.running = true;
       this.emit({ kind: 'os', host: hostId, running: true, bootId: host.bootId, why: 'booted' });
     }
@@ -247,23 +316,31 @@ export class World {
     this.emit({ kind: 'bmc', host: hostId, mode });
   }
 
-  /** The VM now runs on the host (also where it already runs elsewhere: that is split brain, for the oracle). */
+  /**
+   * The VM now runs on the host, defined there from now on (also where it already runs elsewhere: that is
+   * split brain, for the oracle). A VM stopped on that host runs there again: a restart in place.
+   */
   startVm(vmId: string, hostId: string): void {
     const hosts = this.runningOn.get(vmId) ?? new Set<string>();
     this.runningOn.set(vmId, hosts);
+    const defined = this.definedOn.get(vmId) ?? new Set<string>();
+    this.definedOn.set(vmId, defined);
+    defined.add(hostId);
     if (hosts.has(hostId)) return;
+    this.stoppedAs.delete(`${vmId}\u0000${hostId}`);
     hosts.add(hostId);
     this.emit({ kind: 'vm-start', vm: vmId, host: hostId });
   }
 
-  stopVm(vmId: string, hostId: string, why: string): void {
+  /** The VM stops running on the host (it stays defined there); `cause` says whose doing it was. */
+  stopVm(vmId: string, hostId: string, why: string, cause: VmStopCause = 'host'): void {
     const hosts = this.runningOn.get(vmId);
     if (hosts === undefined || !hosts.delete(hostId)) return;
-    this.emit({ kind: 'vm-stop', vm: vmId, host: hostId, why });
+    this.emit({ kind: 'vm-stop', vm: vmId, host: hostId, why, cause });
   }
 
   private stopAllOn(hostId: string, why: string): void {
-    for (const vm of this.vmsOn(hostId)) this.stopVm(vm.id, hostId, why);
+    for (const vm of this.vmsOn(hostId)) this.stopVm(vm.id, hostId, why, 'host');
   }
 
   private emit(change: WorldChange): void {

@@ -7,6 +7,11 @@ import { DEFAULT_LEVEL_TIMEOUT_MS, type FenceLevel } from './config';
 export interface FenceDeps {
   readonly clock: Clock;
   readonly pollMs: number;
+  /**
+   * The boot the relay hears the host alive in now (heard within the silence threshold), or null when it
+   * does not hear it. Left out, the fence never refuses a stale boot.
+   */
+  readonly aliveBoot?: () => string | null;
 }
 
 /**
@@ -59,6 +64,10 @@ export class FenceRun implements CommandRun {
   async step(): Promise<StepOutcome> {
     const { clock } = this.deps;
     if (clock.now() > this.command.notAfter) return finished(this.notConfirmed());
+    // Checked before every call to the BMC: a host that boots again while its BMC did not answer (the
+    // usual case of a crash and a reboot) must not have its new boot powered off by a late success.
+    const stale = this.staleBoot();
+    if (stale !== null) return finished(stale);
     if (clock.now() > this.attempt.startedAt + this.levelTimeout()) {
       this.nextLevel(this.timedOutReason());
       if (clock.now() > this.command.notAfter) return finished(this.notConfirmed());
@@ -92,6 +101,28 @@ export class FenceRun implements CommandRun {
       attempt.lastError = `power status: ${describeError(error)}`;
     }
     return this.pollAgain();
+  }
+
+  /**
+   * The refusal of a fence for a boot that has ended: the relay hears the host alive in another boot than
+   * the command's. Null when the command names no boot, or the relay hears the host silent or in that boot
+   * (a half-dead host in the boot being fenced is fenced).
+   */
+  staleBoot(): CommandResult | null {
+    const target = this.command.bootId;
+    const alive = this.deps.aliveBoot?.() ?? null;
+    if (target === undefined || alive === null || alive === target) return null;
+    return {
+      commandId: this.command.commandId,
+      incidentId: this.command.incidentId,
+      outcome: 'failed',
+      refused: 'stale-boot',
+      detail:
+        `${this.command.hostId} is alive in boot ${alive}, not boot ${target} the fence was for: ` +
+        'refused, no power-off sent' +
+        (this.failures.size > 0 ? ` (before: ${this.describeFailures()})` : ''),
+      finishedAt: this.deps.clock.now(),
+    };
   }
 
   private level(): FenceLevel {

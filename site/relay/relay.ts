@@ -83,6 +83,11 @@ export class Relay {
   /** Blanks every configured secret from a text; applied to everything that leaves the relay. */
   readonly redact: (text: string) => string;
   private readonly hosts = new Map<string, HeardHost>();
+  /**
+   * The boot each host last said it runs, from its heartbeats as well as its inventories: a reboot shows in
+   * the first heartbeat, before the new inventory has come, and a fence for the old boot must see it.
+   */
+  private readonly heardBoot = new Map<string, string>();
   /** When an inventory was last asked of each host, so a stream of heartbeats asks once per interval. */
   private readonly askedAt = new Map<string, number>();
   /** When definitions were last asked of each host, and which. */
@@ -241,6 +246,7 @@ export class Relay {
       this.askInventory(hb.hostId, now);
     }
     if (known === undefined) return;
+    this.heardBoot.set(hb.hostId, hb.bootId);
     this.hosts.set(hb.hostId, { ...known, heardAt: now });
     this.cameBack(hb.hostId);
   }
@@ -270,6 +276,7 @@ export class Relay {
       heardAt: this.ports.clock.now(),
     };
     this.hosts.set(inv.hostId, host);
+    this.heardBoot.set(inv.hostId, inv.bootId);
     this.askedAt.delete(inv.hostId);
     this.cameBack(inv.hostId);
     if (previous === undefined || previous.digest !== digest) this.changed = true;
@@ -340,6 +347,13 @@ export class Relay {
         this.urgent = true;
       }
     }
+  }
+
+  /** The boot the host is heard alive in now; null while it is silent or was never heard. */
+  private aliveBoot(hostId: string): string | null {
+    const host = this.hosts.get(hostId);
+    if (host === undefined || this.isSilent(host, this.ports.clock.now())) return null;
+    return this.heardBoot.get(hostId) ?? host.bootId;
   }
 
   private seenRunning(hostId: string, vmId: string): boolean {
@@ -509,10 +523,22 @@ export class Relay {
         });
         return false;
       }
-      job.run = new FenceRun(command, levels, {
+      const run = new FenceRun(command, levels, {
         clock: this.ports.clock,
         pollMs: this.config.bmcPollMs ?? 1000,
+        aliveBoot: () => this.aliveBoot(command.hostId),
       });
+      // Refused at once, before a step: the host is already heard in another boot than the fence's.
+      const stale = run.staleBoot();
+      if (stale !== null) {
+        this.log.warn('fence refused: the host is alive in another boot', {
+          commandId: command.commandId,
+          hostId: command.hostId,
+        });
+        this.finish(job, stale);
+        return false;
+      }
+      job.run = run;
     } else {
       job.run = new StartRun(command, {
         relayId: this.config.relayId,

@@ -52,6 +52,7 @@ describe('when the control plane must hold back', () => {
     const execution = h.execution();
     expect(execution.status).toBe('succeeded');
     expect(mainPath(execution)).toEqual([
+      STATE.StartOrResume,
       STATE.Suspicion,
       STATE.Suspect,
       STATE.WaitBeforeConfirm,
@@ -68,6 +69,7 @@ describe('when the control plane must hold back', () => {
     expect(timeline.map((e) => e.kind).sort()).toEqual([
       'closed',
       'false-alarm',
+      'ha-vms',
       'host-came-back',
       'suspected',
     ]);
@@ -89,6 +91,7 @@ describe('when the control plane must hold back', () => {
 
     const execution = h.execution();
     expect(mainPath(execution)).toEqual([
+      STATE.StartOrResume,
       STATE.Suspicion,
       STATE.Suspect,
       STATE.WaitBeforeConfirm,

@@ -100,6 +100,10 @@ function stubSteps(overrides: Partial<Record<StepRequest['step'], (req: StepRequ
         return { by: 'ipmi-read-back', detail: 'off' };
       case 'plan-placement':
         return plan;
+      case 'operator-timed-out':
+        return { decision: 'no-answer', by: 'halo:operator-timed-out', at: 1_700_000_003_000 };
+      case 'host-rebooted':
+        return { fencedAt: 1_700_000_003_000, bootId: 'boot-2', detail: 'new boot' };
       case 'close':
         return { outcome: 'recovered' };
       default:
@@ -319,13 +323,51 @@ describe('LocalWorkflow', () => {
     const failed = only(workflow);
     expect(failed.status).toBe('failed');
     expect(failed.error?.error).toBe(WORKFLOW_ERROR.OperatorNeverAnswered);
-    expect(mainPath(failed).at(-1)).toBe(STATE.OperatorNeverAnswered);
+    expect(mainPath(failed).slice(-3)).toEqual([
+      STATE.OperatorTimedOut,
+      STATE.OperatorOutcome,
+      STATE.OperatorNeverAnswered,
+    ]);
 
     // An execution parked on a callback (the operator has a day) is aborted by stop().
     await workflow.startIncident(incident('site-1:host-a:6', { operatorTimeoutSeconds: 86_400 }));
     await waitFor('a fence', () => steps.tokens.filter((t) => t.step === 'dispatch-fence')[5]);
     await workflow.stop();
     expect(workflow.executions().map((e) => e.status)).toEqual(['failed', 'aborted']);
+  });
+
+  it('resumes an incident in an execution of its own, named apart, starting where it goes on', async () => {
+    const steps = stubSteps();
+    workflow = new LocalWorkflow({ definition, steps: steps.handler });
+    const first = await workflow.startIncident(
+      incident('site-1:host-a:7', { operatorTimeoutSeconds: 86_400 }),
+    );
+    const resumed = await workflow.resumeIncident(incident('site-1:host-a:7'), { resume: 'host-rebooted' });
+    const again = await workflow.resumeIncident(incident('site-1:host-a:7'), { resume: 'host-rebooted' });
+    expect(resumed).toEqual(again);
+    expect(resumed.executionArn).not.toBe(first.executionArn);
+    const starts = await waitFor('three start tokens', () => {
+      const found = steps.tokens.filter((t) => t.step === 'dispatch-start');
+      return found.length === 3 ? found : undefined;
+    });
+    for (const start of starts) {
+      await workflow.sendTaskSuccess(start.token, {
+        commandId: `c-${start.vmId}`,
+        vmId: start.vmId,
+        hostId: 'host-b',
+        finishedAt: 1_700_000_002_000,
+      });
+    }
+    const execution = await waitFor('the resumed execution to end', () =>
+      workflow?.executions().find((e) => e.executionArn === resumed.executionArn && e.status !== 'running'),
+    );
+    expect(execution.status).toBe('succeeded');
+    expect(mainPath(execution).slice(0, 3)).toEqual([
+      STATE.StartOrResume,
+      STATE.HostRebooted,
+      STATE.PlanPlacement,
+    ]);
+    expect(execution.input).toMatchObject({ resume: 'host-rebooted' });
   });
 
   it('refuses to start without a steps handler', async () => {

@@ -72,6 +72,7 @@ describe('restarts on the synthesized definition', () => {
     const execution = h.execution();
     expect(execution.status).toBe('succeeded');
     expect(mainPath(execution)).toEqual([
+      STATE.StartOrResume,
       STATE.Suspicion,
       STATE.Suspect,
       STATE.WaitBeforeConfirm,

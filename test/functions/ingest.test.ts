@@ -49,6 +49,32 @@ describe('ingest handler', () => {
     expect(state.relays.get(`${SITE}/${RELAY}`)?.lastSeq).toBe(1);
   });
 
+  it('answers an HA VM crashed on a healthy host with its start in place, in the same response', async () => {
+    const { post, ctx } = await setup();
+    expect((await post(JSON.stringify(report()))).statusCode).toBe(200);
+    await ctx.ports.vms.setMetadata(SITE, 'node01-vm0', { ha: true, priority: 'high', antiAffinity: null });
+    const body = report({ seq: 2 });
+    const [node01] = body.hosts;
+    if (node01 === undefined) throw new Error('no host');
+    const crashed = node01.vms.map((vm, i) =>
+      i === 0 ? { ...vm, state: 'shut-off' as const, reason: 'crashed' } : vm,
+    );
+    const response = await post(
+      JSON.stringify({ ...body, hosts: [{ ...node01, vms: crashed }, ...body.hosts.slice(1)] }),
+    );
+
+    expect(response.statusCode).toBe(200);
+    const { commands } = ReportResponseSchema.parse(bodyOf(response));
+    expect(commands).toEqual([
+      expect.objectContaining({
+        kind: 'start-vm',
+        incidentId: `${SITE}:vm:node01-vm0:1`,
+        hostId: 'node01',
+        vm: { id: 'node01-vm0', cpus: 2, memoryMiB: 4096 },
+      }),
+    ]);
+  });
+
   it('accepts the same VM on two hosts: running on one, defined (shut off) on the other', async () => {
     const { post, state } = await setup();
     const body = report();

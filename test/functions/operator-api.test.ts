@@ -212,6 +212,32 @@ describe('operator API handler', () => {
     expect(bad.issues?.map((i) => i.path)).toEqual(['ha']);
   });
 
+  it('setVmDownOnPurpose: 409 while the VM runs, 200 once it is down, 404 for an unknown VM, 400 for a bad body', async () => {
+    const { call, ctx } = await setup();
+    const route = 'PUT /v1/sites/{siteId}/vms/{vmId}/down-on-purpose';
+    const params = { siteId: SITE, vmId: 'node01-vm0' };
+    expect(errorOf(await call(route, { params, body: { enabled: true } }))).toMatchObject({
+      status: 409,
+      error: 'conflict',
+    });
+    await ctx.ports.vms.saveObserved(
+      SITE,
+      'node01',
+      { id: 'node01-vm0', cpus: 2, memoryMiB: 4096, state: 'shut-off', reason: 'destroyed' },
+      T0 + 1,
+    );
+    const marked = await call(route, { params, body: { enabled: true } });
+    expect(marked.statusCode).toBe(200);
+    expect(bodyOf(marked)).toMatchObject({
+      vmId: 'node01-vm0',
+      recovery: { status: 'down-on-purpose', by: CALLER },
+    });
+    const unknown = await call(route, { params: { siteId: SITE, vmId: 'nope' }, body: { enabled: true } });
+    expect(errorOf(unknown)).toMatchObject({ status: 404 });
+    const bad = errorOf(await call(route, { params, body: { downOnPurpose: true } }));
+    expect(bad).toMatchObject({ status: 400, error: 'invalid-request' });
+  });
+
   it('setMaintenance: 200 recording the caller, and 400 invalid-json for a broken body', async () => {
     const { call } = await setup();
     const params = { siteId: SITE, hostId: 'node02' };

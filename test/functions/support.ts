@@ -12,7 +12,7 @@ import type { AppContext } from '../../app/context';
 import { formatCredential } from '../../app/ingest/credential';
 import type { Clock, IdGenerator, MetricsPort, WorkflowPort } from '../../app/ports';
 import type { HostObservation, RelayReport } from '../../contracts/relay-protocol';
-import type { IncidentInput } from '../../contracts/workflow';
+import type { IncidentInput, WorkflowResume } from '../../contracts/workflow';
 import type { OperatorApiEvent } from '../../functions/operator-api/operator-api';
 import type { HandlerLogger } from '../../functions/shared/powertools';
 
@@ -65,6 +65,11 @@ export class RecordingWorkflow implements WorkflowPort {
   async startIncident(input: IncidentInput): Promise<{ executionArn: string }> {
     this.started.push(input);
     return { executionArn: `arn:aws:states:eu-west-1:1:execution:m:${input.incidentId}` };
+  }
+  readonly resumed: { input: IncidentInput; resume: WorkflowResume }[] = [];
+  async resumeIncident(input: IncidentInput, resume: WorkflowResume): Promise<{ executionArn: string }> {
+    this.resumed.push({ input, resume });
+    return { executionArn: `arn:aws:states:eu-west-1:1:execution:m:${input.incidentId}-${resume.resume}` };
   }
   async sendTaskSuccess(taskToken: string, output: unknown): Promise<void> {
     this.successes.push({ taskToken, output });

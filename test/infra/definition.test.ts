@@ -17,6 +17,7 @@ import {
   type VmAttempt,
   VmAttemptSchema,
   WORKFLOW_ERROR,
+  type WorkflowResume,
   type WorkflowTiming,
 } from '../../contracts/workflow';
 import { FailoverWorkflow, LAMBDA_SERVICE_ERRORS } from '../../infra/constructs/failover-workflow';
@@ -91,10 +92,15 @@ function successors(state: AslState): string[] {
 
 /** States reachable from the scope's StartAt without passing through `avoid`. */
 function reachable(scope: AslDefinition, avoid: string): Set<string> {
+  return reachableAvoiding(scope, [avoid]);
+}
+
+/** States reachable from the scope's StartAt without passing through any of `avoid`. */
+function reachableAvoiding(scope: AslDefinition, avoid: readonly string[]): Set<string> {
   const seen = new Set<string>();
   const queue = [scope.StartAt];
   for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
-    if (seen.has(name) || name === avoid) continue;
+    if (seen.has(name) || avoid.includes(name)) continue;
     seen.add(name);
     const state = scope.States[name];
     if (state !== undefined) queue.push(...successors(state));
@@ -225,8 +231,35 @@ describe('the synthesized definition', () => {
         .map((s) => s.name)
         .sort(),
     ).toEqual(Object.values(STATE).sort());
-    expect(definition.StartAt).toBe(STATE.Suspicion);
+    expect(definition.StartAt).toBe(STATE.StartOrResume);
     expect(definition.TimeoutSeconds).toBe(8 * 24 * 3600);
+  });
+
+  it('starts a new incident at Suspicion, and an execution that resumes one where it goes on', () => {
+    const start = stateNamed(STATE.StartOrResume);
+    expect(start.Type).toBe('Choice');
+    expect(start.Choices).toEqual([
+      {
+        And: [
+          { Variable: '$.resume', IsPresent: true },
+          { Variable: '$.resume', StringEquals: 'host-rebooted' },
+        ],
+        Next: STATE.HostRebooted,
+      },
+      {
+        And: [
+          {
+            And: [
+              { Variable: '$.resume', IsPresent: true },
+              { Variable: '$.resume', StringEquals: 'operator-confirmed' },
+            ],
+          },
+          { Variable: '$.operator', IsPresent: true },
+        ],
+        Next: STATE.OperatorOutcome,
+      },
+    ]);
+    expect(start.Default).toBe(STATE.Suspicion);
   });
 
   it('starts the confirmation wait with the execution, beside Suspect, and then confirms', () => {
@@ -350,7 +383,9 @@ describe('fencing and the operator', () => {
       MaxAttempts: 4,
       BackoffRate: 1,
     });
+    // Order matters: the host heard in a new boot goes to HostRebooted before the catch-all.
     expect(fence.Catch).toEqual([
+      { ErrorEquals: [WORKFLOW_ERROR.HostRebooted], ResultPath: '$.rebootedBy', Next: STATE.HostRebooted },
       { ErrorEquals: ['States.ALL'], ResultPath: '$.fenceError', Next: STATE.FenceFailed },
     ]);
     expect(fence.Next).toBe(STATE.VerifyPowerOff);
@@ -369,14 +404,24 @@ describe('fencing and the operator', () => {
     expect(verify.Next).toBe(STATE.MarkFenced);
   });
 
-  it('FenceFailed → AwaitOperator, which times out into OperatorNeverAnswered', () => {
+  it('FenceFailed → AwaitOperator, whose timeout goes to OperatorTimedOut and on to the decision', () => {
     expect(stateNamed(STATE.FenceFailed)).toMatchObject({ Next: STATE.AwaitOperator, ResultPath: null });
     const awaitOperator = stateNamed(STATE.AwaitOperator);
     expect(awaitOperator).toMatchObject({
       TimeoutSecondsPath: '$.incident.timing.operatorTimeoutSeconds',
       ResultPath: '$.operator',
       Next: STATE.OperatorOutcome,
-      Catch: [{ ErrorEquals: ['States.Timeout'], Next: STATE.OperatorNeverAnswered }],
+      Catch: [
+        { ErrorEquals: ['States.Timeout'], ResultPath: '$.operatorTimeout', Next: STATE.OperatorTimedOut },
+        { ErrorEquals: [WORKFLOW_ERROR.HostRebooted], ResultPath: '$.rebootedBy', Next: STATE.HostRebooted },
+      ],
+    });
+    expect(stateNamed(STATE.OperatorTimedOut)).toMatchObject({
+      ResultPath: '$.operator',
+      Next: STATE.OperatorOutcome,
+    });
+    expect(asObject(stateNamed(STATE.OperatorTimedOut).Parameters)).toMatchObject({
+      step: 'operator-timed-out',
     });
     expect(stateNamed(STATE.OperatorNeverAnswered)).toMatchObject({
       Type: 'Fail',
@@ -384,11 +429,36 @@ describe('fencing and the operator', () => {
     });
   });
 
+  it('every state that can find the host in a new boot goes to HostRebooted, and HostRebooted to PlanPlacement', () => {
+    const into = Object.entries(definition.States)
+      .filter(([, state]) => successors(state).includes(STATE.HostRebooted))
+      .map(([name]) => name)
+      .sort();
+    expect(into).toEqual(
+      [
+        STATE.StartOrResume,
+        STATE.ConfirmSilence,
+        STATE.CheckFencingPolicy,
+        STATE.Fence,
+        STATE.FenceFailed,
+        STATE.AwaitOperator,
+        STATE.OperatorTimedOut,
+        STATE.MarkFenced,
+      ].sort(),
+    );
+    expect(stateNamed(STATE.HostRebooted)).toMatchObject({
+      Next: STATE.PlanPlacement,
+      ResultPath: '$.rebooted',
+    });
+    expect(asObject(stateNamed(STATE.HostRebooted).Parameters)).toMatchObject({ step: 'host-rebooted' });
+  });
+
   it('only an explicit confirmed-off becomes a confirmation; anything unexpected fails', () => {
     const outcome = stateNamed(STATE.OperatorOutcome);
     expect(outcome.Choices).toEqual([
       { Variable: '$.operator.decision', StringEquals: 'host-came-back', Next: STATE.HostCameBack },
       { Variable: '$.operator.decision', StringEquals: 'confirmed-off', Next: STATE.OperatorConfirmedOff },
+      { Variable: '$.operator.decision', StringEquals: 'no-answer', Next: STATE.OperatorNeverAnswered },
     ]);
     expect(outcome.Default).toBe(STATE.UnknownOperatorDecision);
     expect(stateNamed(STATE.UnknownOperatorDecision).Type).toBe('Fail');
@@ -407,9 +477,14 @@ describe('fencing and the operator', () => {
 });
 
 describe('safety rule 1 at the definition level', () => {
-  it('no path from Suspect reaches StartPriorityWaves without passing MarkFenced', () => {
+  it('no path reaches StartPriorityWaves without passing MarkFenced or HostRebooted', () => {
     expect(reachable(definition, '')).toContain(STATE.StartPriorityWaves);
-    expect(reachable(definition, STATE.MarkFenced)).not.toContain(STATE.StartPriorityWaves);
+    // HostRebooted is the other proof that the failed boot is off: it was heard in a new boot.
+    expect(reachable(definition, STATE.MarkFenced)).toContain(STATE.StartPriorityWaves);
+    expect(reachable(definition, STATE.HostRebooted)).toContain(STATE.StartPriorityWaves);
+    expect(reachableAvoiding(definition, [STATE.MarkFenced, STATE.HostRebooted])).not.toContain(
+      STATE.StartPriorityWaves,
+    );
   });
 
   it('MarkFenced is entered only from a read-back power-off or an operator confirmation', () => {
@@ -462,6 +537,12 @@ interface Scenario {
   hangStart?: string[];
   /** The operator never answers. */
   operatorSilent?: boolean;
+  /** What OperatorTimedOut finds: no answer (the default), or one that raced the timeout. */
+  timedOut?: OperatorDecision['decision'];
+  /** The step that finds the host heard in a new boot (throws HostRebootedError). */
+  rebootedAt?: 'confirm-silence' | 'check-fencing-policy' | 'fence' | 'await-operator';
+  /** The execution resumes a failover (StartOrResume?). */
+  resume?: WorkflowResume;
   timing?: Partial<WorkflowTiming>;
 }
 
@@ -494,16 +575,23 @@ async function execute(scenario: Scenario): Promise<Run> {
   const step = (state: string, result: (req: StepRequest) => unknown = () => ({})) => ({
     [state]: async (input: unknown) => json(result(request(input))),
   });
+  // Throws where the scenario finds the host in a new boot; else nothing to add to the step's result.
+  const rebootedAt = (where: Scenario['rebootedAt']): Record<string, never> => {
+    if (scenario.rebootedAt === where) throw namedError(WORKFLOW_ERROR.HostRebooted, 'new boot heard');
+    return {};
+  };
 
   const handlers: LocalHandlers = {
     ...step(STATE.Suspect, () => ({ detail: 'h1 is silent for every live relay' })),
     ...step(STATE.ConfirmSilence, () => ({
+      ...rebootedAt('confirm-silence'),
       stillSilent: scenario.stillSilent ?? true,
       detail: 'every live relay still misses the host',
       relays: [{ relayId: 'relay-1', live: true, lastHeardMsAgo: 300 }],
     })),
     ...step(STATE.FalseAlarm, () => ({ outcome: 'false-alarm' })),
     ...step(STATE.CheckFencingPolicy, () => ({
+      ...rebootedAt('check-fencing-policy'),
       action: scenario.fencingAction ?? 'fence',
       reason: 'policy',
       detail: 'fencing enabled, 1 of 4 hosts silent',
@@ -512,6 +600,7 @@ async function execute(scenario: Scenario): Promise<Run> {
     ...step(STATE.FencingSuppressed, () => ({ outcome: 'fencing-suppressed' })),
     [STATE.Fence]: async (input: unknown) => {
       callback(input);
+      rebootedAt('fence');
       const attempt = fenceAttempts.shift() ?? 'not-confirmed';
       if (attempt === 'not-confirmed')
         throw namedError(WORKFLOW_ERROR.FenceNotConfirmed, 'power status read back on');
@@ -521,6 +610,7 @@ async function execute(scenario: Scenario): Promise<Run> {
     ...step(STATE.FenceFailed),
     [STATE.AwaitOperator]: async (input: unknown) => {
       callback(input);
+      rebootedAt('await-operator');
       if (scenario.operatorSilent === true) return never();
       const decision: OperatorDecision = {
         decision: scenario.operator ?? 'confirmed-off',
@@ -529,6 +619,16 @@ async function execute(scenario: Scenario): Promise<Run> {
       };
       return json(decision);
     },
+    ...step(STATE.OperatorTimedOut, () => ({
+      decision: scenario.timedOut ?? 'no-answer',
+      by: scenario.timedOut === undefined ? 'halo:operator-timed-out' : 'arn:aws:iam::123456789012:user/late',
+      at: 1_700_000_200_000,
+    })),
+    ...step(STATE.HostRebooted, () => ({
+      fencedAt: 1_700_000_050_000,
+      bootId: 'boot-2',
+      detail: 'new boot',
+    })),
     ...step(STATE.HostCameBack, () => ({ outcome: 'false-alarm' })),
     ...step(STATE.MarkFenced),
     ...step(STATE.PlanPlacement, () => plan),
@@ -564,7 +664,10 @@ async function execute(scenario: Scenario): Promise<Run> {
 
   const local = adaptForLocalRunner(definition);
   const machine = new StateMachine(local as unknown as ConstructorParameters<typeof StateMachine>[0]);
-  const input = { incident: { ...incident, timing: { ...incident.timing, ...scenario.timing } } };
+  const input = {
+    incident: { ...incident, timing: { ...incident.timing, ...scenario.timing } },
+    ...scenario.resume,
+  };
   const execution = machine.run(input, {
     overrides: {
       taskResourceLocalHandlers: handlers,
@@ -695,7 +798,56 @@ describe('executions of the synthesized definition', () => {
     });
     expect(run.failure?.error).toBe(WORKFLOW_ERROR.OperatorNeverAnswered);
     expect(names(run)).not.toContain('mark-fenced');
-    expect(names(run).at(-1)).toBe('await-operator');
+    expect(names(run).slice(-2)).toEqual(['await-operator', 'operator-timed-out']);
+  });
+
+  it('leads on with a confirmation that raced the operator timeout', async () => {
+    const run = await execute({
+      fenceAttempts: [],
+      operatorSilent: true,
+      timedOut: 'confirmed-off',
+      timing: { operatorTimeoutSeconds: 1 },
+    });
+    const order = names(run);
+    expect(order.indexOf('operator-timed-out')).toBeLessThan(order.indexOf('mark-fenced'));
+    expect(run.steps.find((s) => s.step === 'mark-fenced')).toMatchObject({
+      confirmation: { by: 'operator', detail: 'arn:aws:iam::123456789012:user/late' },
+    });
+    expect(order.at(-1)).toBe('close');
+  });
+
+  it('resumes a late confirmation at MarkFenced, and a late new boot at HostRebooted', async () => {
+    const confirmed = await execute({
+      resume: {
+        resume: 'operator-confirmed',
+        operator: { decision: 'confirmed-off', by: 'arn:aws:iam::123456789012:user/late', at: 5 },
+      },
+    });
+    expect(names(confirmed).slice(0, 2)).toEqual(['mark-fenced', 'plan-placement']);
+    expect(names(confirmed)).not.toContain('dispatch-fence');
+    expect(names(confirmed).at(-1)).toBe('close');
+    const rebooted = await execute({ resume: { resume: 'host-rebooted' } });
+    expect(names(rebooted).slice(0, 2)).toEqual(['host-rebooted', 'plan-placement']);
+    expect(names(rebooted)).not.toContain('mark-fenced');
+    expect(names(rebooted).at(-1)).toBe('close');
+  });
+
+  it('restarts the VMs without a fence when the host is heard in a new boot, wherever it is found', async () => {
+    for (const where of ['confirm-silence', 'check-fencing-policy', 'fence', 'await-operator'] as const) {
+      const run = await execute({
+        rebootedAt: where,
+        fenceAttempts: where === 'await-operator' ? [] : ['off'],
+      });
+      const order = names(run);
+      expect(order, where).not.toContain('mark-fenced');
+      expect(order, where).not.toContain('verify-power-off');
+      expect(order.slice(order.indexOf('host-rebooted'), order.indexOf('host-rebooted') + 2), where).toEqual([
+        'host-rebooted',
+        'plan-placement',
+      ]);
+      expect(order.at(-1), where).toBe('close');
+      expect(asObject(run.output).rebootedBy, where).toMatchObject({ Error: WORKFLOW_ERROR.HostRebooted });
+    }
   });
 
   it('reports a start that never confirms as StartUnconfirmed, keeping its reservation, and moves on', async () => {

@@ -258,6 +258,33 @@ describe('alarms', () => {
     });
   });
 
+  it.each([
+    [HALO_METRIC.HostsAwaitingOperator, 'confirm-power-off'],
+    [HALO_METRIC.VmsRunningTwice, 'SEVERITY 1'],
+    [HALO_METRIC.HaVmsDown, 'must run again'],
+    [HALO_METRIC.ClustersMassSilent, 'mass-silence share'],
+    [HALO_METRIC.SitesOnOneRelay, 'one live relay'],
+  ])(
+    'alarm while the %s gauge is above zero, keeping the state when the detector publishes nothing',
+    (metric, says) => {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: METRICS_NAMESPACE,
+        MetricName: metric,
+        Dimensions: [{ Name: 'service', Value: 'halo' }],
+        Statistic: 'Maximum',
+        Period: 60,
+        EvaluationPeriods: 1,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'ignore',
+        AlarmActions: [{ Ref: Match.anyValue() }],
+        OKActions: [{ Ref: Match.anyValue() }],
+        // The notification cannot name them: the description says where the detector does.
+        AlarmDescription: Match.stringLikeRegexp(`${says}.*report\\.alerts`),
+      });
+    },
+  );
+
   it('watch failed and timed-out executions and every function’s errors', () => {
     for (const metric of ['ExecutionsFailed', 'ExecutionsTimedOut']) {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', {

@@ -9,7 +9,7 @@ import {
   StaleSequenceError,
   UnknownRelayError,
 } from '../../app/errors';
-import type { HostRecord, IncidentRecord, RelayRecord, VmRecord } from '../../app/ports';
+import type { HostRecord, IncidentRecord, RelayRecord, VmRecord, VmRecovery } from '../../app/ports';
 import {
   HASH_A,
   HASH_B,
@@ -114,6 +114,7 @@ export function describeStoreConformance(
           relays: [await stores.relays.getRelay(SITE, 'r1'), await stores.relays.getRelay(SITE, 'r2')],
           hosts: { h1, h2 },
           openIncidents: ['i1', 'i2'],
+          recovering: [],
         });
         // A consistent read (ingest's second look when relays vote at once) reads the same items.
         expect(await stores.sites.loadControl(SITE, { consistent: true })).toEqual(control);
@@ -127,6 +128,7 @@ export function describeStoreConformance(
           relays: [],
           hosts: {},
           openIncidents: [],
+          recovering: [],
         });
       });
 
@@ -243,6 +245,44 @@ export function describeStoreConformance(
         expect((await stores.sites.loadControl(SITE))?.openIncidents).toEqual([]);
         await stores.sites.setIncidentOpen(SITE, 'never-opened', false);
         expect((await stores.sites.loadControl(SITE))?.openIncidents).toEqual([]);
+      });
+
+      it('puts VMs on the retry list and takes them off with set semantics (repeats are harmless)', async () => {
+        await stores.sites.putSite({ siteId: SITE, createdAt: T0 });
+        await stores.sites.setRecovering(SITE, 'v2', true);
+        await stores.sites.setRecovering(SITE, 'v1', true);
+        await stores.sites.setRecovering(SITE, 'v1', true);
+        await stores.sites.setIncidentOpen(SITE, 'i1', true);
+        expect(await stores.sites.loadControl(SITE)).toMatchObject({
+          recovering: ['v1', 'v2'],
+          openIncidents: ['i1'],
+        });
+        await stores.sites.setRecovering(SITE, 'v1', false);
+        await stores.sites.setRecovering(SITE, 'v1', false);
+        await stores.sites.setRecovering(SITE, 'v2', false);
+        expect((await stores.sites.loadControl(SITE))?.recovering).toEqual([]);
+        await expect(stores.sites.setRecovering('nowhere', 'v1', true)).rejects.toBeInstanceOf(NotFoundError);
+        expect(await stores.sites.loadControl('nowhere')).toBeNull();
+      });
+
+      it('keeps the VMs running twice as vm@host pairs with set semantics, absent when there are none', async () => {
+        await stores.sites.putSite({ siteId: SITE, createdAt: T0 });
+        expect((await stores.sites.loadControl(SITE))?.runningTwice).toBeUndefined();
+        await stores.sites.setRunningTwice(SITE, ['db-1@h1', 'db-1@h2'], true);
+        await stores.sites.setRunningTwice(SITE, ['db-1@h2', 'web-1@h3'], true);
+        expect((await stores.sites.loadControl(SITE))?.runningTwice).toEqual([
+          'db-1@h1',
+          'db-1@h2',
+          'web-1@h3',
+        ]);
+        await stores.sites.setRunningTwice(SITE, ['db-1@h1', 'db-1@h1', 'web-1@h3'], false);
+        await stores.sites.setRunningTwice(SITE, [], false);
+        expect((await stores.sites.loadControl(SITE))?.runningTwice).toEqual(['db-1@h2']);
+        await stores.sites.setRunningTwice(SITE, ['db-1@h2'], false);
+        expect((await stores.sites.loadControl(SITE))?.runningTwice).toBeUndefined();
+        await expect(stores.sites.setRunningTwice('nowhere', ['v@h'], true)).rejects.toBeInstanceOf(
+          NotFoundError,
+        );
       });
 
       it('refuses to open an incident on an unknown site, creating nothing', async () => {
@@ -363,6 +403,16 @@ export function describeStoreConformance(
           enrolledAt: T0,
         });
         expect(await stores.relays.getRelay(SITE, 'r1')).toEqual(accepted);
+      });
+
+      it('keeps the pace the last response asked for, and the one before when a report names none', async () => {
+        await enrollRelay();
+        expect((await stores.relays.acceptReport(SITE, 'r1', report(1))).nextReportInMs).toBeUndefined();
+        const paced = await stores.relays.acceptReport(SITE, 'r1', { ...report(2), nextReportInMs: 2000 });
+        expect(paced.nextReportInMs).toBe(2000);
+        expect((await stores.relays.acceptReport(SITE, 'r1', report(3))).nextReportInMs).toBe(2000);
+        await stores.relays.acceptReport(SITE, 'r1', { ...report(4), nextReportInMs: 10_000 });
+        expect((await stores.relays.getRelay(SITE, 'r1'))?.nextReportInMs).toBe(10_000);
       });
 
       it('replaces the silent hosts with each report instead of merging them', async () => {
@@ -1026,6 +1076,98 @@ export function describeStoreConformance(
         expect(await stores.vms.getVm(SITE, 'nope')).toBeNull();
       });
 
+      describe('recovery (VM-level HA)', () => {
+        const recovery: Omit<VmRecovery, 'version'> = {
+          status: 'waiting',
+          cause: 'vm-crashed',
+          since: T0,
+          incidentId: 's1:vm:v1:1',
+          incidentSeq: 1,
+          restarts: [T0 - 1000],
+          attempt: 0,
+          triedHosts: [],
+          orders: 0,
+          start: null,
+          pinned: null,
+          notBefore: null,
+          checkedAt: 0,
+          note: null,
+          by: null,
+        };
+
+        it('writes a first recovery at version 1 and the next ones on the version read', async () => {
+          await stores.vms.saveObserved(SITE, 'h1', running, T0);
+          const first = await stores.vms.saveRecovery(SITE, 'v1', null, recovery);
+          expect(first.recovery).toEqual({ ...recovery, version: 1 });
+          const start = {
+            commandId: 'c1',
+            hostId: 'h2',
+            relayId: 'r1',
+            reservationId: 'res1',
+            notAfter: T0 + 20_000,
+            result: null,
+          };
+          const second = await stores.vms.saveRecovery(SITE, 'v1', 1, {
+            ...recovery,
+            status: 'starting',
+            start,
+            pinned: { hostId: 'h2', bootId: 'b2' },
+          });
+          expect(second.recovery).toMatchObject({ status: 'starting', start, version: 2 });
+          expect((await stores.vms.getVm(SITE, 'v1'))?.recovery).toEqual(second.recovery);
+          expect((await stores.vms.listVms(SITE))[0]?.recovery).toEqual(second.recovery);
+        });
+
+        it('refuses a stale version or a second first write, and a VM without a record', async () => {
+          await stores.vms.saveObserved(SITE, 'h1', running, T0);
+          await stores.vms.saveRecovery(SITE, 'v1', null, recovery);
+          await expect(stores.vms.saveRecovery(SITE, 'v1', null, recovery)).rejects.toBeInstanceOf(
+            ConcurrentUpdateError,
+          );
+          await expect(stores.vms.saveRecovery(SITE, 'v1', 7, recovery)).rejects.toBeInstanceOf(
+            ConcurrentUpdateError,
+          );
+          await expect(stores.vms.saveRecovery(SITE, 'nope', null, recovery)).rejects.toBeInstanceOf(
+            NotFoundError,
+          );
+          expect(await stores.vms.getVm(SITE, 'nope')).toBeNull();
+        });
+
+        it('lets one of two racing writers win', async () => {
+          await stores.vms.saveObserved(SITE, 'h1', running, T0);
+          const { values, errors } = await settle([
+            stores.vms.saveRecovery(SITE, 'v1', null, recovery),
+            stores.vms.saveRecovery(SITE, 'v1', null, { ...recovery, cause: 'host-rebooted' }),
+          ]);
+          expect(values).toHaveLength(1);
+          expect(errors[0]).toBeInstanceOf(ConcurrentUpdateError);
+        });
+
+        it('is kept by observation, listing, metadata and down writes, which never touch it', async () => {
+          await stores.vms.saveObserved(SITE, 'h1', running, T0);
+          const { recovery: held } = await stores.vms.saveRecovery(SITE, 'v1', null, recovery);
+          await stores.vms.saveObserved(
+            SITE,
+            'h1',
+            { ...running, state: 'shut-off', reason: 'crashed' },
+            T0 + 1,
+          );
+          await stores.vms.setListing(SITE, 'v1', 'h2', { listed: true, autostart: false });
+          await stores.vms.setMetadata(SITE, 'v1', { ha: true, priority: 'high', antiAffinity: null });
+          await stores.vms.markDown(SITE, 'v1', 'h1', T0 + 2);
+          expect(await stores.vms.getVm(SITE, 'v1')).toMatchObject({
+            state: 'down',
+            ha: true,
+            recovery: held,
+          });
+        });
+
+        it('is absent from a VM HA never acted on', async () => {
+          await stores.vms.saveObserved(SITE, 'h1', running, T0);
+          expect(await stores.vms.getVm(SITE, 'v1')).not.toHaveProperty('recovery');
+        });
+      });
+
       it('lists the VMs of a site in id order, optionally of one host', async () => {
         await stores.vms.saveObserved(SITE, 'h1', { ...running, id: 'v3' }, T0);
         await stores.vms.saveObserved(SITE, 'h2', { ...running, id: 'v1' }, T0);
@@ -1056,6 +1198,19 @@ export function describeStoreConformance(
           stores.incidents.create(newIncident('i1', T0)),
         ]);
         expect(values.map((v) => v.created).sort()).toEqual([false, true]);
+      });
+
+      it('keeps a VM incident: its kind, its VM, and no execution input', async () => {
+        const vmIncident = newIncident('s1:vm:v1:1', T0, { kind: 'vm', vmId: 'v1', input: null });
+        const { incident } = await stores.incidents.create(vmIncident);
+        expect(incident).toEqual({ ...vmIncident, version: 1 });
+        expect(await stores.incidents.get('s1:vm:v1:1')).toEqual({ ...vmIncident, version: 1 });
+        const closed = await stores.incidents.update('s1:vm:v1:1', 1, {
+          outcome: 'recovered',
+          closedAt: T0 + 1,
+        });
+        expect(closed).toMatchObject({ kind: 'vm', vmId: 'v1', input: null, outcome: 'recovered' });
+        expect((await stores.incidents.list({ siteId: SITE }))[0]).toEqual(closed);
       });
 
       it('returns null for an unknown incident', async () => {
@@ -1123,6 +1278,21 @@ export function describeStoreConformance(
           version: 3,
         });
         expect(await stores.incidents.get('i1')).toEqual(done);
+      });
+
+      it('keeps the answer to the operator wait and when the wait ended, absent until written', async () => {
+        await stores.incidents.create(newIncident('i1', T0));
+        const fresh = await stores.incidents.get('i1');
+        expect(fresh?.operatorAnswer).toBeUndefined();
+        expect(fresh?.operatorWaitEndedAt).toBeUndefined();
+        const ended = await stores.incidents.update('i1', 1, {
+          operatorWaitEndedAt: T0 + 5,
+          operatorTaskToken: null,
+        });
+        const answer = { decision: 'confirmed-off' as const, by: 'alice', at: T0 + 9 };
+        const answered = await stores.incidents.update('i1', ended.version, { operatorAnswer: answer });
+        expect(answered).toMatchObject({ operatorWaitEndedAt: T0 + 5, operatorAnswer: answer, version: 3 });
+        expect(await stores.incidents.get('i1')).toEqual(answered);
       });
 
       it('refuses an update on a stale version or of an unknown incident, changing nothing', async () => {
@@ -1235,7 +1405,7 @@ export function describeStoreConformance(
       it('hands out copies: mutating a returned incident or event changes nothing stored', async () => {
         const { incident } = await stores.incidents.create(newIncident('i1', T0));
         (incident as Mutable<IncidentRecord>).outcome = 'recovered';
-        (incident.input.evidence.relays as unknown[]).length = 0;
+        (incident.input?.evidence.relays as unknown[]).length = 0;
         const data = { relays: ['r1'] };
         await stores.incidents.appendEvent({ incidentId: 'i1', at: T0, kind: 'k', detail: '', data });
         data.relays.push('r2');
@@ -1255,6 +1425,14 @@ export function describeStoreConformance(
         expect(await stores.commands.listOpen(SITE, 'r1')).toEqual([
           { ...newCommand('c1'), status: 'pending', deliveredAt: null, result: null },
         ]);
+      });
+
+      it('stores a command without a task token (VM-level HA) and completes it once', async () => {
+        await stores.commands.create({ ...newCommand('c1'), taskToken: null });
+        expect((await stores.commands.listOpen(SITE, 'r1'))[0]?.taskToken).toBeNull();
+        const done = await stores.commands.complete(SITE, 'c1', resultOf('c1'), 'r1');
+        expect(done).toMatchObject({ taskToken: null, status: 'succeeded' });
+        expect(await stores.commands.complete(SITE, 'c1', resultOf('c1'), 'r1')).toBeNull();
       });
 
       it('lists the open commands of one relay, oldest first, without finished ones or other relays', async () => {

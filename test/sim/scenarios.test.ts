@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Scenario, ScenarioReport } from '../../contracts/scenario';
 import { synthesizedDefinition } from '../../local/definition';
+import { haVmDownBounds } from '../../local/sim/availability';
 import { type RunResult, runScenario, scenarioPolicy } from '../../local/sim/runner';
 import { parseScenario } from '../../local/sim/scenario-file';
 
@@ -38,8 +39,9 @@ async function run(name: string): Promise<ScenarioRun> {
 
 type Incident = ScenarioReport['incidents'][number];
 
+/** The one host incident of `host` (VM incidents on that host aside). */
 function only(report: ScenarioReport, host: string): Incident {
-  const incidents = report.incidents.filter((i) => i.host === host);
+  const incidents = report.incidents.filter((i) => i.host === host && i.kind !== 'vm');
   expect(incidents, JSON.stringify(report.incidents)).toHaveLength(1);
   const [incident] = incidents;
   if (incident === undefined) throw new Error('no incident');
@@ -48,6 +50,27 @@ function only(report: ScenarioReport, host: string): Incident {
 
 function runningOn(report: ScenarioReport, vm: string): string[] {
   return report.vms[vm]?.runningOn ?? [];
+}
+
+/** The VM-level incidents of one VM, in the order they opened. */
+function vmIncidents(report: ScenarioReport, vm: string): Incident[] {
+  return report.incidents.filter((i) => i.kind === 'vm' && i.vm === vm);
+}
+
+function downMs(report: ScenarioReport, vm: string): number {
+  return report.vms[vm]?.downMs ?? Number.NaN;
+}
+
+/** The scenario's ha-vm-down bounds (local/sim/availability.ts), for what a recovery may take at most. */
+function bounds(result: ScenarioRun) {
+  return haVmDownBounds(scenarioPolicy(result.scenario), result.scenario.timing.vmBootMs ?? 0);
+}
+
+/** When a fault of `type` happened, in scenario ms. */
+function faultAt(result: ScenarioRun, type: string, nth = 0): number {
+  const at = result.scenario.faults.filter((f) => f.type === type)[nth]?.atMs;
+  if (at === undefined) throw new Error(`no ${type} fault #${nth}`);
+  return at;
 }
 
 /**
@@ -219,5 +242,143 @@ describe.concurrent('scenarios', () => {
     expect(incident.outcome).toBe('partially-recovered');
     expect(incident.starts.map((s) => s.vm)).toEqual(['vm-hi']);
     expect([...incident.unplaced].sort()).toEqual(['vm-lo1', 'vm-lo2']);
+  });
+
+  it('vm-crash: the VM restarts in place on its healthy host; nothing fenced, no host incident', {
+    timeout: RUN_MS,
+  }, async () => {
+    const result = await run('vm-crash');
+    const report = clean(result);
+    expect(runningOn(report, 'vm-db')).toEqual(['node01']);
+    expect(report.hosts.node01).toEqual({ power: 'on', state: 'up' });
+    expect(report.incidents.filter((i) => i.kind !== 'vm')).toEqual([]);
+    const [incident, ...more] = vmIncidents(report, 'vm-db');
+    expect(more).toEqual([]);
+    expect(incident?.outcome).toBe('recovered');
+    expect(incident?.fencedAtMs).toBeNull();
+    // Down from the crash until it runs again: within the VM-crash bound, and not zero.
+    expect(downMs(report, 'vm-db')).toBeGreaterThan(0);
+    expect(downMs(report, 'vm-db')).toBeLessThanOrEqual(bounds(result).vmFailureMs);
+    for (const vm of ['vm-web', 'vm-batch', 'vm-scratch', 'vm-cache', 'vm-mq'])
+      expect(downMs(report, vm)).toBe(0);
+  });
+
+  it('vm-crash-loop: three restarts, then the fourth crash is left down by the budget, and its incident says so', {
+    timeout: RUN_MS,
+  }, async () => {
+    const result = await run('vm-crash-loop');
+    const report = clean(result);
+    expect(runningOn(report, 'vm-db')).toEqual([]);
+    expect(report.hosts.node01).toEqual({ power: 'on', state: 'up' });
+    expect(report.incidents.filter((i) => i.fencedAtMs !== null)).toEqual([]);
+    const incidents = vmIncidents(report, 'vm-db');
+    expect(incidents.map((i) => i.outcome)).toEqual([
+      'recovered',
+      'recovered',
+      'recovered',
+      'partially-recovered',
+    ]);
+    // Down since the fourth crash, until the end of the run.
+    expect(downMs(report, 'vm-db')).toBeGreaterThan(
+      (report.incidents.at(-1)?.settledAtMs ?? Number.POSITIVE_INFINITY) - faultAt(result, 'vm-crash', 3),
+    );
+  });
+
+  it('vm-guest-shutdown: a VM its guest shut down stays down; no restart, no incident, no fence', {
+    timeout: RUN_MS,
+  }, async () => {
+    const result = await run('vm-guest-shutdown');
+    const report = clean(result);
+    expect(runningOn(report, 'vm-db')).toEqual([]);
+    expect(report.incidents).toEqual([]);
+    expect(report.hosts.node01).toEqual({ power: 'on', state: 'up' });
+    expect(downMs(report, 'vm-db')).toBeGreaterThan(0);
+  });
+
+  it('host-reboot-fast: a host back with a new boot before it is called silent gets its HA VMs back', {
+    timeout: RUN_MS,
+  }, async () => {
+    const result = await run('host-reboot-fast');
+    const report = clean(result);
+    expect(report.hosts.node01?.power).toBe('on');
+    expect(report.incidents.filter((i) => i.fencedAtMs !== null)).toEqual([]);
+    for (const vm of ['vm-db', 'vm-web', 'vm-batch']) {
+      expect(runningOn(report, vm), vm).toHaveLength(1);
+      expect(downMs(report, vm)).toBeLessThanOrEqual(bounds(result).hostFailureMs);
+    }
+    // Not HA: nothing brings it back.
+    expect(runningOn(report, 'vm-scratch')).toEqual([]);
+  });
+
+  it('host-reboot-during-incident: the new boot is not fenced, its HA VMs restart, nothing closes recovered early', {
+    timeout: RUN_MS,
+  }, async () => {
+    const result = await run('host-reboot-during-incident');
+    // The oracle's false-recovered rule checks the close; clean() fails on it.
+    const report = clean(result);
+    const incident = only(report, 'node01');
+    const back = faultAt(result, 'host-recover');
+    // The new boot proved the old one dead (fencedAtMs marks that proof); nothing powered it off.
+    expect(incident.fencedAtMs ?? back).toBeGreaterThanOrEqual(back);
+    expect(report.hosts.node01?.power).toBe('on');
+    expect(incident.outcome).toBe('recovered');
+    expect(incident.starts.map((s) => s.vm).sort()).toEqual(['vm-batch', 'vm-db', 'vm-web']);
+    for (const vm of ['vm-db', 'vm-web', 'vm-batch']) expect(runningOn(report, vm), vm).toHaveLength(1);
+    expect(runningOn(report, 'vm-scratch')).toEqual([]);
+    // Restarted within a host failure's bound of the new boot.
+    for (const vm of ['vm-db', 'vm-web', 'vm-batch']) {
+      expect(downMs(report, vm) - (back - faultAt(result, 'host-crash'))).toBeLessThanOrEqual(
+        bounds(result).hostFailureMs,
+      );
+    }
+  });
+
+  it('capacity-returns: an HA VM left unplaced starts once room returns on a survivor', {
+    timeout: RUN_MS,
+  }, async () => {
+    const result = await run('capacity-returns');
+    const report = clean(result);
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('partially-recovered');
+    expect(incident.starts.map((s) => s.vm)).toEqual(['vm-hi']);
+    expect(incident.unplaced).toEqual(['vm-lo']);
+    expect(runningOn(report, 'vm-hi')).toHaveLength(1);
+    expect(runningOn(report, 'vm-lo')).toEqual(['node02']);
+    expect(runningOn(report, 'vm-tmp')).toEqual([]);
+    // Down until the room returned, then one retry and its start.
+    const room = faultAt(result, 'vm-guest-shutdown');
+    expect(downMs(report, 'vm-lo')).toBeGreaterThan(room - faultAt(result, 'host-crash'));
+    expect(downMs(report, 'vm-lo') - (room - faultAt(result, 'host-crash'))).toBeLessThanOrEqual(
+      bounds(result).afterWaitMs,
+    );
+  });
+
+  it('late-operator: a confirmation after the operator wait ran out still recovers the VMs', {
+    timeout: RUN_MS,
+  }, async () => {
+    const result = await run('late-operator');
+    const report = clean(result);
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('recovered');
+    expect(incident.fencedAtMs ?? 0).toBeGreaterThanOrEqual(faultAt(result, 'operator-confirms-off'));
+    expect(incident.starts.map((s) => s.vm).sort()).toEqual(['vm-batch', 'vm-db', 'vm-web']);
+    for (const vm of ['vm-db', 'vm-web', 'vm-batch']) expect(runningOn(report, vm)).toHaveLength(1);
+  });
+
+  it('relay-dies-with-host: at production timing the incident opens within detection and two incident paces', {
+    timeout: RUN_MS,
+  }, async () => {
+    const result = await run('relay-dies-with-host');
+    const incident = only(result.report, 'node01');
+    const policy = scenarioPolicy(result.scenario);
+    // From the host's last heartbeat: its silence (missed heartbeats), then at most about two report
+    // intervals at the incident pace, not the dead relay's stale vote (30 s at this timing).
+    const silentFrom = result.lastHeartbeatAtMs.node01 ?? faultAt(result, 'host-crash');
+    const detection = policy.hostHeartbeatMs * policy.missedHeartbeats;
+    expect(incident.openedAtMs - silentFrom).toBeLessThanOrEqual(detection + 2.5 * policy.incidentReportMs);
+    // And the failover goes through the live relay: it settles like any other, all its VMs running.
+    const report = clean(result);
+    expect(incident.outcome).toBe('recovered');
+    for (const vm of ['vm-db', 'vm-web', 'vm-batch']) expect(runningOn(report, vm)).toHaveLength(1);
   });
 });

@@ -114,7 +114,7 @@ describe('relays reporting to the real ingest handler', () => {
     // Last heartbeat at most 2 s before diedAt; silent 6 s after it; reported at once, not at the 10 s report.
     expect(opened - diedAt).toBeLessThanOrEqual(TIMING.hostHeartbeatMs * TIMING.missedHeartbeats + 500);
     expect(uplink.statuses.every((s) => s === 200)).toBe(true);
-    const evidence = incidents[0]?.input.evidence.relays.map((r) => r.relayId).sort();
+    const evidence = incidents[0]?.input?.evidence.relays.map((r) => r.relayId).sort();
     expect(evidence).toEqual(['r1', 'r2']);
   });
 });

@@ -11,7 +11,12 @@ import {
 } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { executionArnFor, executionName, SfnWorkflow } from '../../../adapters/sfn/sfn-workflow';
+import {
+  executionArnFor,
+  executionName,
+  resumeExecutionName,
+  SfnWorkflow,
+} from '../../../adapters/sfn/sfn-workflow';
 import type { IncidentInput } from '../../../contracts/workflow';
 
 const sfn = mockClient(SFNClient);
@@ -71,6 +76,36 @@ describe('executionArnFor', () => {
   it('refuses anything that is not a state machine ARN', () => {
     expect(() => executionArnFor('arn:aws:lambda:eu-west-1:1:function:f', 'x')).toThrow(/state machine ARN/);
     expect(() => new SfnWorkflow({ client: new SFNClient({}), stateMachineArn: 'nope' })).toThrow();
+  });
+});
+
+describe('SfnWorkflow.resumeIncident', () => {
+  it('starts an execution of its own per incident and resume point, carrying what it resumes with', async () => {
+    sfn.on(StartExecutionCommand).resolves({ ...meta, executionArn: 'arn:x', startDate: new Date() });
+    const input = incident('site-a_node01-1');
+    const operator = { decision: 'confirmed-off' as const, by: 'alice', at: 5 };
+
+    await workflow().resumeIncident(input, { resume: 'operator-confirmed', operator });
+    await workflow().resumeIncident(input, { resume: 'host-rebooted' });
+
+    const sent = sfn.commandCalls(StartExecutionCommand).map((c) => c.args[0].input);
+    expect(sent.map((s) => s.name)).toEqual([
+      resumeExecutionName('site-a_node01-1', 'operator-confirmed'),
+      resumeExecutionName('site-a_node01-1', 'host-rebooted'),
+    ]);
+    expect(new Set([...sent.map((s) => s.name), executionName('site-a_node01-1')]).size).toBe(3);
+    expect(sent.map((s) => JSON.parse(s.input ?? 'null'))).toEqual([
+      { incident: input, resume: 'operator-confirmed', operator },
+      { incident: input, resume: 'host-rebooted' },
+    ]);
+  });
+
+  it('returns the existing execution when it was resumed already', async () => {
+    sfn
+      .on(StartExecutionCommand)
+      .rejects(new ExecutionAlreadyExists({ message: 'Execution Already Exists', $metadata: {} }));
+    const result = await workflow().resumeIncident(incident('i-1'), { resume: 'host-rebooted' });
+    expect(result.executionArn).toBe(executionArnFor(MACHINE, resumeExecutionName('i-1', 'host-rebooted')));
   });
 });
 

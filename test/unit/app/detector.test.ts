@@ -11,6 +11,7 @@ import {
   levelUp,
   openH1Incident,
   readiness,
+  SILENT_MS,
   SITE,
   type StandardSite,
   standardSite,
@@ -44,29 +45,37 @@ describe('detectOnce', () => {
     expect(world.workflow.startCalls).toEqual([]);
   });
 
-  it('given the relay that still heard h1 died, then the surviving view opens the incident', async () => {
+  it('given the relay that still heard h1 died, then the surviving view opens the incident once that relay is overdue', async () => {
+    // r2 last reported (hearing h1) when nothing was silent: asked for the next report within 10 s, its
+    // vote counts 10 s + one incident-pace interval (2 s).
     await site.r1.report(h1Silent(site));
-    await site.r2.report(site.hosts());
     world.clock.advance(10_000);
     await site.r1.report(h1Silent(site));
     expect(world.workflow.startCalls).toEqual([]);
-    world.clock.advance(21_000);
+    world.clock.advance(2_001);
 
     const report = await detectOnce(world.ctx, { evaluateCapacity: false });
 
     expect(report).toMatchObject({
       partitionedSites: [],
-      silentRelays: 1,
+      silentRelays: 0,
       silentHosts: 1,
       incidentsOpened: ['dc1:h1:1'],
     });
-    expect(world.workflow.startCalls.map((i) => i.evidence.relays.map((r) => r.relayId))).toEqual([['r1']]);
+    expect(world.workflow.startCalls.map((i) => i.evidence)).toEqual([
+      {
+        relays: [{ relayId: 'r1', lastHeardMsAgo: SILENT_MS }],
+        overdueRelays: [{ relayId: 'r2', reportAgeMs: 12_001 }],
+        silentAfterMs: 6_000,
+      },
+    ]);
   });
 
   it('given nothing is silent, then it opens nothing and reports zero gauges', async () => {
     const report = await detectOnce(world.ctx, { evaluateCapacity: false });
 
     expect(report).toEqual({
+      alerts: [],
       sitesChecked: 1,
       partitionedSites: [],
       silentRelays: 0,
@@ -75,8 +84,11 @@ describe('detectOnce', () => {
       clustersFailingNPlusOne: [],
       hostsNotFenceable: [],
       haVmsWithAutostart: null,
+      haVmsDown: 0,
+      vmStartsOrdered: 0,
     });
     expect(world.metrics.of('HostsSilent').map((p) => p.value)).toEqual([0]);
+    expect(world.metrics.of('HaVmsDown').map((p) => p.value)).toEqual([0]);
     expect(world.metrics.of('HostsNotFenceable').map((p) => p.value)).toEqual([0]);
     // Only a capacity pass reads the VMs: the others say nothing about autostart.
     expect(world.metrics.of('HaVmsWithAutostart')).toEqual([]);

@@ -145,6 +145,7 @@ describe('the failover chain, step by step in workflow order', () => {
       .map((e) => `${e.data?.vmId}@${e.data?.hostId}`);
     expect(started).toEqual(['db-1@h2', 'web-1@h2', 'batch-1@h3']);
     expect(events.map((e) => e.kind)).toEqual([
+      'ha-vms',
       'suspected',
       'silence-confirmed',
       'fence-ordered',

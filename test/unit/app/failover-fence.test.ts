@@ -84,7 +84,7 @@ describe('suspect', () => {
 
     const events = await world.stores.incidents.listEvents(incident.incidentId);
     expect(events.filter((e) => e.kind === 'suspected')).toHaveLength(1);
-    expect(events[0]?.data).toEqual({ evidence: incident.evidence });
+    expect(events.find((e) => e.kind === 'suspected')?.data).toEqual({ evidence: incident.evidence });
   });
 
   it('refuses an unknown incident with NotFoundError', async () => {

@@ -115,6 +115,7 @@ describe('plan-placement', () => {
         { priority: 'low', vms: [expect.objectContaining({ vmId: 'batch-1', hostId: 'h3' })] },
       ],
       unplaced: [],
+      running: [],
     });
     expect(await kinds()).toContain('placement-planned');
   });
@@ -474,7 +475,7 @@ describe('close', () => {
     const closed = (await world.stores.incidents.listEvents(incident.incidentId)).find(
       (e) => e.kind === 'closed',
     );
-    expect(closed?.detail).toMatch(/1 of 3 HA VM\(s\) restarted; down: web-1, batch-1/);
+    expect(closed?.detail).toMatch(/1 of 3 HA VM\(s\) run again; down: web-1, batch-1/);
     // and nothing is left recorded as running on the fenced host
     const left = await world.stores.vms.listVms(SITE, { hostId: 'h1' });
     expect(left.filter((v) => v.state !== 'down').map((v) => v.vmId)).toEqual([]);

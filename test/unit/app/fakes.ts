@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Hasher } from '../../../app/crypto';
 import type { Clock, IdGenerator, MetricsPort, WorkflowPort } from '../../../app/ports';
-import type { IncidentInput } from '../../../contracts/workflow';
+import type { IncidentInput, WorkflowResume } from '../../../contracts/workflow';
 
 /** A clock that stands still until a test moves it. */
 export class FakeClock implements Clock {
@@ -51,6 +51,8 @@ export type TaskCompletion =
 export class FakeWorkflow implements WorkflowPort {
   readonly executions = new Map<string, IncidentInput>();
   readonly startCalls: IncidentInput[] = [];
+  /** Executions that resume a failover, by `<incidentId>:<resume>` (one each, as the execution name). */
+  readonly resumes = new Map<string, { readonly input: IncidentInput; readonly resume: WorkflowResume }>();
   readonly completions: TaskCompletion[] = [];
   /** Makes the next startIncident fail, as a Lambda dying mid-way would leave it. */
   failNextStart = false;
@@ -63,6 +65,12 @@ export class FakeWorkflow implements WorkflowPort {
     }
     if (!this.executions.has(input.incidentId)) this.executions.set(input.incidentId, input);
     return { executionArn: executionArnOf(input.incidentId) };
+  }
+
+  async resumeIncident(input: IncidentInput, resume: WorkflowResume): Promise<{ executionArn: string }> {
+    const key = `${input.incidentId}:${resume.resume}`;
+    if (!this.resumes.has(key)) this.resumes.set(key, { input, resume });
+    return { executionArn: executionArnOf(key) };
   }
 
   async sendTaskSuccess(token: string, output: unknown): Promise<void> {

@@ -357,7 +357,7 @@ describe('listIncidents and getIncident', () => {
     expect(await listIncidents(world.ctx, { limit: 0 })).toEqual([]);
     const view = await getIncident(world.ctx, { incidentId: incident.incidentId });
     expect(view.executionArn).toBe(executionArnOf(incident.incidentId));
-    expect(view.events.map((e) => e.kind)).toEqual(['suspected']);
+    expect(view.events.map((e) => e.kind)).toEqual(['ha-vms', 'suspected']);
   });
 
   it('refuses an unknown incident with NotFoundError', async () => {
@@ -407,9 +407,12 @@ describe('confirmPowerOff', () => {
       by: 'operator',
       operator: 'alice',
     });
+    // A repeat is the same confirmation: answered once, the task completed once.
+    world.clock.advance(1_000);
     await expect(
-      confirmPowerOff(world.ctx, { incidentId: incident.incidentId, hostId: 'h1', operator: 'alice' }),
-    ).rejects.toBeInstanceOf(ConflictError);
+      confirmPowerOff(world.ctx, { incidentId: incident.incidentId, hostId: 'h1', operator: 'bob' }),
+    ).resolves.toMatchObject({ decision: 'confirmed-off', by: 'alice' });
+    expect(world.workflow.completions).toHaveLength(1);
   });
 
   it('given the incident is not waiting for an operator, then ConflictError and nothing is sent', async () => {

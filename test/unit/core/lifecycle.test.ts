@@ -272,11 +272,18 @@ describe('host lifecycle', () => {
         .andState({ ...awaitingState, since: AT });
     });
 
-    it('when the host reports alive, then that is recorded and the fence goes on', () => {
+    it('when the host reports alive in the boot being fenced, then that is recorded and the fence goes on', () => {
       given(fencing)
         .when(cmd.alive())
         .then([{ type: 'AliveDuringFence', at: AT, incidentId: INC, bootId: BOOT, bootIdChanged: false }])
         .andState(fencingState);
+    });
+
+    it('when the host reports alive in a new boot, then it is up: the boot being fenced has ended', () => {
+      given(fencing)
+        .when(cmd.alive(NEW_BOOT))
+        .then([{ type: 'HostCameBack', at: AT, bootId: NEW_BOOT, bootIdChanged: true, incidentId: INC }])
+        .andState({ status: 'up', bootId: NEW_BOOT });
     });
 
     it('when an operator confirms it off without naming the incident, then it is fenced by the operator', () => {

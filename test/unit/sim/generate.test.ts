@@ -1,7 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Scenario, type ScenarioFaultType, ScenarioSchema } from '../../../contracts/scenario';
+import { haVmDownBounds } from '../../../local/sim/availability';
 import { generateScenario, Rng, SETTLE_HEARTBEATS } from '../../../local/sim/generate';
+import { scenarioPolicy } from '../../../local/sim/policy';
 
 const ALL_FAULTS: readonly ScenarioFaultType[] = [
   'host-crash',
@@ -16,6 +18,8 @@ const ALL_FAULTS: readonly ScenarioFaultType[] = [
   'uplink-down',
   'uplink-up',
   'vm-start-fails',
+  'vm-crash',
+  'vm-guest-shutdown',
 ];
 
 const LOSS: readonly string[] = ['host-crash', 'host-isolate', 'power-loss'];
@@ -164,6 +168,39 @@ describe('generateScenario', () => {
     expect(all.some((s) => has(s, 'uplink-down') && !has(s, 'uplink-up'))).toBe(true);
     expect(all.some((s) => has(s, 'host-crash') && has(s, 'host-recover'))).toBe(true);
     expect(all.some((s) => has(s, 'host-isolate') && !has(s, 'host-recover'))).toBe(true);
+    // VM faults alone, repeated (past the restart budget), and during a host's failover.
+    const crashes = (s: Scenario) => s.faults.filter((f) => f.type === 'vm-crash').length;
+    expect(all.some((s) => crashes(s) === 1)).toBe(true);
+    expect(all.some((s) => crashes(s) >= 4)).toBe(true);
+    expect(all.some((s) => has(s, 'vm-crash') && LOSS.some((l) => has(s, l as ScenarioFaultType)))).toBe(
+      true,
+    );
+    expect(all.some((s) => has(s, 'vm-guest-shutdown') && has(s, 'host-recover'))).toBe(true);
+    expect(all.some((s) => s.timing.operatorTimeoutMs !== undefined && has(s, 'operator-confirms-off'))).toBe(
+      true,
+    );
+  });
+
+  it('lasts past the ha-vm-down bound after its last fault, so that a VM left down is judged', () => {
+    for (const s of seeds(0, 200)) {
+      const bounds = haVmDownBounds(scenarioPolicy(s), s.timing.vmBootMs ?? 0);
+      const last = Math.max(...s.faults.map((f) => f.atMs));
+      expect(s.durationMs - last).toBeGreaterThan(Math.max(bounds.hostFailureMs, bounds.vmFailureMs));
+    }
+  });
+
+  it('crashes a VM again only after a restart could have happened, four times in a crash loop', () => {
+    for (const s of seeds(0, 500)) {
+      const byVm = new Map<string, number[]>();
+      for (const f of s.faults)
+        if (f.type === 'vm-crash') byVm.set(f.vm, [...(byVm.get(f.vm) ?? []), f.atMs]);
+      for (const times of byVm.values()) {
+        expect(times.length).toBeLessThanOrEqual(4);
+        for (let i = 1; i < times.length; i++) {
+          expect((times[i] ?? 0) - (times[i - 1] ?? 0)).toBeGreaterThanOrEqual(8 * s.timing.hostHeartbeatMs);
+        }
+      }
+    }
   });
 
   it('pairs sensibly: a recovery, relay-up or uplink-up comes after its fault', () => {
