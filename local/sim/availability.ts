@@ -349,8 +349,13 @@ export class AvailabilityRules {
    * A host where the VM could run now, or null: healthy (powered, booted, on the LAN), not in maintenance,
    * its start there not failing, no anti-affinity peer running there, and room for it within the host's
    * memory and CPU overcommit less the policy's reserves. Its own last host counts (a restart in place).
+   * `ignore`: a VM counted as not running where it runs (the room there was before it started).
    */
-  private roomFor(vmId: string, lastHost: string): string | null {
+  roomFor(
+    vmId: string,
+    lastHost: string,
+    ignore?: { readonly vm: string; readonly host: string },
+  ): string | null {
     const vm = this.meta.get(vmId);
     const last = this.world.hosts.get(lastHost);
     if (vm === undefined || last === undefined) return null;
@@ -359,7 +364,9 @@ export class AvailabilityRules {
       if (host.cluster !== last.cluster || !this.world.onLan(host.id)) continue;
       if (this.hostMeta.get(host.id)?.maintenance === true || this.world.startWouldFail(vmId, host.id))
         continue;
-      const running = this.world.vmsOn(host.id);
+      const running = this.world
+        .vmsOn(host.id)
+        .filter((r) => ignore === undefined || r.id !== ignore.vm || host.id !== ignore.host);
       if (
         vm.antiAffinity !== undefined &&
         running.some((r) => r.id !== vmId && this.meta.get(r.id)?.antiAffinity === vm.antiAffinity)

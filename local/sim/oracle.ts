@@ -24,6 +24,11 @@ interface Restart {
   readonly vm: string;
   readonly priority: keyof typeof RANK;
   readonly atMs: number;
+  /**
+   * Higher-priority VMs of the same failed host, down when this one started, that no host could take
+   * even without it: a later start of theirs (room returned) is no inversion.
+   */
+  readonly higherWithoutRoom: ReadonlySet<string>;
 }
 
 /**
@@ -161,7 +166,32 @@ export class Oracle {
         `${vmId} started on ${hostId} while ${previous}, where it last ran, had not lost power, been confirmed off nor booted afresh since`,
       );
     }
-    if (meta !== undefined) this.checkPriority(previous, { vm: vmId, priority: meta.priority, atMs });
+    if (meta !== undefined) {
+      this.checkPriority(previous, {
+        vm: vmId,
+        priority: meta.priority,
+        atMs,
+        higherWithoutRoom: this.higherWithoutRoom(previous, vmId, hostId, meta.priority),
+      });
+    }
+  }
+
+  /** The failed host's HA VMs still down, of higher priority than `priority`, with no room but its place. */
+  private higherWithoutRoom(
+    failedHost: string,
+    vmId: string,
+    hostId: string,
+    priority: keyof typeof RANK,
+  ): Set<string> {
+    const out = new Set<string>();
+    for (const [other, last] of this.lastRanOn) {
+      const meta = this.meta.get(other);
+      if (last !== failedHost || meta === undefined || !meta.ha || RANK[meta.priority] >= RANK[priority])
+        continue;
+      if ((this.world.runningOn.get(other)?.size ?? 0) > 0) continue;
+      if (this.availability.roomFor(other, failedHost, { vm: vmId, host: hostId }) === null) out.add(other);
+    }
+    return out;
   }
 
   private checkCapacity(hostId: string, atMs: number): void {
@@ -192,6 +222,9 @@ export class Oracle {
       if (RANK[before.priority] <= RANK[restart.priority]) continue;
       // A wave moves on after its timeout without the VMs it still waits for: then the order may flip.
       if (before.atMs - fencedAt >= this.config.startTimeoutMs) continue;
+      // No host could take the higher one then, even in the lower one's place: it started once room
+      // returned (recovered later from the retry list), which is no inversion.
+      if (before.higherWithoutRoom.has(restart.vm)) continue;
       this.violate(
         'priority-order',
         restart.atMs,

@@ -21,12 +21,14 @@ export interface PoolOptions<R> {
 }
 
 /**
- * Eight runs per CPU, at most 16: a run mostly waits (heartbeats, timeouts, in real time) and spends about
- * 0.8 s of CPU over 5–10 s, so 16 keep two cores busy; more would starve the shared event loop, and a loop
- * late by a good part of a heartbeat turns healthy hosts silent (the summary prints the delay it saw).
+ * Four runs per CPU, at most 8: a run mostly waits (heartbeats, timeouts, in real time), but every run's
+ * control plane shares one dynalite thread, and VM-level HA reads and writes more per report. At 16 on two
+ * cores, relays got start commands after their one-second deadline and restarts ran late for no fault of
+ * the control plane; at 8 they did not. A loop late by a good part of a heartbeat also turns healthy hosts
+ * silent (the summary prints the delay it saw).
  */
 export function defaultConcurrency(): number {
-  return Math.max(1, Math.min(16, 8 * availableParallelism()));
+  return Math.max(1, Math.min(8, 4 * availableParallelism()));
 }
 
 /**

@@ -81,7 +81,7 @@ export interface RandomOptions {
   readonly count: number;
   /** Schedule i runs with seed `seed + i`, for the generator and the simulator alike. */
   readonly seed: number;
-  /** Runs at once; defaults to the CPU count, at most 4. */
+  /** Runs at once; defaults to `defaultConcurrency()` (./pool). */
   readonly concurrency?: number;
   readonly onProgress?: (progress: RandomProgress) => void;
   readonly runner?: ScenarioRunner;

@@ -166,6 +166,45 @@ describe('Oracle', () => {
     expect(rules()).toEqual([]);
   });
 
+  it('priority-order allows a higher VM that no host could take started after a lower one, once room returned', () => {
+    // A 6 GiB high VM beside the others on h1; h2 (big) and h3 full but for 2 GiB each.
+    const tight: Pick<Scenario, 'sites' | 'hosts' | 'vms'> = {
+      ...scenario,
+      vms: [
+        { id: 'hi', host: 'h1', cpus: 1, memoryMiB: 6144, ha: true, priority: 'high' },
+        { id: 'lo', host: 'h1', cpus: 1, memoryMiB: 1024, ha: true, priority: 'low' },
+        { id: 'big', host: 'h2', cpus: 1, memoryMiB: 6144, ha: true, priority: 'medium' },
+        { id: 'fill', host: 'h3', cpus: 1, memoryMiB: 6144, ha: false, priority: 'medium' },
+      ],
+    };
+    const run = () => {
+      let now = 0;
+      const world = new World(tight, () => now);
+      const oracle = new Oracle(world, {
+        vms: tight.vms,
+        cpuOvercommit: 1,
+        startTimeoutMs: 1000,
+        availability: availability(),
+      });
+      world.powerOff('h1', 'fenced');
+      now = 100;
+      world.startVm('lo', 'h3'); // hi fits nowhere, with or without lo there
+      now = 200;
+      world.inject({ atMs: 200, type: 'vm-guest-shutdown', vm: 'fill' });
+      world.startVm('hi', 'h3');
+      return oracle.violations.map((v) => v.rule);
+    };
+    expect(run()).toEqual([]);
+    // Contrast: with room for hi when lo started, lo first is an inversion.
+    const { world, at, rules } = setup();
+    world.powerOff('h1', 'fenced');
+    at(100);
+    world.startVm('lo', 'h3');
+    at(200);
+    world.startVm('hi', 'h3');
+    expect(rules()).toEqual(['priority-order']);
+  });
+
   it('non-ha-restarted: a non-HA VM started away from its host', () => {
     const { world, rules } = setup();
     world.powerOff('h1', 'fenced');

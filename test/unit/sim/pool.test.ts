@@ -67,7 +67,7 @@ describe('runPool', () => {
     await expect(runPool([1], async () => 1, { concurrency: 0 })).rejects.toThrow(RangeError);
   });
 
-  it('defaults to eight runs per CPU, at most 16', () => {
-    expect(defaultConcurrency()).toBe(Math.min(16, 8 * availableParallelism()));
+  it('defaults to four runs per CPU, at most 8', () => {
+    expect(defaultConcurrency()).toBe(Math.min(8, 4 * availableParallelism()));
   });
 });
