@@ -131,6 +131,8 @@ export class AvailabilityRules {
   private readonly confirmedAt = new Map<string, number>();
   /** Every time each host left the LAN (crash, power-off, cable cut). */
   private readonly losses = new Map<string, number[]>();
+  /** The last start the control plane ordered for each VM: where, and when. */
+  private readonly orders = new Map<string, { readonly host: string; readonly at: number }>();
   private readonly judged = new Set<string>();
 
   constructor(
@@ -178,6 +180,18 @@ export class AvailabilityRules {
    */
   operatorConfirmed(hostId: string, at: number): void {
     this.confirmedAt.set(hostId, at);
+    this.rejudge(at);
+  }
+
+  /**
+   * The control plane ordered the VM started on a host (read from its incident timelines). Until that
+   * host answers or is proven off, the start may still bring the VM up there: starting it anywhere else
+   * would risk two copies, so a VM whose order went to a host lost since and not provably off waits.
+   */
+  startOrdered(vmId: string, hostId: string, at: number): void {
+    const last = this.orders.get(vmId);
+    if (last !== undefined && last.at > at) return;
+    this.orders.set(vmId, { host: hostId, at });
     this.rejudge(at);
   }
 
@@ -313,6 +327,11 @@ export class AvailabilityRules {
     if (silent / members.length > this.config.policy.massSilenceShare) {
       return `mass silence in ${cluster} (${silent} of ${members.length} hosts)`;
     }
+    const order = this.orders.get(spell.vm);
+    if (order !== undefined && order.at >= spell.from && !this.world.onLan(order.host)) {
+      const unprovable = this.unprovable(order.host, order.at);
+      if (unprovable !== null) return `its start on ${order.host} got no answer and ${unprovable}`;
+    }
     if (spell.cause === 'host') {
       const fenceNeeded = this.fenceNeeded(spell);
       if (fenceNeeded !== null) return fenceNeeded;
@@ -333,11 +352,20 @@ export class AvailabilityRules {
    * confirmation, or a fence whose power-off can be read back.
    */
   private fenceNeeded(spell: Spell): string | null {
-    const host = this.world.host(spell.host);
+    return this.unprovable(spell.host, spell.from);
+  }
+
+  /**
+   * Why the control plane cannot prove that the host runs nothing it ran since `since`, or null when it
+   * has (or can get) the proof: a new boot of the host heard on the LAN, an operator's confirmation
+   * accepted, or a fence whose power-off can be read back (maintenance and a disabled switch forbid one).
+   */
+  private unprovable(hostId: string, since: number): string | null {
+    const host = this.world.host(hostId);
     const booted = this.bootedAt.get(host.id);
-    if (booted !== undefined && booted >= spell.from && this.world.onLan(host.id)) return null;
+    if (booted !== undefined && booted >= since && this.world.onLan(host.id)) return null;
     const confirmed = this.confirmedAt.get(host.id);
-    if (confirmed !== undefined && confirmed >= spell.from) return null;
+    if (confirmed !== undefined && confirmed >= since) return null;
     if (this.hostMeta.get(host.id)?.maintenance === true) return `${host.id} is in maintenance: never fenced`;
     if (!this.config.policy.fencingEnabled) return `fencing is disabled in ${host.cluster}`;
     const readable = host.bmc === 'ok' || (host.bmc === 'ignores-off' && !host.power);

@@ -94,6 +94,11 @@ export class Oracle {
     this.availability.operatorConfirmed(hostId, atMs);
   }
 
+  /** The control plane ordered the VM started on the host (for `ha-vm-down`: see AvailabilityRules). */
+  startOrdered(vmId: string, hostId: string, atMs: number): void {
+    this.availability.startOrdered(vmId, hostId, atMs);
+  }
+
   /** Judges a closed incident (`false-recovered`); once per incident, however often it is passed. */
   incidentClosed(incident: ClosedIncident): void {
     this.availability.incidentClosed(incident);

@@ -328,7 +328,18 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
         if (maintenance.has(hostId) || !reachable) return true;
         return incidents.some((i) => i.hostId === hostId && i.openedAt - t0 >= since);
       });
-    const watcher = new IncidentWatcher(cp, () => t0, timeline);
+    const watcher = new IncidentWatcher(
+      cp,
+      () => t0,
+      timeline,
+      (event) => {
+        const vmId = event.data?.vmId;
+        const hostId = event.data?.hostId;
+        if (event.kind === 'start-ordered' && typeof vmId === 'string' && typeof hostId === 'string') {
+          oracle.startOrdered(vmId, hostId, event.at - t0);
+        }
+      },
+    );
     const judgeIncidents = (incidents: readonly IncidentRecord[]) => {
       for (const i of incidents) {
         if (i.closedAt === null) continue;
@@ -454,6 +465,8 @@ class IncidentWatcher {
     private readonly cp: LocalControlPlane,
     private readonly t0: () => number,
     private readonly timeline: Timeline,
+    /** Each new event, once, as it is read. */
+    private readonly onEvent: (event: IncidentEvent) => void = () => undefined,
   ) {}
 
   async poll(): Promise<void> {
@@ -486,6 +499,7 @@ class IncidentWatcher {
         const key = `${event.incidentId}#${event.at}#${event.kind}#${event.key ?? ''}`;
         if (this.seen.has(key)) continue;
         this.seen.add(key);
+        this.onEvent(event);
         if (event.kind === 'closed') this.seen.add(`closed#${incident.incidentId}`);
         const { subject, text } = incidentEventText(event);
         this.timeline.add({

@@ -358,6 +358,26 @@ describe('Oracle: ha-vm-down', () => {
     expect(rules()).toEqual([]);
   });
 
+  it('is excused while a start that got no answer went to a host lost since and not provably off', () => {
+    // Two of three hosts down is no mass silence here: only the start's fate excuses hi.
+    const { world, oracle, at, tick, rules } = setup({ massSilenceShare: 0.7 });
+    world.crash('h1', 'crashed');
+    at(1000);
+    world.powerOff('h1', 'fenced');
+    // The start goes to h2 just as h2 loses power with its BMC: it may have run there, nobody can tell.
+    oracle.startOrdered('hi', 'h2', 1100);
+    oracle.startOrdered('lo', 'h3', 1100);
+    world.inject({ atMs: 1100, type: 'power-loss', host: 'h2' });
+    at(1200);
+    world.startVm('lo', 'h3');
+    tick(60_000);
+    expect(rules()).toEqual([]);
+    // Once the operator's word is taken that h2 is off, hi is owed again (and big, which h2 ran).
+    oracle.operatorConfirmed('h2', 60_000);
+    tick(70_001);
+    expect(oracle.violations.map((v) => v.detail.split(' ')[2])).toEqual(['hi', 'big']);
+  });
+
   it('is owed from a new boot of the lost host: the boot proves its VMs gone', () => {
     const { world, at, tick, rules } = setup();
     world.setBmc('h1', 'unreachable');
