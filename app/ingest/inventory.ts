@@ -8,6 +8,7 @@ import { isRunning } from '../shared/capacity';
 import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurrently';
 import { appendEvent } from '../shared/events';
 import { summaryOf } from '../shared/host-lifecycle';
+import { hostIncidentOpen } from '../shared/incidents';
 import { METRIC } from '../shared/metrics';
 import { compareIds } from '../shared/order';
 import { retryOnConflict } from '../shared/retry';
@@ -117,9 +118,13 @@ function downVms(args: {
   readonly host: HostRecord;
   readonly known: ReadonlyMap<string, VmRecord>;
 }): { vm: VmRecord; cause: 'vm-crashed' | 'host-rebooted'; detail: string; data: Record<string, unknown> }[] {
-  const { obs, host, known } = args;
+  const { control, obs, host, known } = args;
   const state = host.lifecycle;
   if (state.status !== 'up') return [];
+  // A host back up in a new boot while its incident still runs (HostRebooted → placement of the
+  // incident's fixed HA set): those VMs are the incident's to place, and a restart here as well would
+  // start a second copy. Close hands what it leaves down to the retry list.
+  if (hostIncidentOpen(control, obs.hostId)) return [];
   const ranHere = [...known.values()].filter((vm) => vm.ha && vm.hostId === obs.hostId && isRunning(vm));
   if (state.bootId !== obs.bootId) {
     return ranHere.map((vm) => ({

@@ -1,5 +1,6 @@
 import type { AppContext } from '../context';
 import type { SiteControl, VmRecord } from '../ports';
+import { hostIncidentOpen } from '../shared/incidents';
 import { hostSilence } from '../shared/relays';
 import { listForRestart } from './enqueue';
 import { hostPolicy, onRetryList } from './episode';
@@ -55,7 +56,7 @@ function missedStop(ctx: AppContext, control: SiteControl, vm: VmRecord, now: nu
   if (r !== undefined && (onRetryList(r) || r.status === 'down-on-purpose' || vm.observedAt <= r.since)) {
     return false;
   }
-  if (control.hosts[vm.hostId]?.status !== 'up') return false;
+  if (control.hosts[vm.hostId]?.status !== 'up' || hostIncidentOpen(control, vm.hostId)) return false;
   const silence = hostSilence(control.relays, vm.hostId, now, hostPolicy(ctx, control, vm.hostId));
   return silence.live.length > 0 && !silence.silent;
 }

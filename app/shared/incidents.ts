@@ -1,7 +1,7 @@
 import type { IncidentOutcome } from '../../contracts/workflow';
 import type { AppContext } from '../context';
 import { NotFoundError } from '../errors';
-import type { IncidentRecord, IncidentStore } from '../ports';
+import type { IncidentRecord, IncidentStore, SiteControl } from '../ports';
 import { appendEvent } from './events';
 import { METRIC } from './metrics';
 import { type Decision, readDecideWrite } from './retry';
@@ -73,4 +73,13 @@ export async function closeIncident(
     await appendEvent(ctx, ref.incidentId, 'closed', `closed: ${outcome}. ${detail}`, { outcome, ...data });
   }
   return result;
+}
+
+/**
+ * Whether a host has an incident open (ids `site:host:n`, see incidentIdFor): its VMs are then that
+ * incident's to place, and VM-level HA leaves them alone so that no VM is started twice.
+ */
+export function hostIncidentOpen(control: SiteControl, hostId: string): boolean {
+  const prefix = `${control.site.siteId}:${hostId}:`;
+  return control.openIncidents.some((id) => id.startsWith(prefix) && /^\d+$/.test(id.slice(prefix.length)));
 }
