@@ -5,6 +5,7 @@ import { setVmDownOnPurpose } from '../../../app/operator/down-on-purpose';
 import { setMaintenance } from '../../../app/operator/maintenance';
 import type { IncidentRecord, VmRecord } from '../../../app/ports';
 import { listForRestart } from '../../../app/recovery/enqueue';
+import { closeIncident } from '../../../app/shared/incidents';
 import type {
   CommandResult,
   ObservedVm,
@@ -543,6 +544,15 @@ describe('a crash the reports could not act on', () => {
     await report(site.r2);
     expect((await world.stores.hosts.getHost(SITE, 'h1'))?.lifecycle.status).toBe('up');
     expect(await recovering()).toEqual([]);
+
+    // While h1's incident is open its VMs are the incident's: the sweep leaves db-1 alone...
+    expect((await detectOnce(world.ctx, { evaluateCapacity: true })).vmStartsOrdered).toBe(0);
+    // ...until the incident ends (its execution's FalseAlarm, which this world does not run).
+    const open = (await world.stores.incidents.list({ siteId: SITE, openOnly: true })).filter(
+      (i) => i.hostId === 'h1',
+    );
+    expect(open).toHaveLength(1);
+    for (const incident of open) await closeIncident(world.ctx, incident, 'false-alarm', 'h1 came back');
 
     await detectOnce(world.ctx, { evaluateCapacity: false });
     expect(await recovering()).toEqual([]);
