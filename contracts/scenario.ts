@@ -21,6 +21,7 @@ export const ScenarioTimingSchema = z
     fenceAttemptTimeoutMs: positiveMs.optional(),
     fenceDeadlineMs: positiveMs.optional(),
     startTimeoutMs: positiveMs.optional(),
+    /** How long a failover waits for an operator (HaPolicy.operatorTimeoutMs; a day when left out). */
     operatorTimeoutMs: positiveMs.optional(),
     /** How often the relay polls a BMC's power status after a power-off. */
     bmcPollMs: positiveMs.optional(),
@@ -185,7 +186,11 @@ export const ReportOutcomeSchema = z.enum([
   'in-progress',
 ]);
 
-/** Safety rules the simulator checks continuously. */
+/**
+ * Rules the simulator checks continuously: the safety rules, and two availability rules (`ha-vm-down`: an
+ * HA VM left down past its bound with nothing to excuse it; `false-recovered`: an incident closed
+ * `recovered` while one of its HA VMs ran nowhere). README, "Local mode and the simulator", has the bounds.
+ */
 export const ViolationRuleSchema = z.enum([
   'split-brain',
   'restart-before-fence',

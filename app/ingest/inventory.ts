@@ -120,12 +120,15 @@ function downVms(args: {
 }): { vm: VmRecord; cause: 'vm-crashed' | 'host-rebooted'; detail: string; data: Record<string, unknown> }[] {
   const { control, obs, host, known } = args;
   const state = host.lifecycle;
-  if (state.status !== 'up') return [];
+  if (state.status === 'maintenance') return [];
   // A host back up in a new boot while its incident still runs (HostRebooted → placement of the
   // incident's fixed HA set): those VMs are the incident's to place, and a restart here as well would
   // start a second copy. Close hands what it leaves down to the retry list.
   if (hostIncidentOpen(control, obs.hostId)) return [];
   const ranHere = [...known.values()].filter((vm) => vm.ha && vm.hostId === obs.hostId && isRunning(vm));
+  // A host whose incident ended without a fence (fencing suppressed: disabled, mass silence) and that is
+  // heard in a new boot: the old boot's VMs are gone as surely as after a reboot nobody saw coming.
+  if (state.status !== 'up' && state.bootId === obs.bootId) return [];
   if (state.bootId !== obs.bootId) {
     return ranHere.map((vm) => ({
       vm,
