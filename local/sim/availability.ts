@@ -50,7 +50,8 @@ const wholeSeconds = (ms: number): number => Math.ceil(ms / 1000) * 1000;
 
 /**
  * The `ha-vm-down` bounds the policy implies: each is the longest a correct control plane may take on that
- * path, plus a margin for a simulator that shares its CPU with many runs (ten heartbeats, at least 2 s).
+ * path, plus a margin for a simulator that shares its CPU with many runs (twenty heartbeats, at least 4 s:
+ * the real-time simulator on a loaded 2-core machine overshot ten heartbeats by tens of milliseconds).
  *
  * - With its host: the host's silence (missed heartbeats) and one relay report, the confirmation wait,
  *   the fence deadline, then three priority waves, each allowed every start attempt its full timeout
@@ -62,7 +63,7 @@ const wholeSeconds = (ms: number): number => Math.ceil(ms / 1000) * 1000;
  *   start attempt.
  */
 export function haVmDownBounds(policy: HaPolicy, vmBootMs = 0): HaDownBounds {
-  const margin = Math.max(2000, 10 * policy.hostHeartbeatMs);
+  const margin = Math.max(4000, 20 * policy.hostHeartbeatMs);
   const attempts = policy.maxStartAttempts * (wholeSeconds(policy.startTimeoutMs) + vmBootMs);
   const detectHost = hostSilentAfterMs(policy) + policy.relayReportMs;
   return {
