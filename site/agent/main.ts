@@ -1,9 +1,8 @@
 import { JsonLinesLogger } from '../adapters/json-logger';
-import { LanTransport, readLanKey } from '../adapters/lan-transport';
+import { LanTransport } from '../adapters/lan-transport';
 import { VirshEventWatcher } from '../adapters/virsh-events';
 import { VirshHypervisor } from '../adapters/virsh-hypervisor';
 import { loadAgentConfig } from '../config/agent-config';
-import { ConfigError } from '../config/config-file';
 import {
   configOption,
   isEntryPoint,
@@ -44,14 +43,8 @@ export async function main(argv: readonly string[], io: MainIo): Promise<number>
 
 async function runAgent(configPath: string, io: MainIo): Promise<number> {
   const settings = loadAgentConfig(configPath);
-  const redact = makeRedactor('', [settings.lan.key]);
+  const redact = makeRedactor('', settings.secrets);
   const log = new JsonLinesLogger('halo-agent', redact, io.stdout);
-  let key: Buffer;
-  try {
-    key = readLanKey(settings.lan.key);
-  } catch (error) {
-    throw new ConfigError(`lan.keyFile: ${(error as Error).message}`);
-  }
   const hypervisor = await VirshHypervisor.open({
     uri: settings.hypervisor.uri,
     ...(settings.hypervisor.bootIdFile === undefined ? {} : { bootIdFile: settings.hypervisor.bootIdFile }),
@@ -62,7 +55,7 @@ async function runAgent(configPath: string, io: MainIo): Promise<number> {
   const lan = await LanTransport.open({
     siteId: settings.siteId,
     selfId: settings.hostId,
-    key,
+    key: settings.lan.key,
     listen: { host: settings.lan.host, port: settings.lan.port },
     peers: settings.relays,
     receive: (message) => agent?.receive(message),

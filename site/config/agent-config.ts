@@ -4,7 +4,7 @@ import {
   ConfigError,
   parseHostPort,
   readConfigFile,
-  readSecretFile,
+  readLanKeyFile,
   resolveFrom,
   validate,
 } from './config-file';
@@ -65,9 +65,12 @@ export interface AgentSettings {
   readonly lan: {
     readonly host: string;
     readonly port: number;
-    readonly key: string;
+    /** The decoded LAN key. */
+    readonly key: Buffer;
     readonly maxSkewMs?: number;
   };
+  /** Values blanked from every log line (the LAN key's text). */
+  readonly secrets: readonly string[];
   readonly hypervisor: {
     readonly uri: string;
     readonly bootIdFile?: string;
@@ -82,7 +85,7 @@ export interface AgentSettings {
 export function loadAgentConfig(configPath: string): AgentSettings {
   const path = resolveFrom(process.cwd(), configPath);
   const file = validate(AgentConfigFileSchema, readConfigFile(path), path);
-  const key = readSecretFile(resolveFrom(path, file.lan.keyFile), 'lan.keyFile').trim();
+  const { key, text: keyText } = readLanKeyFile(resolveFrom(path, file.lan.keyFile));
   const listen = parseHostPort(file.lan.listen);
   if (listen === null) throw new ConfigError('lan.listen: expected host:port');
   const relays: Record<string, { host: string; port: number }> = {};
@@ -112,6 +115,7 @@ export function loadAgentConfig(configPath: string): AgentSettings {
       events: hypervisor.events ?? true,
     },
     hostHeartbeatMs: file.timing.hostHeartbeatMs ?? 2000,
+    secrets: [keyText],
     ...(file.definitionRefreshMs === undefined ? {} : { definitionRefreshMs: file.definitionRefreshMs }),
   };
 }

@@ -2,6 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type * as z from 'zod';
+import { readLanKey } from '../adapters/lan-transport';
 
 /**
  * What the site programs' configuration files have in common: YAML (JSON is YAML), validated with zod,
@@ -89,4 +90,17 @@ export function parseHostPort(value: string): { host: string; port: number } | n
   const port = Number(match[3]);
   if (port > 65_535) return null;
   return { host: match[1] ?? match[2] ?? '', port };
+}
+
+/**
+ * Reads the site's LAN key file (private, base64 or hex, at least 32 bytes): a key the transport would
+ * refuse is a configuration error at load time, for every program and command alike.
+ */
+export function readLanKeyFile(path: string): { readonly key: Buffer; readonly text: string } {
+  const text = readSecretFile(path, 'lan.keyFile').trim();
+  try {
+    return { key: readLanKey(text), text };
+  } catch (error) {
+    throw new ConfigError(`lan.keyFile: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }

@@ -5,6 +5,7 @@ import {
   ConfigError,
   parseHostPort,
   readConfigFile,
+  readLanKeyFile,
   readSecretFile,
   resolveFrom,
   validate,
@@ -127,7 +128,8 @@ export interface RelaySettings {
   readonly lan: {
     readonly host: string;
     readonly port: number;
-    readonly key: string;
+    /** The decoded LAN key. */
+    readonly key: Buffer;
     readonly maxSkewMs?: number;
   };
   readonly stateDir: string;
@@ -205,8 +207,8 @@ export function loadRelayConfig(configPath: string): RelaySettings {
       `controlPlane.credentialFile: the credential belongs to another site or relay than ${file.site}/${file.relay}`,
     );
   }
-  const key = readSecretFile(resolveFrom(path, file.lan.keyFile), 'lan.keyFile').trim();
-  secrets.push(key);
+  const { key, text: keyText } = readLanKeyFile(resolveFrom(path, file.lan.keyFile));
+  secrets.push(keyText);
   const listen = parseHostPort(file.lan.listen);
   if (listen === null) throw new ConfigError('lan.listen: expected host:port');
 

@@ -1,9 +1,8 @@
 import { DefinitionFiles } from '../adapters/definition-files';
 import { HttpUplink } from '../adapters/http-uplink';
 import { JsonLinesLogger } from '../adapters/json-logger';
-import { LanTransport, readLanKey } from '../adapters/lan-transport';
+import { LanTransport } from '../adapters/lan-transport';
 import { RelayStateFile } from '../adapters/relay-state-file';
-import { ConfigError } from '../config/config-file';
 import { loadRelayConfig, type RelaySettings } from '../config/relay-config';
 import {
   configOption,
@@ -63,17 +62,11 @@ export async function main(argv: readonly string[], io: MainIo): Promise<number>
 async function runRelay(settings: RelaySettings, io: MainIo): Promise<number> {
   const redact = makeRedactor(settings.credential, settings.secrets);
   const log = new JsonLinesLogger('halo-relay', redact, io.stdout);
-  let key: Buffer;
-  try {
-    key = readLanKey(settings.lan.key);
-  } catch (error) {
-    throw new ConfigError(`lan.keyFile: ${(error as Error).message}`);
-  }
   let relay: Relay | null = null;
   const lan = await LanTransport.open({
     siteId: settings.siteId,
     selfId: settings.relayId,
-    key,
+    key: settings.lan.key,
     listen: { host: settings.lan.host, port: settings.lan.port },
     receive: (message) => relay?.receive(message),
     ...(settings.lan.maxSkewMs === undefined ? {} : { maxSkewMs: settings.lan.maxSkewMs }),

@@ -85,7 +85,7 @@ describe('relay configuration', () => {
       relayId: 'relay-a',
       credential: CREDENTIAL,
       stateDir: join(dir, 'state'),
-      lan: { host: '0.0.0.0', port: 7400, key: LAN_KEY },
+      lan: { host: '0.0.0.0', port: 7400, key: Buffer.from(LAN_KEY, 'base64') },
     });
     expect(settings.hosts.node01).toEqual([
       {
@@ -175,6 +175,14 @@ describe('relay configuration', () => {
     expect(message).not.toContain('Inline-Pw-1');
     const settings = loadRelayConfig(write(config, 'inline-private.yaml', 0o600));
     expect(settings.hosts.node01?.[0]).toMatchObject({ password: 'Inline-Pw-1' });
+  });
+
+  it('refuses a LAN key shorter than 32 bytes at load time, without echoing it', () => {
+    const { secret, write } = siteFolder();
+    secret('lan.key', 'c2hvcnQta2V5');
+    const message = configError(() => loadRelayConfig(write(example())));
+    expect(message).toContain('lan.keyFile: LAN key: expected at least 32 bytes');
+    expect(message).not.toContain('c2hvcnQta2V5');
   });
 
   it('wants exactly one of password and passwordFile', () => {
