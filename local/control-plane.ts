@@ -143,7 +143,7 @@ const CAPACITY_PERIOD_MS = 5 * 60_000;
 const STEP_DRAIN_MS = 5_000;
 
 /** Writes handler and workflow log calls as single lines (JSON for their structured parts). */
-function lineLogger(log: (line: string) => void): HandlerLogger & WorkflowLogger {
+export function lineLogger(log: (line: string) => void): HandlerLogger & WorkflowLogger {
   const replacer = (_key: string, value: unknown) =>
     value instanceof Error ? { name: value.name, message: value.message } : value;
   const emit =
@@ -157,7 +157,7 @@ function lineLogger(log: (line: string) => void): HandlerLogger & WorkflowLogger
 }
 
 /** The path of an operator route with its parameters filled in (percent-encoded). */
-function operatorPath(name: OperatorRouteName, params: Readonly<Record<string, string>>): string {
+export function operatorPath(name: OperatorRouteName, params: Readonly<Record<string, string>>): string {
   const route = OPERATOR_ROUTES.find((r) => r.name === name);
   if (route === undefined) throw new Error(`unknown operator route ${name}`);
   return route.path.replace(/\{([A-Za-z0-9_]+)\}/g, (_, param: string) => {
@@ -262,7 +262,7 @@ export async function startLocalControlPlane(
   }
 }
 
-interface TrackedSteps {
+export interface TrackedSteps {
   /** Resolves once no failover step is running (or after `ms`). */
   drain(ms: number): Promise<void>;
 }
@@ -272,7 +272,7 @@ interface TrackedSteps {
  * aborting an execution does not cancel the handler it was awaiting, and that handler still writes to
  * dynalite, which must stay up until it is done. Registered before any execution starts.
  */
-function trackSteps(workflow: LocalWorkflow, steps: StepsHandler): TrackedSteps {
+export function trackSteps(workflow: LocalWorkflow, steps: StepsHandler): TrackedSteps {
   const running = new Set<Promise<void>>();
   workflow.useSteps((event) => {
     const run = steps(event);
@@ -298,7 +298,7 @@ function trackSteps(workflow: LocalWorkflow, steps: StepsHandler): TrackedSteps 
   };
 }
 
-interface DetectorLoop {
+export interface DetectorLoop {
   runOnce(evaluateCapacity: boolean): Promise<DetectorReport>;
   /** Clears the timer and waits for a pass still running. */
   stop(): Promise<void>;
@@ -309,7 +309,7 @@ interface DetectorLoop {
  * does the same), capacity on every `capacityEvery`th tick starting with the first. Passes never overlap:
  * the next tick is armed when a pass ends, and runOnce queues behind a running pass.
  */
-function startDetector(
+export function startDetector(
   ctx: AppContext,
   opts: { readonly tickMs: number; readonly capacityEvery: number; readonly logger: HandlerLogger },
 ): DetectorLoop {

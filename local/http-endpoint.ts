@@ -289,13 +289,51 @@ function refuseEarly(req: IncomingMessage, res: ServerResponse, result: HttpResp
   writeResponse(res, result, { connection: 'close' });
 }
 
+/** Options of {@link makeLocalDispatcher}. */
+export interface DispatcherOptions {
+  readonly ctx: AppContext;
+  /** What the handlers log through (refusals, unhandled errors). */
+  readonly logger: HandlerLogger;
+  /** API Gateway's request id for each event; random UUIDs by default (the simulator seeds its own). */
+  readonly requestId?: () => string;
+}
+
+/** Serves one request already read: what API Gateway and the Lambda would answer. */
+export type LocalDispatcher = (request: LocalRequest) => Promise<HttpResponse>;
+
+/**
+ * The endpoint without its socket: route matching, the body cap, the API Gateway event and the handler.
+ * The HTTP endpoint serves through it, and the virtual-time simulator calls it in-process (no real I/O).
+ */
+export function makeLocalDispatcher(options: DispatcherOptions): LocalDispatcher {
+  const ingest = makeIngestHandler(options.ctx, options.logger);
+  const operator = makeOperatorApiHandler(options.ctx, options.logger);
+  const clock = options.ctx.ports.clock;
+  const requestId = options.requestId ?? (() => randomUUID());
+  return async (request) => {
+    const match = matchRoute(request.method, request.rawPath);
+    if (match === null) return notFound(request.method, request.rawPath);
+    if (request.body.length > MAX_LOCAL_BODY_BYTES) return tooLarge();
+    const event = toApiEvent(request, match, clock.now(), requestId());
+    return match.route.kind === 'report' ? ingest(event) : operator(event);
+  };
+}
+
+function notFound(method: string, rawPath: string): HttpResponse {
+  // The path is echoed back clipped: it is whatever the client sent.
+  const shown = rawPath.length > 200 ? `${rawPath.slice(0, 200)}…` : rawPath;
+  return errorJson(404, 'not-found', `no route ${method} ${shown}`);
+}
+
+function tooLarge(): HttpResponse {
+  return errorJson(413, 'payload-too-large', `request body exceeds ${MAX_LOCAL_BODY_BYTES} bytes`);
+}
+
 /** Starts the local endpoint (node:http) on loopback, serving the report route and every operator route. */
 export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<HttpEndpoint> {
   if (options.host !== '127.0.0.1')
     throw new Error('the local endpoint listens on 127.0.0.1 only (no SigV4)');
-  const ingest = makeIngestHandler(options.ctx, options.logger);
-  const operator = makeOperatorApiHandler(options.ctx, options.logger);
-  const clock = options.ctx.ports.clock;
+  const dispatch = makeLocalDispatcher({ ctx: options.ctx, logger: options.logger });
   const inFlight = new Set<Promise<void>>();
 
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -307,17 +345,12 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<H
     const rawQueryString = queryAt === -1 ? '' : target.slice(queryAt + 1);
     let status = 500;
     try {
-      const match = matchRoute(method, rawPath);
-      if (match === null) {
+      // Refused before a byte of the body is read: an unknown route, or a declared length over the cap.
+      if (matchRoute(method, rawPath) === null) {
         status = 404;
-        // The path is echoed back clipped: it is whatever the client sent.
-        const shown = rawPath.length > 200 ? `${rawPath.slice(0, 200)}…` : rawPath;
-        refuseEarly(req, res, errorJson(404, 'not-found', `no route ${method} ${shown}`));
+        refuseEarly(req, res, notFound(method, rawPath));
         return;
       }
-      const tooLarge = () =>
-        errorJson(413, 'payload-too-large', `request body exceeds ${MAX_LOCAL_BODY_BYTES} bytes`);
-      // A declared length over the cap is refused before a byte of the body is read.
       const declared = Number(req.headers['content-length'] ?? '0');
       if (Number.isFinite(declared) && declared > MAX_LOCAL_BODY_BYTES) {
         status = 413;
@@ -330,20 +363,15 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<H
         refuseEarly(req, res, tooLarge());
         return;
       }
-      const event = toApiEvent(
-        {
-          method,
-          rawPath,
-          rawQueryString,
-          headers: req.headers,
-          body: read.body,
-          sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
-          protocol: `HTTP/${req.httpVersion}`,
-        },
-        match,
-        clock.now(),
-      );
-      const result = match.route.kind === 'report' ? await ingest(event) : await operator(event);
+      const result = await dispatch({
+        method,
+        rawPath,
+        rawQueryString,
+        headers: req.headers,
+        body: read.body,
+        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+        protocol: `HTTP/${req.httpVersion}`,
+      });
       status = result.statusCode ?? 200;
       writeResponse(res, result);
     } catch (error) {

@@ -79,6 +79,8 @@ export interface LocalWorkflowOptions {
   readonly stateMachineArn?: string;
   /** Told about completions for tasks that already ended (AWS answers those with TaskDoesNotExist). */
   readonly logger?: WorkflowLogger;
+  /** The unguessable part of each task token; random bytes by default (the simulator seeds its own). */
+  readonly tokenNonce?: () => string;
 }
 
 /** State machine ARN of local executions when none is given. */
@@ -207,6 +209,7 @@ export class LocalWorkflow implements WorkflowPort {
   private readonly executionsByName = new Map<string, ExecutionRecord>();
   private readonly pending = new Map<string, PendingTask>();
   private tokenSeq = 0;
+  private readonly tokenNonce: () => string;
 
   constructor(options: LocalWorkflowOptions) {
     // The runner validates the definition (asl-validator) here rather than at the first incident; that costs
@@ -225,6 +228,7 @@ export class LocalWorkflow implements WorkflowPort {
     this.stateMachineArn = options.stateMachineArn ?? LOCAL_STATE_MACHINE_ARN;
     executionArnFor(this.stateMachineArn, 'probe');
     this.logger = options.logger;
+    this.tokenNonce = options.tokenNonce ?? (() => randomBytes(6).toString('hex'));
     const scale = options.retryIntervalMs ?? 1000;
     if (!(Number.isFinite(scale) && scale >= 0)) throw new Error('retryIntervalMs must be a number ≥ 0');
     this.retryOverrides =
@@ -436,7 +440,7 @@ export class LocalWorkflow implements WorkflowPort {
       throw new Error(`${stateName}: the Payload does not carry $$.Task.Token as taskToken`);
     }
     this.tokenSeq += 1;
-    const token = `halo-local.${record.name}.${stateName}.${this.tokenSeq}.${randomBytes(6).toString('hex')}`;
+    const token = `halo-local.${record.name}.${stateName}.${this.tokenSeq}.${this.tokenNonce()}`;
     const timeout =
       typeof state.TimeoutSeconds === 'number'
         ? state.TimeoutSeconds

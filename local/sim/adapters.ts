@@ -1,5 +1,7 @@
+import type { IdGenerator } from '../../app/ports';
+import { REPORT_ROUTE } from '../../contracts/operator-api';
 import type { ObservedVm, RelayReport, ReportResponse } from '../../contracts/relay-protocol';
-import { HttpUplink } from '../../site/adapters/http-uplink';
+import { HttpUplink, reportAnswer } from '../../site/adapters/http-uplink';
 import type { LanMessage } from '../../site/lan-protocol';
 import {
   type Clock,
@@ -14,6 +16,7 @@ import {
   UplinkError,
   type VmSpec,
 } from '../../site/ports';
+import type { LocalDispatcher } from '../http-endpoint';
 import type { World } from './world';
 
 /**
@@ -183,25 +186,22 @@ export class SimNetwork {
 }
 
 /**
- * A relay's uplink: the production HTTP uplink to the local control plane, unless the relay is down or its
- * site's internet link is cut, which fail like an unreachable endpoint (no status).
+ * A relay's uplink: the production HTTP uplink to a real-time local control plane, or the in-process
+ * {@link DispatchUplink} on virtual time, unless the relay is down or its site's internet link is cut,
+ * which fail like an unreachable endpoint (no status).
  */
 export class SimUplink implements Uplink {
-  private readonly http: HttpUplink;
-
   constructor(
     private readonly world: World,
     private readonly relayId: string,
     private readonly siteId: string,
-    baseUrl: string,
-  ) {
-    this.http = new HttpUplink(baseUrl, 60_000);
-  }
+    private readonly inner: Uplink,
+  ) {}
 
   async send(report: RelayReport, credential: string): Promise<ReportResponse> {
     this.reachable();
     try {
-      return await this.http.send(report, credential);
+      return await this.inner.send(report, credential);
     } finally {
       // The link may have been cut while the request was out: the answer, whatever it was, never arrives.
       this.reachable();
@@ -213,6 +213,57 @@ export class SimUplink implements Uplink {
     if (!this.world.uplinkUp(this.siteId)) {
       throw new UplinkError(null, null, `site ${this.siteId} has no internet link`);
     }
+  }
+}
+
+/** The HTTP uplink of a real relay, to a control plane's base URL (real-time runs). */
+export function httpUplink(baseUrl: string): Uplink {
+  return new HttpUplink(baseUrl, 60_000);
+}
+
+/**
+ * The report request as the HTTP uplink sends it (JSON body, bearer credential), served in-process by the
+ * control plane's dispatcher, its answer read as the HTTP uplink reads it: the same bytes cross the
+ * boundary, without a socket.
+ */
+export class DispatchUplink implements Uplink {
+  constructor(private readonly dispatch: LocalDispatcher) {}
+
+  async send(report: RelayReport, credential: string): Promise<ReportResponse> {
+    const result = await this.dispatch({
+      method: REPORT_ROUTE.method,
+      rawPath: REPORT_ROUTE.path,
+      rawQueryString: '',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${credential}` },
+      body: Buffer.from(JSON.stringify(report)),
+      sourceIp: '127.0.0.1',
+      protocol: 'HTTP/1.1',
+    });
+    const text =
+      result.body === undefined
+        ? ''
+        : Buffer.from(result.body, result.isBase64Encoded === true ? 'base64' : 'utf8').toString();
+    return reportAnswer(result.statusCode ?? 200, text);
+  }
+}
+
+/** Ids and secrets drawn from a seeded generator: a virtual run names everything the same way each time. */
+export class SeededIds implements IdGenerator {
+  constructor(private readonly random: () => number) {}
+
+  private chars(n: number): string {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    let out = '';
+    for (let i = 0; i < n; i++) out += alphabet[Math.floor(this.random() * 64)] ?? 'A';
+    return out;
+  }
+
+  newId(prefix: string): string {
+    return `${prefix}-${this.chars(22)}`;
+  }
+
+  newSecret(): string {
+    return this.chars(43);
   }
 }
 

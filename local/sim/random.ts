@@ -1,15 +1,15 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { availableParallelism } from 'node:os';
 import { renderTable } from '../../cli/format';
 import type { Scenario, ScenarioReport, ViolationRule } from '../../contracts/scenario';
-import { prepareLocalControlPlanes } from '../control-plane';
-import { startDynalite } from '../dynalite';
 import { generateScenario } from './generate';
-import { defaultConcurrency, runPool } from './pool';
-import { type RunOptions, type RunResult, runScenario } from './runner';
+import { runPool } from './pool';
+import type { RunOptions, RunResult } from './runner';
+import { runSeedsOnThreads } from './seed-pool';
 
 /**
- * Random simulation: many generated scenarios, each run on its own local control plane, and a summary that
- * names the seed of every broken safety rule and of every run the harness itself could not finish.
+ * Random simulation: many generated scenarios, each run on virtual time on its own in-process control
+ * plane (simulator threads, one per CPU), and a summary that names the seed of every broken safety rule
+ * and of every run the harness itself could not finish. A seed's run is the same on every machine.
  */
 
 /** An incident outcome as the report gives it. */
@@ -48,11 +48,6 @@ export interface RandomSummary {
   readonly firstSeed: number;
   readonly concurrency: number;
   readonly wallMs: number;
-  /**
-   * Event-loop delay over the whole pool (p99 and max, ms): the runs share one thread, and a loop late
-   * by a good part of a heartbeat makes healthy hosts look silent. Null when a test's runner stood in.
-   */
-  readonly loopDelayMs: { readonly p99: number; readonly max: number } | null;
   /** Every run that finished, in seed order. */
   readonly runs: readonly RandomRun[];
   /** Incidents per outcome across all runs (a run may have several incidents, or none). */
@@ -81,9 +76,10 @@ export interface RandomOptions {
   readonly count: number;
   /** Schedule i runs with seed `seed + i`, for the generator and the simulator alike. */
   readonly seed: number;
-  /** Runs at once; defaults to `defaultConcurrency()` (./pool). */
+  /** Simulator threads (runs at once); one per CPU by default. */
   readonly concurrency?: number;
   readonly onProgress?: (progress: RandomProgress) => void;
+  /** Runs the scenarios in this thread with this runner instead (a test's stub). */
   readonly runner?: ScenarioRunner;
 }
 
@@ -106,26 +102,30 @@ export async function runRandom(options: RandomOptions): Promise<RandomSummary> 
   const { count, seed } = options;
   if (!(Number.isInteger(count) && count >= 1)) throw new RangeError(`count must be ≥ 1, got ${count}`);
   if (!Number.isInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
-  const runner = options.runner ?? runScenario;
-  const concurrency = options.concurrency ?? defaultConcurrency();
+  const concurrency = options.concurrency ?? availableParallelism();
   const seeds = Array.from({ length: count }, (_, i) => seed + i);
   const started = performance.now();
-  // One dynalite for the whole pool, a table per run: a server of its own would cost each run a thread's
-  // start-up (~0.4 s of CPU), more than many runs spend on the control plane itself.
-  const dynamo = options.runner === undefined ? await startDynalite({ thread: 'worker' }) : undefined;
-  // Synthesized and validated once, before any run and before the delay is measured: it blocks the loop.
-  if (dynamo !== undefined) await prepareLocalControlPlanes(dynamo);
-  const delay = dynamo === undefined ? null : monitorEventLoopDelay({ resolution: 10 });
-  delay?.enable();
-  try {
-    return await runAll();
-  } finally {
-    delay?.disable();
-    await dynamo?.stop();
+  return summarize(options.runner === undefined ? await onThreads() : await inThisThread(options.runner));
+
+  async function onThreads() {
+    const outcomes = await runSeedsOnThreads<RandomRun>(seeds, concurrency, (outcome, done) => {
+      options.onProgress?.({
+        done,
+        total: count,
+        seed: outcome.seed,
+        run: outcome.ok ? outcome.run : null,
+        error: outcome.ok
+          ? null
+          : { seed: outcome.seed, scenario: scenarioName(outcome.seed), error: outcome.error },
+      });
+    });
+    return outcomes.map((o, index) =>
+      o.ok ? { index, ok: true as const, value: o.run } : { index, ok: false as const, error: o.error },
+    );
   }
 
-  async function runAll(): Promise<RandomSummary> {
-    const results = await runPool(
+  async function inThisThread(runner: ScenarioRunner) {
+    return runPool(
       seeds,
       async (s): Promise<RandomRun> => {
         // Generated inside the job so that a generator bug is a harness error of that seed, not a crash.
@@ -134,7 +134,6 @@ export async function runRandom(options: RandomOptions): Promise<RandomSummary> 
         const runStarted = performance.now();
         const { report } = await runner(scenario, {
           seed: s,
-          ...(dynamo === undefined ? {} : { dynamo }),
           onEvent: (line) => {
             if (line.startsWith(PROGRAM_ERROR)) programErrors.push(line.slice(PROGRAM_ERROR.length));
           },
@@ -162,7 +161,14 @@ export async function runRandom(options: RandomOptions): Promise<RandomSummary> 
         },
       },
     );
+  }
 
+  function summarize(
+    results: readonly (
+      | { index: number; ok: true; value: RandomRun }
+      | { index: number; ok: false; error: unknown }
+    )[],
+  ): RandomSummary {
     const runs = results.flatMap((r) => (r.ok ? [r.value] : []));
     const harnessErrors = results.flatMap((r) =>
       r.ok ? [] : [harnessError(seeds[r.index] ?? Number.NaN, r.error)],
@@ -188,7 +194,6 @@ export async function runRandom(options: RandomOptions): Promise<RandomSummary> 
       firstSeed: seed,
       concurrency,
       wallMs: performance.now() - started,
-      loopDelayMs: delay === null ? null : { p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 },
       runs,
       outcomes,
       runsWithoutIncident: runs.filter((r) => r.outcomes.length === 0).length,
@@ -199,15 +204,23 @@ export async function runRandom(options: RandomOptions): Promise<RandomSummary> 
   }
 }
 
-function harnessError(seed: number, error: unknown): HarnessError {
-  let scenario = '?';
+function scenarioName(seed: number): string {
   try {
-    scenario = generateScenario(seed).name;
+    return generateScenario(seed).name;
   } catch {
     // The generator itself failed for this seed; the error says how.
+    return '?';
   }
-  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  return { seed, scenario, error: text };
+}
+
+function harnessError(seed: number, error: unknown): HarnessError {
+  const text =
+    typeof error === 'string'
+      ? error
+      : error instanceof Error
+        ? `${error.name}: ${error.message}`
+        : String(error);
+  return { seed, scenario: scenarioName(seed), error: text };
 }
 
 /** `[ 37/100] seed 1036 … recovered, false-alarm (4.2 s)`: one line per finished run. */
@@ -234,11 +247,9 @@ export function formatRandomSummary(summary: RandomSummary): string[] {
   out.push(
     '',
     `Random simulation: ${summary.count} scenario(s), seeds ${summary.firstSeed}–${last}, ` +
-      `${summary.concurrency} at a time, ${(summary.wallMs / 1000).toFixed(1)} s` +
-      (slowest === undefined ? '' : ` (slowest run ${(slowest / 1000).toFixed(1)} s)`) +
-      (summary.loopDelayMs === null
-        ? ''
-        : `; event-loop delay p99 ${summary.loopDelayMs.p99.toFixed(0)} ms, max ${summary.loopDelayMs.max.toFixed(0)} ms`),
+      `${summary.concurrency} at a time, ${(summary.wallMs / 1000).toFixed(1)} s, ` +
+      `${(summary.count / Math.max(0.001, summary.wallMs / 1000)).toFixed(1)} schedules/s` +
+      (slowest === undefined ? '' : ` (slowest run ${(slowest / 1000).toFixed(2)} s)`),
     '',
   );
   const incidents = Object.values(summary.outcomes).reduce((a, b) => a + b, 0);

@@ -4,15 +4,28 @@ import type { Scenario, ScenarioFault, ScenarioReport } from '../../contracts/sc
 import { PlanOutputSchema } from '../../contracts/workflow';
 import { hostSilentAfterMs } from '../../core/policy';
 import { HostAgent } from '../../site/agent/host-agent';
-import type { SiteLogger } from '../../site/ports';
+import type { SiteLogger, Uplink } from '../../site/ports';
 import type { FenceLevel } from '../../site/relay/config';
 import { Relay } from '../../site/relay/relay';
 import { type LocalControlPlane, type OperatorCall, startLocalControlPlane } from '../control-plane';
+import { synthesizedDefinition } from '../definition';
 import type { LocalDynalite } from '../dynalite';
-import { MemoryRelayStateStore, realClock, SimBmc, SimHypervisor, SimNetwork, SimUplink } from './adapters';
+import { startVirtualControlPlane } from '../virtual-control-plane';
+import {
+  DispatchUplink,
+  httpUplink,
+  MemoryRelayStateStore,
+  realClock,
+  SeededIds,
+  SimBmc,
+  SimHypervisor,
+  SimNetwork,
+  SimUplink,
+} from './adapters';
 import { Oracle } from './oracle';
 import { availabilityConfig, scenarioPolicy } from './policy';
 import { incidentEventText, summaryTable, Timeline, type TimelineEntry } from './timeline';
+import { onVirtualTime } from './virtual-time';
 import { World } from './world';
 
 /** Options of {@link runScenario}. */
@@ -25,6 +38,12 @@ export interface RunOptions {
   readonly log?: (line: string) => void;
   /** A dynalite server shared by many runs (a table each); the run starts its own when absent. */
   readonly dynamo?: LocalDynalite;
+  /**
+   * `'virtual'` (the default): the deterministic simulator, on virtual time with seeded randomness and an
+   * in-process control plane on the memory stores; the same seed gives the same bytes. `'real-time'`: the
+   * local control plane on dynalite behind its HTTP endpoint, on the wall clock (a live smoke run).
+   */
+  readonly time?: 'virtual' | 'real-time';
 }
 
 /** What a run produces. */
@@ -62,7 +81,7 @@ interface Program {
 
 /** Throws unless the operator call answered 2xx; returns its body. */
 async function expect2xx<N extends OperatorRouteName>(
-  cp: LocalControlPlane,
+  cp: SimPlane,
   name: N,
   call: OperatorCall<N>,
 ): Promise<unknown> {
@@ -89,6 +108,18 @@ function credentialOf(body: unknown): string {
  * times, the oracle watching. Ends at durationMs, or earlier once everything has settled (see `settled`).
  */
 export async function runScenario(scenario: Scenario, options: RunOptions = {}): Promise<RunResult> {
+  if ((options.time ?? 'virtual') === 'real-time') return runOnce(scenario, options);
+  // Definition synthesis (CDK, seconds of real work) is cached per process: done before time stands still.
+  await synthesizedDefinition();
+  const seed = options.seed ?? 1;
+  return onVirtualTime(() => runOnce(scenario, options), { random: seededRandom(seed ^ 0x5eed) });
+}
+
+/** A control plane the simulator drives: local mode's on dynalite, or the in-process one. */
+type SimPlane = Pick<LocalControlPlane, 'ctx' | 'workflow' | 'operator' | 'runDetectorOnce' | 'stop'>;
+
+async function runOnce(scenario: Scenario, options: RunOptions): Promise<RunResult> {
+  const virtual = (options.time ?? 'virtual') === 'virtual';
   const seed = options.seed ?? 1;
   const random = seededRandom(seed);
   const policy = scenarioPolicy(scenario);
@@ -118,15 +149,31 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
   const siteErrors: string[] = [];
   const network = new SimNetwork(world, (error) => siteErrors.push(String(error)));
 
-  const cp = await startLocalControlPlane({
+  const planeOptions = {
     policy,
-    port: 0,
     detectorTickMs: hb,
     waitOverridesMs: { WaitBeforeConfirm: policy.confirmSilenceMs },
     retryIntervalMs: hb,
     ...(options.log === undefined ? {} : { log: options.log }),
-    ...(options.dynamo === undefined ? {} : { dynamo: options.dynamo }),
-  });
+  };
+  let cp: SimPlane;
+  let uplinkOf: () => Uplink;
+  if (virtual) {
+    const plane = await startVirtualControlPlane({
+      ...planeOptions,
+      ids: new SeededIds(seededRandom(seed ^ 0x1d5)),
+    });
+    cp = plane;
+    uplinkOf = () => new DispatchUplink(plane.dispatch);
+  } else {
+    const plane = await startLocalControlPlane({
+      ...planeOptions,
+      port: 0,
+      ...(options.dynamo === undefined ? {} : { dynamo: options.dynamo }),
+    });
+    cp = plane;
+    uplinkOf = () => httpUplink(plane.url);
+  }
   const agents = new Map<string, Program>();
   const relays = new Map<string, Program>();
   const timers = new Set<NodeJS.Timeout>();
@@ -209,7 +256,8 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
           },
           {
             clock: realClock,
-            uplink: new SimUplink(world, relayId, siteId, cp.url),
+            uplink: new SimUplink(world, relayId, siteId, uplinkOf()),
+            random: seededRandom(Math.floor(random() * 2 ** 32)),
             lan: network.lanFor(relayId),
             state,
             log: siteLog(relayId),
@@ -410,7 +458,7 @@ function clustersOf(scenario: Scenario): { site: string; cluster: string }[] {
 }
 
 /** Waits until the control plane has a record of every host. */
-async function warmUp(cp: LocalControlPlane, scenario: Scenario, timeoutMs: number): Promise<void> {
+async function warmUp(cp: SimPlane, scenario: Scenario, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const sites = [...new Set(scenario.hosts.map((h) => h.site))];
   for (;;) {
@@ -431,7 +479,7 @@ async function warmUp(cp: LocalControlPlane, scenario: Scenario, timeoutMs: numb
  * The host's newest incident left to an operator. Also one whose wait timed out (no task token any more):
  * an operator who confirms late still answers it, and the control plane must still recover.
  */
-async function awaitingOperator(cp: LocalControlPlane, hostId: string): Promise<IncidentRecord | null> {
+async function awaitingOperator(cp: SimPlane, hostId: string): Promise<IncidentRecord | null> {
   const all = await cp.ctx.ports.incidents.list({ limit: 200 });
   const waiting = all
     .filter((i) => i.hostId === hostId && i.outcome === 'awaiting-operator')
@@ -440,7 +488,7 @@ async function awaitingOperator(cp: LocalControlPlane, hostId: string): Promise<
 }
 
 /** Nothing more will happen by itself: every incident closed or waiting for an operator, no execution busy. */
-async function settled(cp: LocalControlPlane, incidents: readonly IncidentRecord[]): Promise<boolean> {
+async function settled(cp: SimPlane, incidents: readonly IncidentRecord[]): Promise<boolean> {
   // Waiting with a task token, or past the operator timeout without one: either way only an operator moves it.
   const waiting = new Set(
     incidents
@@ -462,7 +510,7 @@ class IncidentWatcher {
   private readonly readUpTo = new Map<string, number>();
 
   constructor(
-    private readonly cp: LocalControlPlane,
+    private readonly cp: SimPlane,
     private readonly t0: () => number,
     private readonly timeline: Timeline,
     /** Each new event, once, as it is read. */
@@ -529,7 +577,7 @@ function settledAt(incident: IncidentRecord, events: readonly IncidentEvent[], t
 }
 
 async function buildReport(
-  cp: LocalControlPlane,
+  cp: SimPlane,
   scenario: Scenario,
   world: World,
   watcher: IncidentWatcher,

@@ -48,19 +48,27 @@ export class HttpUplink implements Uplink {
     } catch (error) {
       throw new UplinkError(null, null, `response of ${this.url.host} cut off: ${describe(error)}`);
     }
-    const body = parseJson(text);
-    if (response.status !== 200) {
-      const error = ErrorBodySchema.safeParse(body);
-      throw new UplinkError(
-        response.status,
-        error.success ? error.data.error : null,
-        error.success ? error.data.message : `HTTP ${response.status}`,
-      );
-    }
-    const parsed = ReportResponseSchema.safeParse(body);
-    if (!parsed.success) throw new UplinkError(200, null, 'response does not follow the protocol');
-    return parsed.data;
+    return reportAnswer(response.status, text);
   }
+}
+
+/**
+ * What the control plane's answer to a report means: the response on 200, else an UplinkError with the
+ * status and the error body's code and message (the relay's loop decides on them).
+ */
+export function reportAnswer(status: number, text: string): ReportResponse {
+  const body = parseJson(text);
+  if (status !== 200) {
+    const error = ErrorBodySchema.safeParse(body);
+    throw new UplinkError(
+      status,
+      error.success ? error.data.error : null,
+      error.success ? error.data.message : `HTTP ${status}`,
+    );
+  }
+  const parsed = ReportResponseSchema.safeParse(body);
+  if (!parsed.success) throw new UplinkError(200, null, 'response does not follow the protocol');
+  return parsed.data;
 }
 
 function parseJson(text: string): unknown {

@@ -2,16 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { formatRandomSummary, progressLine, type RandomProgress, runRandom } from '../../local/sim/random';
 
 /**
- * Fifty generated scenarios through the real simulator: each on its own local control plane (a table of
- * its own on one shared dynalite, the synthesized state machine, real relay and agent code), faults at
- * random, the oracle watching, as many at once as the default concurrency allows.
- * Any violation or harness error fails the test and is printed with the seed that reproduces it.
+ * Generated scenarios through the deterministic simulator: each on virtual time on its own in-process
+ * control plane (the synthesized state machine, the real handlers, relay and agent code), faults at
+ * random, the oracle watching, on one simulator thread per CPU. Any violation or harness error fails the
+ * test and is printed with the seed that reproduces it, exactly, on any machine.
  */
 
 const SEED = 1000;
-const COUNT = 50;
-/** The bound for the whole batch; the duration itself is printed, and benchmarked, not asserted. */
-const BUDGET_MS = 180_000;
+const COUNT = 300;
+/** Vitest's timeout, not a claim on speed: the duration is printed, and benchmarked (npm run bench). */
+const BUDGET_MS = 600_000;
 
 describe('random scenarios', () => {
   it(
@@ -32,7 +32,6 @@ describe('random scenarios', () => {
       expect(summary.harnessErrors, text).toEqual([]);
       expect(summary.violations, text).toEqual([]);
       expect(summary.runs).toHaveLength(COUNT);
-      expect(summary.loopDelayMs?.max).toBeGreaterThan(0);
       expect(summary.exitCode).toBe(0);
       // The schedules must exercise the failover, not just sit there.
       expect(summary.outcomes.recovered + summary.outcomes['partially-recovered']).toBeGreaterThan(0);
