@@ -106,7 +106,8 @@ function placeOf(obs: HostObservation): { hostId: string; cluster: string; bootI
  *   reboot before anyone called it silent): the boot they ran in has ended, whatever libvirt now says of
  *   them (a host shutting down may have shut its guests down cleanly);
  * - an HA VM recorded running there that the host now reports stopped unexpectedly (core classifyVmState:
- *   crashed, or shut off for a reason that is a failure or unknown). One shut down by its guest or by an
+ *   crashed, or shut off for a reason that is a failure or unknown), or recorded down on another host
+ *   (no incident open there) that this host reports so: started here, it died before a report showed it. One shut down by its guest or by an
  *   operator (`shutdown`, `destroyed`…) stays down. A VM the host no longer lists at all is not taken for
  *   a crash: an undefined or migrated domain vanishes the same way.
  * Hosts in an incident, suspected or fenced, are their incident's business; maintenance hosts are the
@@ -139,7 +140,18 @@ function downVms(args: {
       data: { previousBootId: state.bootId, bootId: obs.bootId },
     }));
   }
-  return ranHere.flatMap((vm) => {
+  // An HA VM recorded down (its failed host's incident closed, marking it so) that this host now reports
+  // crashed: it was started here and died before any report showed it running (a restart that crashes
+  // within a report interval). Down, and nobody else's business: restarted like any crash.
+  const diedUnseen = [...known.values()].filter(
+    (vm) =>
+      vm.ha &&
+      !isRunning(vm) &&
+      vm.hostId !== obs.hostId &&
+      (vm.hostId === null || !hostIncidentOpen(control, vm.hostId)) &&
+      !control.recovering.includes(vm.vmId),
+  );
+  return [...ranHere, ...diedUnseen].flatMap((vm) => {
     const seen = obs.vms.find((candidate) => candidate.id === vm.vmId);
     if (seen === undefined || classifyVmState(seen.state, seen.reason ?? null) !== 'unexpected') return [];
     const why = `${seen.state}${seen.reason === undefined ? ', no reason given' : ` (${seen.reason})`}`;

@@ -641,3 +641,25 @@ describe('an operator marks an HA VM down on purpose', () => {
     ).rejects.toBeInstanceOf(ConflictError);
   });
 });
+
+describe('an HA VM started on a host and crashed there before any report showed it running', () => {
+  it('is restarted where it crashed, though its record still placed it, down, on another host', async () => {
+    // h1 stops listing db-1 (its record: shut off on h1, as a closed incident leaves its failed host's VMs).
+    await report(site.r1, { h1: now.h1.filter((v) => v.id !== 'db-1') });
+    expect(await vmRecord()).toMatchObject({ hostId: 'h1', state: 'shut-off' });
+    expect(await recovering()).toEqual([]);
+    // h2 lists it crashed: it ran there (libvirt says crashed only of a domain that ran).
+    const response = await report(site.r1, { h2: [...now.h2, crashed()] });
+    expect(startsIn(response)).toEqual([expect.objectContaining({ hostId: 'h2', vm: DB1 })]);
+    expect(await recovering()).toEqual(['db-1']);
+    const [incident] = await vmIncidents();
+    expect(incident).toMatchObject({ vmId: 'db-1', hostId: 'h2' });
+  });
+
+  it('is not taken for a crash when it was shut down by its guest there', async () => {
+    await report(site.r1, { h1: now.h1.filter((v) => v.id !== 'db-1') });
+    const response = await report(site.r1, { h2: [...now.h2, crashed('shutdown')] });
+    expect(startsIn(response)).toEqual([]);
+    expect(await recovering()).toEqual([]);
+  });
+});
