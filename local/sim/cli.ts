@@ -6,13 +6,17 @@ import { parseScenario, ScenarioFileError } from './scenario-file';
 import { summaryTable } from './timeline';
 
 /**
- * `npm run sim -- <scenario.json|.yaml> [--out report.json] [--seed N]`: runs one scenario, prints its live
- * timeline and the summary, writes the report. Exit 0: completed without violations; 1: a safety rule was
- * broken; 2: the scenario file cannot be run. `--random N --seed S` runs generated schedules (./random).
+ * `npm run sim -- <scenario.json|.yaml> [--out report.json] [--seed N]`: runs one scenario on virtual time
+ * (the same seed gives the same bytes), prints its timeline and the summary, writes the report;
+ * `--real-time` runs it on local mode's real-time control plane (dynalite, HTTP, the wall clock) instead.
+ * Exit 0: completed without violations; 1: a safety rule was broken; 2: the scenario file cannot be run.
+ * `--random N --seed S` runs generated schedules (./random), shrinking the first K failing ones
+ * (`--shrink K`, 3 by default) into scenario files under `--failures DIR` (sim-failures/).
  */
 
 const USAGE =
-  'usage: npm run sim -- <scenario.json|.yaml> [--out report.json] [--seed N] | --random N [--seed S] [--concurrency C]';
+  'usage: npm run sim -- <scenario.json|.yaml> [--out report.json] [--seed N] [--real-time]\n' +
+  '       npm run sim -- --random N [--seed S] [--concurrency THREADS] [--shrink K] [--failures DIR]';
 
 async function main(argv: readonly string[]): Promise<number> {
   let parsed: ReturnType<typeof parse>;
@@ -39,7 +43,18 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`--concurrency must be a positive integer\n${USAGE}\n`);
       return 2;
     }
-    return runRandomCommand({ count: n, seed, ...(concurrency === undefined ? {} : { concurrency }) });
+    const shrink = values.shrink === undefined ? 3 : Number(values.shrink);
+    if (!(Number.isInteger(shrink) && shrink >= 0)) {
+      process.stderr.write(`--shrink must be an integer ≥ 0\n${USAGE}\n`);
+      return 2;
+    }
+    return runRandomCommand({
+      count: n,
+      seed,
+      shrink,
+      ...(values.failures === undefined ? {} : { failuresDir: values.failures }),
+      ...(concurrency === undefined ? {} : { concurrency }),
+    });
   }
   const [file] = positionals;
   if (file === undefined || positionals.length > 1) {
@@ -63,7 +78,11 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     throw error;
   }
-  const result = await runScenario(scenario, { seed, onEvent: (line) => process.stdout.write(`${line}\n`) });
+  const result = await runScenario(scenario, {
+    seed,
+    time: values['real-time'] === true ? 'real-time' : 'virtual',
+    onEvent: (line) => process.stdout.write(`${line}\n`),
+  });
   process.stdout.write(`\n${summaryTable(result.report)}\n`);
   if (values.out !== undefined) {
     writeFileSync(values.out, `${JSON.stringify(result.report, null, 2)}\n`);
@@ -81,6 +100,9 @@ function parse(argv: readonly string[]) {
       seed: { type: 'string' },
       random: { type: 'string' },
       concurrency: { type: 'string' },
+      shrink: { type: 'string' },
+      failures: { type: 'string' },
+      'real-time': { type: 'boolean' },
     },
   });
 }

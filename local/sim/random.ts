@@ -1,10 +1,13 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { renderTable } from '../../cli/format';
 import type { Scenario, ScenarioReport, ViolationRule } from '../../contracts/scenario';
 import { generateScenario } from './generate';
 import { runPool } from './pool';
-import type { RunOptions, RunResult } from './runner';
+import { type RunOptions, type RunResult, runScenario } from './runner';
 import { runSeedsOnThreads } from './seed-pool';
+import { type ScenarioSize, shrinkScenario } from './shrink';
 
 /**
  * Random simulation: many generated scenarios, each run on virtual time on its own in-process control
@@ -313,15 +316,63 @@ export function printRandomSummary(
   for (const line of formatRandomSummary(summary)) write(line);
 }
 
+/** Options of {@link runRandomCommand} beyond the runs themselves. */
+export interface RandomCommandOptions extends Omit<RandomOptions, 'onProgress'> {
+  /** How many failing seeds to shrink (0: none); 3 by default. */
+  readonly shrink?: number;
+  /** Where shrunk scenarios are written; `sim-failures` by default. */
+  readonly failuresDir?: string;
+}
+
 /**
- * The `--random N --seed S` command: runs with a progress line per run, prints the summary, and returns
- * the exit code (0: no violation and no harness error; 1 otherwise).
+ * The `--random N --seed S` command: runs with progress (a line per run up to 200 runs, else every 1 %),
+ * prints the summary, shrinks the first failing seeds to small scenario files that still break their rule,
+ * and returns the exit code (0: no violation and no harness error; 1 otherwise).
  */
 export async function runRandomCommand(
-  options: Omit<RandomOptions, 'onProgress'>,
+  options: RandomCommandOptions,
   write: (line: string) => void = console.log,
 ): Promise<0 | 1> {
-  const summary = await runRandom({ ...options, onProgress: (p) => write(progressLine(p)) });
+  const every = options.count <= 200 ? 1 : Math.ceil(options.count / 100);
+  const summary = await runRandom({
+    ...options,
+    onProgress: (p) => {
+      const flagged = p.error !== null || (p.run?.violations.length ?? 0) > 0;
+      if (flagged || p.done % every === 0 || p.done === p.total) write(progressLine(p));
+    },
+  });
   printRandomSummary(summary, write);
+  const toShrink = [...new Map(summary.violations.map((v) => [v.seed, v])).values()].slice(
+    0,
+    options.shrink ?? 3,
+  );
+  for (const v of toShrink) {
+    await shrinkAndWrite(v, options.runner ?? runScenario, options.failuresDir ?? 'sim-failures', write);
+  }
   return summary.exitCode;
+}
+
+async function shrinkAndWrite(
+  v: SeededViolation,
+  runner: ScenarioRunner,
+  dir: string,
+  write: (line: string) => void,
+): Promise<void> {
+  write('');
+  write(`Shrinking seed ${v.seed} (${v.rule}) …`);
+  const result = await shrinkScenario(generateScenario(v.seed), {
+    seed: v.seed,
+    rule: v.rule,
+    runner,
+    onStep: (step) =>
+      write(
+        `  cut ${step.cut} → ${step.size.hosts} host(s), ${step.size.vms} VM(s), ${step.size.faults} fault(s) (run ${step.runs})`,
+      ),
+  });
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `seed-${v.seed}-${v.rule}.json`);
+  writeFileSync(file, `${JSON.stringify(result.scenario, null, 2)}\n`);
+  const size = (s: ScenarioSize) => `${s.hosts} hosts, ${s.vms} VMs, ${s.faults} faults, ${s.relays} relays`;
+  write(`  ${size(result.from)} → ${size(result.to)} in ${result.runs} runs; still: ${result.detail}`);
+  write(`  written to ${file}; replay: npm run sim -- ${file} --seed ${v.seed}`);
 }

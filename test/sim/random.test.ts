@@ -1,5 +1,15 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatRandomSummary, progressLine, type RandomProgress, runRandom } from '../../local/sim/random';
+import {
+  formatRandomSummary,
+  progressLine,
+  type RandomProgress,
+  runRandom,
+  runRandomCommand,
+} from '../../local/sim/random';
+import { parseScenario } from '../../local/sim/scenario-file';
 
 /**
  * Generated scenarios through the deterministic simulator: each on virtual time on its own in-process
@@ -114,5 +124,45 @@ describe('runRandom bookkeeping (stubbed runner)', () => {
     expect(failed).toEqual([
       expect.stringMatching(/^\[ *\d\/4\] seed 71 … HARNESS ERROR: Error: control plane/),
     ]);
+  });
+});
+
+describe('runRandomCommand shrinking (stubbed runner)', () => {
+  it('shrinks a failing seed into a scenario file that parses and still names the rule', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'halo-shrink-'));
+    const lines: string[] = [];
+    const code = await runRandomCommand(
+      {
+        count: 2,
+        seed: 500,
+        concurrency: 1,
+        failuresDir: dir,
+        runner: async (scenario, options) => {
+          // The "bug": any scenario of seed 501 with a fault and at least two hosts.
+          const broken = options.seed === 501 && scenario.faults.length > 0 && scenario.hosts.length >= 2;
+          return {
+            exitCode: broken ? 1 : 0,
+            timeline: [],
+            lastHeartbeatAtMs: {},
+            report: {
+              scenario: scenario.name,
+              seed: options.seed ?? 0,
+              hosts: {},
+              vms: {},
+              incidents: [],
+              violations: broken ? [{ rule: 'false-recovered', detail: 'stub' }] : [],
+            },
+          };
+        },
+      },
+      (line) => lines.push(line),
+    );
+    expect(code).toBe(1);
+    const file = join(dir, 'seed-501-false-recovered.json');
+    const shrunk = parseScenario(readFileSync(file, 'utf8'), file);
+    expect(shrunk.faults).toHaveLength(1);
+    expect(shrunk.hosts).toHaveLength(2);
+    expect(shrunk.vms).toEqual([]);
+    expect(lines.join('\n')).toContain(`replay: npm run sim -- ${file} --seed 501`);
   });
 });
