@@ -5,6 +5,7 @@ import type { BenchSuite } from './harness';
 import { printTable, resultRows } from './harness';
 import { ingestSuite } from './ingest.bench';
 import { placementSuite } from './placement.bench';
+import { simulationSuite } from './simulation.bench';
 import type { ReportSuite } from './report-suite';
 
 // A new bench is one module exporting a BenchSuite (one timing table) or a ReportSuite (async, several
@@ -16,6 +17,7 @@ const SUITES: readonly (BenchSuite | ReportSuite)[] = [
   placementSuite,
   ingestSuite,
   bundleSuite,
+  simulationSuite,
 ];
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';

@@ -73,7 +73,22 @@ export function rowKey(siteId: string, id: string): string {
  * what it passed or got back (the DynamoDB store has that property by serialization).
  */
 export function copy<T>(value: T): T {
-  return structuredClone(value);
+  return clonePlain(value) as T;
+}
+
+/**
+ * Records are plain data (what DynamoDB items hold: objects, arrays, strings, numbers, booleans, null), and
+ * a recursive copy of plain data is several times faster than structuredClone, which the simulator feels
+ * on every read. Anything else (a Map, a Date, a class instance) still goes through structuredClone.
+ */
+function clonePlain(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map(clonePlain);
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return structuredClone(value);
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) out[key] = clonePlain(item);
+  return out;
 }
 
 /** Plain code-unit string order: what DynamoDB's sort-key order is for the ASCII ids used here. */
