@@ -1,7 +1,7 @@
 import type { APIGatewayEventRequestContextV2, APIGatewayProxyEventV2WithRequestContext } from 'aws-lambda';
 import * as z from 'zod';
 import type { AppContext } from '../../app/context';
-import { NotFoundError, UnauthorizedError } from '../../app/errors';
+import { HaloError, NotFoundError, UnauthorizedError } from '../../app/errors';
 import {
   capacityReport,
   confirmPowerOff,
@@ -67,6 +67,15 @@ const IncidentParams = z.object({ incidentId: RefSchema });
 
 const ok = (body: unknown): RouteResult => ({ status: 200, body });
 
+/** A route declared in the contract whose use case is still being written (issue 14). */
+class NotImplementedError extends HaloError {
+  readonly code = 'not-implemented';
+  readonly status = 501;
+}
+const notYet: Route = async () => {
+  throw new NotImplementedError('this route is declared but not implemented yet');
+};
+
 /** One entry per OPERATOR_ROUTES name: parse params, query and body with the contract schemas, call one use case. */
 const ROUTES: { readonly [K in OperatorRouteName]: Route } = {
   listSites: async (ctx) => ok(await listSites(ctx)),
@@ -108,6 +117,12 @@ const ROUTES: { readonly [K in OperatorRouteName]: Route } = {
     return ok(await listIncidents(ctx, { siteId: query.siteId, open, limit: query.limit }));
   },
   getIncident: async (ctx, req) => ok(await getIncident(ctx, validate(IncidentParams, req.params, 'path'))),
+  getClusterPolicy: notYet,
+  setClusterPolicy: notYet,
+  listRelays: notYet,
+  siteDowntime: notYet,
+  vmDowntime: notYet,
+  listEvents: notYet,
   confirmPowerOff: async (ctx, req) => {
     const { incidentId } = validate(IncidentParams, req.params, 'path');
     const body = validate(ConfirmPowerOffBodySchema, req.body(), 'body');

@@ -1,35 +1,7 @@
-import * as z from 'zod';
-import { type HaPolicy, type HaPolicyInput, resolvePolicy } from '../../core/policy';
+import { HaPolicyInputSchema } from '../../contracts/policy';
+import { type HaPolicyInput, resolvePolicy } from '../../core/policy';
 
 // No SDK imports here: functions/env.ts (and through it the CDK app) can check HALO_POLICY at synth time.
-
-const policyNumber = z.number().finite();
-
-// Every key of HaPolicy, checked by the type: a misspelt key in cdk.json fails the cold start instead of
-// being silently ignored.
-const policyShape: { [K in keyof HaPolicy]-?: z.ZodOptional<z.ZodNumber> } = {
-  hostHeartbeatMs: policyNumber.optional(),
-  missedHeartbeats: policyNumber.optional(),
-  relayReportMs: policyNumber.optional(),
-  incidentReportMs: policyNumber.optional(),
-  relaySilentAfterMs: policyNumber.optional(),
-  confirmSilenceMs: policyNumber.optional(),
-  fenceAttemptTimeoutMs: policyNumber.optional(),
-  fenceDeadlineMs: policyNumber.optional(),
-  startTimeoutMs: policyNumber.optional(),
-  maxStartAttempts: policyNumber.optional(),
-  operatorTimeoutMs: policyNumber.optional(),
-  vmRestartLimit: policyNumber.optional(),
-  vmRestartWindowMs: policyNumber.optional(),
-  vmRestartBackoffMs: policyNumber.optional(),
-  vmRetryIntervalMs: policyNumber.optional(),
-  massSilenceShare: policyNumber.optional(),
-  maxClockSkewMs: policyNumber.optional(),
-  cpuOvercommit: policyNumber.optional(),
-  reserveMiB: policyNumber.optional(),
-  reserveCpus: policyNumber.optional(),
-};
-const HaPolicyInputSchema = z.strictObject(policyShape);
 
 /**
  * The deployment's default policy from HALO_POLICY (JSON). Throws on bad JSON, unknown keys or values the
