@@ -84,6 +84,9 @@ export interface HostSummary {
    * fenceability from the control items it reads anyway. Absent while no relay has reported readiness.
    */
   readonly fenceOk?: Readonly<Record<string, boolean>>;
+  /** The boot and agent time of the inventory recorded: an older one of that boot is not taken again. */
+  readonly bootId?: string;
+  readonly takenAt?: number;
 }
 
 /** Everything ingest needs about a site, from one query. */
@@ -142,6 +145,8 @@ export interface HostRecord {
   readonly fenceReadiness: Readonly<Record<string, HostFenceReadiness>>;
   readonly digest: string;
   readonly observedAt: number;
+  /** When the agent took the inventory recorded (its clock; absent when the relay did not say). */
+  readonly takenAt?: number;
   /** Optimistic-lock counter, incremented by every write. */
   readonly version: number;
 }
@@ -249,6 +254,11 @@ export interface VmRecovery {
   readonly note: string | null;
   /** Who marked it down on purpose; null otherwise. */
   readonly by: string | null;
+  /**
+   * The incident whose `downtime` holds this episode's open down period (a host incident that left the VM
+   * down, or the VM incident its stop opened), ended when the VM runs again; absent or null: none.
+   */
+  readonly downIncidentId?: string | null;
   /** Optimistic-lock counter of the recovery alone, incremented by every saveRecovery. */
   readonly version: number;
 }
@@ -293,7 +303,28 @@ export interface IncidentRecord {
   readonly operatorAnswer?: OperatorAnswer | null;
   /** When AwaitOperator stopped waiting without an answer (OperatorTimedOut); absent or null otherwise. */
   readonly operatorWaitEndedAt?: number | null;
+  /**
+   * The down periods of the HA VMs this incident is about, by VM id (app/shared/downtime.ts): for a host
+   * incident, each VM of its HA set from the host's silence to when it ran again (null: not yet), written
+   * when it closes; for a VM incident that opened an episode, the VM from its stop. A VM left down is
+   * closed later, by VM-level HA, when it runs again. Absent: none recorded.
+   */
+  readonly downtime?: Readonly<Record<string, DownPeriod>>;
   readonly version: number;
+}
+
+/** One VM's down period: from when it went down to when it was seen running again (null: still down). */
+export interface DownPeriod {
+  readonly from: number;
+  readonly to: number | null;
+}
+
+/** A place in the fleet-wide event feed: the (at, incidentId, kind, key) of the last event read. */
+export interface FeedPosition {
+  readonly at: number;
+  readonly incidentId: string;
+  readonly kind: string;
+  readonly key: string;
 }
 
 /** One line of an incident's timeline. */
@@ -406,7 +437,7 @@ export interface HostStore {
     inventory: Pick<
       HostRecord,
       'cpus' | 'memoryMiB' | 'bootId' | 'usedCpus' | 'usedMiB' | 'digest' | 'observedAt' | 'cluster'
-    > & { readonly reservations?: HostRecord['reservations'] },
+    > & { readonly reservations?: HostRecord['reservations']; readonly takenAt?: number },
   ): Promise<HostRecord>;
   /**
    * Replaces the host's fence readiness (every relay's entry: the caller read the others); conditional
@@ -500,8 +531,13 @@ export interface IncidentStore {
   /** Creates the incident; if it exists, returns it with created=false (repeat-safe). */
   create(incident: Omit<IncidentRecord, 'version'>): Promise<{ created: boolean; incident: IncidentRecord }>;
   get(incidentId: string): Promise<IncidentRecord | null>;
-  /** Newest first; open ones only when asked. */
-  list(filter?: { siteId?: string; openOnly?: boolean; limit?: number }): Promise<IncidentRecord[]>;
+  /** Newest first; open ones only when asked; with `since`, only those opened at or after it. */
+  list(filter?: {
+    siteId?: string;
+    openOnly?: boolean;
+    since?: number;
+    limit?: number;
+  }): Promise<IncidentRecord[]>;
   /** Conditional on the version read; throws ConcurrentUpdateError when it moved. */
   update(
     incidentId: string,
@@ -516,6 +552,7 @@ export interface IncidentStore {
         | 'operatorTaskToken'
         | 'operatorAnswer'
         | 'operatorWaitEndedAt'
+        | 'downtime'
       >
     >,
   ): Promise<IncidentRecord>;
@@ -523,6 +560,16 @@ export interface IncidentStore {
   appendEvent(event: IncidentEvent): Promise<void>;
   /** The timeline in time order; with `fromAt`, only events at or after that instant (a watcher's tail). */
   listEvents(incidentId: string, options?: { readonly fromAt?: number }): Promise<IncidentEvent[]>;
+  /**
+   * The events of every incident in feed order (at, incidentId, kind, key), from `fromAt` (inclusive) or
+   * strictly after `after`, at most `limit`: the operator's fleet-wide feed. Events stored before the feed
+   * existed are not in it.
+   */
+  listFeed(options: {
+    readonly fromAt?: number;
+    readonly after?: FeedPosition;
+    readonly limit: number;
+  }): Promise<IncidentEvent[]>;
 }
 
 export interface CommandStore {

@@ -1,4 +1,11 @@
-import type { IncidentEvent, IncidentKind, IncidentRecord, IncidentStore } from '../../app/ports';
+import type {
+  DownPeriod,
+  FeedPosition,
+  IncidentEvent,
+  IncidentKind,
+  IncidentRecord,
+  IncidentStore,
+} from '../../app/ports';
 import type { IncidentInput, IncidentOutcome } from '../../contracts/workflow';
 import {
   beginsWith,
@@ -17,7 +24,9 @@ import {
   updateVersioned,
 } from './dynamo-support';
 import {
+  EVENTS_GSI_PK,
   eventSk,
+  feedGsiSk,
   GSI1,
   INCIDENT_META_SK,
   INCIDENTS_GSI_PK,
@@ -26,6 +35,7 @@ import {
   incidentKey,
   PK,
   PK_PREFIX,
+  padEpochMs,
   parseEventSk,
   SK,
   SK_PREFIX,
@@ -56,7 +66,12 @@ export class DynamoIncidentStore implements IncidentStore {
     return item === null ? null : incidentFromItem(item);
   }
 
-  async list(filter?: { siteId?: string; openOnly?: boolean; limit?: number }): Promise<IncidentRecord[]> {
+  async list(filter?: {
+    siteId?: string;
+    openOnly?: boolean;
+    since?: number;
+    limit?: number;
+  }): Promise<IncidentRecord[]> {
     const conditions: string[] = [];
     const names: Record<string, string> = { '#gsi1pk': GSI1.pk };
     const values: Record<string, unknown> = { ':incidents': INCIDENTS_GSI_PK };
@@ -73,12 +88,19 @@ export class DynamoIncidentStore implements IncidentStore {
       conditions.push(`#outcome IN (${placeholders.join(', ')})`);
       names['#outcome'] = 'outcome';
     }
+    // The sort key starts with the opening time: `since` is a key range, read and paid for alone.
+    let range = '';
+    if (filter?.since !== undefined) {
+      names['#gsi1sk'] = GSI1.sk;
+      values[':since'] = `${padEpochMs(Math.max(0, filter.since))}#`;
+      range = ' AND #gsi1sk >= :since';
+    }
     // A filter applies after each page is read, so `limit` counts matching items across pages.
     const items = await queryAll(
       this.ctx,
       {
         IndexName: GSI1.indexName,
-        KeyConditionExpression: '#gsi1pk = :incidents',
+        KeyConditionExpression: `#gsi1pk = :incidents${range}`,
         ScanIndexForward: false,
         FilterExpression: conditions.length > 0 ? conditions.join(' AND ') : undefined,
         ExpressionAttributeNames: names,
@@ -106,6 +128,7 @@ export class DynamoIncidentStore implements IncidentStore {
         operatorTaskToken: patch.operatorTaskToken,
         operatorAnswer: patch.operatorAnswer,
         operatorWaitEndedAt: patch.operatorWaitEndedAt,
+        downtime: patch.downtime,
       },
       `incident ${incidentId}`,
     );
@@ -116,6 +139,9 @@ export class DynamoIncidentStore implements IncidentStore {
     // (at, kind, key) is the event's identity: the same fact written twice is stored once.
     await putIfAbsent(this.ctx, {
       ...keyOf({ pk: incidentKey(event.incidentId), sk: eventSk(event.at, event.kind, event.key) }),
+      // The feed's index entry: events are rare (incidents), so the second write they cost is too.
+      [GSI1.pk]: EVENTS_GSI_PK,
+      [GSI1.sk]: feedGsiSk(event.at, event.incidentId, event.kind, event.key),
       kind: event.kind,
       key: event.key,
       detail: event.detail,
@@ -139,6 +165,30 @@ export class DynamoIncidentStore implements IncidentStore {
               ':to': `${SK_PREFIX.event}\uffff`,
             },
           },
+    );
+    return items.map(eventFromItem);
+  }
+
+  async listFeed(options: {
+    readonly fromAt?: number;
+    readonly after?: FeedPosition;
+    readonly limit: number;
+  }): Promise<IncidentEvent[]> {
+    const { after } = options;
+    const bound =
+      after === undefined
+        ? { op: '>=', sk: `${padEpochMs(Math.max(0, options.fromAt ?? 0))}#` }
+        : { op: '>', sk: feedGsiSk(after.at, after.incidentId, after.kind, after.key) };
+    const items = await queryAll(
+      this.ctx,
+      {
+        IndexName: GSI1.indexName,
+        KeyConditionExpression: `#gsi1pk = :events AND #gsi1sk ${bound.op} :bound`,
+        ExpressionAttributeNames: { '#gsi1pk': GSI1.pk, '#gsi1sk': GSI1.sk },
+        ExpressionAttributeValues: { ':events': EVENTS_GSI_PK, ':bound': bound.sk },
+        Limit: options.limit,
+      },
+      options.limit,
     );
     return items.map(eventFromItem);
   }
@@ -167,6 +217,7 @@ function incidentToItem(incident: IncidentRecord): Item {
     fencedAt: incident.fencedAt,
     closedAt: incident.closedAt,
     operatorTaskToken: incident.operatorTaskToken,
+    downtime: incident.downtime,
     version: incident.version,
   };
 }
@@ -188,6 +239,7 @@ function incidentFromItem(item: Item): IncidentRecord {
     operatorTaskToken: strOrNull(item, 'operatorTaskToken'),
     // Absent from incidents that never waited for an operator (and from items older than them).
     ...optionalWait(item),
+    ...downtimeOf(item),
     version: num(item, 'version'),
   };
 }
@@ -206,6 +258,12 @@ function optionalWait(item: Item): Pick<IncidentRecord, 'operatorAnswer' | 'oper
     ...(answer === null ? {} : { operatorAnswer: answer }),
     ...(ended === null ? {} : { operatorWaitEndedAt: ended }),
   };
+}
+
+/** The VMs' down periods, when the item has them. */
+function downtimeOf(item: Item): Pick<IncidentRecord, 'downtime'> {
+  const downtime = mapOrNull<Record<string, DownPeriod>>(item, 'downtime');
+  return downtime === null ? {} : { downtime };
 }
 
 function eventFromItem(item: Item): IncidentEvent {

@@ -95,6 +95,8 @@ export const INCIDENT_META_SK = 'META';
 export const SITES_GSI_PK = 'SITES';
 /** gsi1 partition of the incident items. */
 export const INCIDENTS_GSI_PK = 'INCIDENTS';
+/** gsi1 partition of the incident events: the fleet-wide feed. */
+export const EVENTS_GSI_PK = 'EVENTS';
 
 /** Width of zero-padded epoch milliseconds in sort keys, so that string order is time order. */
 const EPOCH_MS_WIDTH = 13;
@@ -147,6 +149,14 @@ export function incidentGsiSk(openedAt: number, incidentId: string): string {
 /** Sort key of a timeline event: time first, so the timeline reads in order; (at, kind, key) is its identity. */
 export function eventSk(at: number, kind: string, key = ''): string {
   return `${SK_PREFIX.event}${padEpochMs(at)}#${kind}${key === '' ? '' : `#${key}`}`;
+}
+
+/**
+ * gsi1 sort key of a timeline event in the feed: time, then incident, kind and key, so a query reads the
+ * fleet's events in time order, and a page's last key is where the next starts.
+ */
+export function feedGsiSk(at: number, incidentId: string, kind: string, key = ''): string {
+  return `${padEpochMs(at)}#${incidentId}#${kind}#${key}`;
 }
 
 /** The id after a key's prefix (`SITE#s1` → `s1`); ids never contain `#`, kinds may (see eventSk). */

@@ -1,4 +1,4 @@
-import type { IncidentEvent, IncidentRecord, IncidentStore } from '../../app/ports';
+import type { FeedPosition, IncidentEvent, IncidentRecord, IncidentStore } from '../../app/ports';
 import type { IncidentOutcome } from '../../contracts/workflow';
 import { checkVersion, compareStrings, copy, definedFields, type MemoryState } from './memory-state';
 
@@ -24,9 +24,15 @@ export class MemoryIncidentStore implements IncidentStore {
     return incident === undefined ? null : copy(incident);
   }
 
-  async list(filter?: { siteId?: string; openOnly?: boolean; limit?: number }): Promise<IncidentRecord[]> {
+  async list(filter?: {
+    siteId?: string;
+    openOnly?: boolean;
+    since?: number;
+    limit?: number;
+  }): Promise<IncidentRecord[]> {
     return [...this.state.incidents.values()]
       .filter((i) => filter?.siteId === undefined || i.siteId === filter.siteId)
+      .filter((i) => filter?.since === undefined || i.openedAt >= filter.since)
       .filter((i) => filter?.openOnly !== true || OPEN_OUTCOMES.includes(i.outcome))
       .sort((a, b) => b.openedAt - a.openedAt || compareStrings(b.incidentId, a.incidentId))
       .slice(0, filter?.limit)
@@ -51,6 +57,7 @@ export class MemoryIncidentStore implements IncidentStore {
       operatorTaskToken,
       operatorAnswer,
       operatorWaitEndedAt,
+      downtime,
     } = patch;
     const next: IncidentRecord = {
       ...current,
@@ -62,6 +69,7 @@ export class MemoryIncidentStore implements IncidentStore {
         operatorTaskToken,
         operatorAnswer,
         operatorWaitEndedAt,
+        downtime,
       }),
       version: current.version + 1,
     };
@@ -91,4 +99,33 @@ export class MemoryIncidentStore implements IncidentStore {
       )
       .map(copy);
   }
+
+  async listFeed(options: {
+    readonly fromAt?: number;
+    readonly after?: FeedPosition;
+    readonly limit: number;
+  }): Promise<IncidentEvent[]> {
+    const { after } = options;
+    const fromAt = options.fromAt ?? Number.NEGATIVE_INFINITY;
+    const all = [...this.state.events.values()].flatMap((timeline) => [...timeline.values()]);
+    return all
+      .filter((e) => (after === undefined ? e.at >= fromAt : compareFeed(positionOf(e), after) > 0))
+      .sort((a, b) => compareFeed(positionOf(a), positionOf(b)))
+      .slice(0, options.limit)
+      .map(copy);
+  }
+}
+
+function positionOf(event: IncidentEvent): FeedPosition {
+  return { at: event.at, incidentId: event.incidentId, kind: event.kind, key: event.key ?? '' };
+}
+
+/** Feed order, as the DynamoDB store's gsi1 sort key orders it (time, incident, kind, key). */
+function compareFeed(a: FeedPosition, b: FeedPosition): number {
+  return (
+    a.at - b.at ||
+    compareStrings(a.incidentId, b.incidentId) ||
+    compareStrings(a.kind, b.kind) ||
+    compareStrings(a.key, b.key)
+  );
 }

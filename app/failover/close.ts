@@ -1,9 +1,10 @@
 import { type IncidentInput, type IncidentOutcome, IncidentOutcomeSchema } from '../../contracts/workflow';
 import { priorityRank } from '../../core/model';
 import type { AppContext } from '../context';
-import type { IncidentRecord } from '../ports';
+import type { DownPeriod, IncidentRecord } from '../ports';
 import { listLeftDown } from '../recovery/left-down';
 import { isRunning } from '../shared/capacity';
+import { recordDownPeriods, runningAgainAt, silenceStart } from '../shared/downtime';
 import { bootEnded, runningNow, storedHaSet } from '../shared/ha-set';
 import { incidentOf } from '../shared/host-lifecycle';
 import { closeIncident, requireIncident } from '../shared/incidents';
@@ -38,7 +39,9 @@ export async function close(
     }
   }
   if (record.closedAt !== null) return { outcome: record.outcome };
-  const { outcome, detail, data } = await resolveOutcome(ctx, record, requested);
+  const { outcome, detail, data, downtime } = await resolveOutcome(ctx, record, requested);
+  // Down time first (repeat-safe): VM-level HA, taking over the VMs left down, ends their periods here.
+  if (downtime !== undefined) await recordDownPeriods(ctx, record.incidentId, downtime);
   // VM-level HA takes over the HA VMs the incident leaves down (app/recovery), before the close: a
   // repeated Close lists what a crash cut short.
   if (outcome === 'partially-recovered') await listLeftDown(ctx, record, idsIn(data?.down));
@@ -50,7 +53,13 @@ async function resolveOutcome(
   ctx: AppContext,
   record: IncidentRecord,
   requested: string | undefined,
-): Promise<{ outcome: IncidentOutcome; detail: string; data?: Record<string, unknown> }> {
+): Promise<{
+  outcome: IncidentOutcome;
+  detail: string;
+  data?: Record<string, unknown>;
+  /** Each HA VM's down period, once the failed boot ended (app/shared/downtime.ts). */
+  downtime?: Record<string, DownPeriod>;
+}> {
   if (record.fencedAt !== null) {
     const [events, commands, siteVms, host] = await Promise.all([
       ctx.ports.incidents.listEvents(record.incidentId),
@@ -79,7 +88,23 @@ async function resolveOutcome(
     const down = set.filter((vmId) => !runs(vmId));
     const unplaced = plan?.unplaced.map((u) => u.vmId) ?? [];
     const recovered = plan !== null && down.length === 0;
+    const observed = new Map(
+      set.flatMap((vmId) => {
+        const vm = records.get(vmId);
+        return vm !== undefined && runningNow(vm, failed) !== null ? [[vmId, vm.observedAt] as const] : [];
+      }),
+    );
+    const ranAgain = runningAgainAt(events, observed);
+    const from = silenceStart(record);
+    const now = ctx.ports.clock.now();
+    const downtime = Object.fromEntries(
+      set.map((vmId): [string, DownPeriod] => [
+        vmId,
+        { from, to: runs(vmId) ? (ranAgain.get(vmId) ?? now) : null },
+      ]),
+    );
     return {
+      downtime,
       outcome: recovered ? 'recovered' : 'partially-recovered',
       detail:
         plan === null

@@ -13,6 +13,7 @@ import {
 } from '../recovery/episode';
 import { recoverVms } from '../recovery/recover';
 import { isRunning } from '../shared/capacity';
+import { endDownPeriod } from '../shared/downtime';
 import { retryOnConflict } from '../shared/retry';
 import { requireControl } from '../shared/site';
 
@@ -91,6 +92,8 @@ export async function setVmDownOnPurpose(
     );
   }
   const note = `marked down on purpose by ${args.caller}`;
+  // Down on purpose is not down time: the VM's period ends with the mark.
+  if (r?.downIncidentId) await endDownPeriod(ctx, r.downIncidentId, vm.vmId, now);
   if (r !== undefined && onRetryList(r) && r.incidentId !== null) {
     await vmEvent(ctx, r.incidentId, vm.vmId, 'down-on-purpose', `${vm.vmId} is ${note}: it stays down`, {
       by: args.caller,

@@ -1,6 +1,7 @@
 import type { StartPin } from '../../core/vm-recovery';
 import type { AppContext } from '../context';
 import type { RecoveryCause, VmRecord } from '../ports';
+import { recordDownPeriods } from '../shared/downtime';
 import { retryOnConflict } from '../shared/retry';
 import {
   ensureVmIncident,
@@ -19,6 +20,11 @@ export interface DownVm {
   readonly place: VmIncidentPlace;
   /** A start that may still bring it up on one host (a host incident's unconfirmed start). */
   readonly pinned?: StartPin | null;
+  /**
+   * The host incident that recorded the VM's down period and left it down (its period is ended when the
+   * VM runs again); a VM that stopped by itself has its own incident record it.
+   */
+  readonly downIncidentId?: string;
   /** The first line of its incident's timeline (`vm-stopped`), when it opens one. */
   readonly detail: string;
   readonly data?: Readonly<Record<string, unknown>>;
@@ -70,6 +76,7 @@ export async function listForRestart(given: AppContext, down: DownVm, at: number
       note: null,
       by: null,
     });
+      downIncidentId: opens ? incidentId : (down.downIncidentId ?? null),
     return { listedNow: true, vm: saved, incidentId };
   });
   // Also on a repeat: a call that died after the recovery named the incident left it to be made.
@@ -79,6 +86,10 @@ export async function listForRestart(given: AppContext, down: DownVm, at: number
       await vmEvent(ctx, outcome.incidentId, vmId, 'vm-stopped', down.detail, {
         hostId: down.place.hostId,
         cause: down.cause,
+    // The stop starts the VM's down period (app/shared/downtime.ts); repeat-safe like the opening.
+    if (opened !== null && outcome.vm.recovery?.downIncidentId === outcome.incidentId) {
+      await recordDownPeriods(ctx, outcome.incidentId, { [vmId]: { from: at, to: null } }, opened.incident);
+    }
         ...down.data,
       });
     }

@@ -44,6 +44,7 @@ export async function listLeftDown(
         cause: 'host-failover',
         place: { hostId: incident.hostId, cluster: incident.cluster, bootId: incident.bootId },
         pinned: host === undefined ? null : { hostId: host.hostId, bootId: host.bootId },
+        downIncidentId: incident.incidentId,
         detail: `${vm.vmId} was left down by incident ${incident.incidentId}`,
       },
       now,

@@ -13,6 +13,7 @@ import type { AppContext } from '../context';
 import { NoCapacityError } from '../errors';
 import type { HostRecord, RecoveryStart, RelayRecord, SiteControl, VmRecord, VmRecovery } from '../ports';
 import { coreVm, isRunning, placementLoads, reservationLimits } from '../shared/capacity';
+import { endDownPeriod } from '../shared/downtime';
 import { eventsOf } from '../shared/events';
 import { METRIC } from '../shared/metrics';
 import { compareIds } from '../shared/order';
@@ -144,6 +145,8 @@ async function recoverOne(pass: Pass, vm: VmRecord): Promise<StepDone> {
     return 'off-list';
   }
   if (!vm.ha) {
+    // Down time counts HA VMs only: no longer HA, its period ends here.
+    if (r.downIncidentId) await endDownPeriod(ctx, r.downIncidentId, vm.vmId, now);
     await closeEpisode(
       ctx,
       vm,
@@ -195,6 +198,8 @@ async function resolve(pass: Pass, vm: VmRecord, r: VmRecovery): Promise<StepDon
       attempt: r.attempt,
     });
   }
+  // Its down period ends when it was first seen running again (the observation that shows it running).
+  if (r.downIncidentId) await endDownPeriod(ctx, r.downIncidentId, vm.vmId, vm.observedAt);
   await closeEpisode(ctx, vm, r.incidentId, 'recovered', `${vm.vmId} runs on ${where}`, {
     hostId: vm.hostId,
   });
@@ -221,6 +226,7 @@ function idle(r: VmRecovery): RecoveryDraft {
     pinned: null,
     notBefore: null,
     note: null,
+    downIncidentId: null,
   };
 }
 

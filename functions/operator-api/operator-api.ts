@@ -1,28 +1,37 @@
 import type { APIGatewayEventRequestContextV2, APIGatewayProxyEventV2WithRequestContext } from 'aws-lambda';
 import * as z from 'zod';
 import type { AppContext } from '../../app/context';
-import { HaloError, NotFoundError, UnauthorizedError } from '../../app/errors';
+import { NotFoundError, UnauthorizedError } from '../../app/errors';
 import {
   capacityReport,
   confirmPowerOff,
   enrollRelay,
+  getClusterPolicy,
   getIncident,
+  listEventFeed,
   listHosts,
   listIncidents,
+  listRelays,
   listSites,
   listVms,
   revokeRelay,
+  setClusterPolicy,
   setFencing,
   setMaintenance,
   setVmDownOnPurpose,
   setVmMetadata,
+  siteDowntime,
+  vmDowntime,
 } from '../../app/operator';
 import {
   ConfirmPowerOffBodySchema,
+  DowntimeQuerySchema,
   EnrollRelayBodySchema,
+  ListEventsQuerySchema,
   ListIncidentsQuerySchema,
   OPERATOR_ROUTES,
   type OperatorRouteName,
+  SetClusterPolicyBodySchema,
   SetDownOnPurposeBodySchema,
   SetFencingBodySchema,
   SetMaintenanceBodySchema,
@@ -67,15 +76,6 @@ const IncidentParams = z.object({ incidentId: RefSchema });
 
 const ok = (body: unknown): RouteResult => ({ status: 200, body });
 
-/** A route declared in the contract whose use case is still being written (issue 14). */
-class NotImplementedError extends HaloError {
-  readonly code = 'not-implemented';
-  readonly status = 501;
-}
-const notYet: Route = async () => {
-  throw new NotImplementedError('this route is declared but not implemented yet');
-};
-
 /** One entry per OPERATOR_ROUTES name: parse params, query and body with the contract schemas, call one use case. */
 const ROUTES: { readonly [K in OperatorRouteName]: Route } = {
   listSites: async (ctx) => ok(await listSites(ctx)),
@@ -114,15 +114,41 @@ const ROUTES: { readonly [K in OperatorRouteName]: Route } = {
   listIncidents: async (ctx, req) => {
     const query = validate(ListIncidentsQuerySchema, req.query, 'query');
     const open = query.open === undefined ? undefined : query.open === 'true';
-    return ok(await listIncidents(ctx, { siteId: query.siteId, open, limit: query.limit }));
+    return ok(
+      await listIncidents(ctx, { siteId: query.siteId, open, since: query.since, limit: query.limit }),
+    );
   },
   getIncident: async (ctx, req) => ok(await getIncident(ctx, validate(IncidentParams, req.params, 'path'))),
-  getClusterPolicy: notYet,
-  setClusterPolicy: notYet,
-  listRelays: notYet,
-  siteDowntime: notYet,
-  vmDowntime: notYet,
-  listEvents: notYet,
+  getClusterPolicy: async (ctx, req) =>
+    ok(await getClusterPolicy(ctx, validate(ClusterParams, req.params, 'path'))),
+  setClusterPolicy: async (ctx, req) => {
+    const { siteId, clusterId } = validate(ClusterParams, req.params, 'path');
+    const body = validate(SetClusterPolicyBodySchema, req.body(), 'body');
+    return ok(
+      await setClusterPolicy(ctx, {
+        siteId,
+        clusterId,
+        override: body.override,
+        expectedVersion: body.expectedVersion,
+        caller: req.caller,
+      }),
+    );
+  },
+  listRelays: async (ctx, req) => ok(await listRelays(ctx, validate(SiteParams, req.params, 'path'))),
+  siteDowntime: async (ctx, req) => {
+    const { siteId } = validate(SiteParams, req.params, 'path');
+    const query = validate(DowntimeQuerySchema, req.query, 'query');
+    return ok(await siteDowntime(ctx, { siteId, since: query.since, until: query.until }));
+  },
+  vmDowntime: async (ctx, req) => {
+    const { siteId, vmId } = validate(VmParams, req.params, 'path');
+    const query = validate(DowntimeQuerySchema, req.query, 'query');
+    return ok(await vmDowntime(ctx, { siteId, vmId, since: query.since, until: query.until }));
+  },
+  listEvents: async (ctx, req) => {
+    const query = validate(ListEventsQuerySchema, req.query, 'query');
+    return ok(await listEventFeed(ctx, query));
+  },
   confirmPowerOff: async (ctx, req) => {
     const { incidentId } = validate(IncidentParams, req.params, 'path');
     const body = validate(ConfirmPowerOffBodySchema, req.body(), 'body');

@@ -1,8 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
   ClusterFailoverViewSchema,
+  ClusterPolicyViewSchema,
+  EventFeedSchema,
   HostFenceViewSchema,
+  IncidentDetailSchema,
+  IncidentListSchema,
   OPERATOR_ROUTES,
+  RelayListSchema,
+  SiteDowntimeSchema,
+  VmDowntimeSchema,
   VmViewSchema,
 } from '../../contracts/operator-api';
 import { ErrorBodySchema } from '../../contracts/relay-protocol';
@@ -349,6 +356,137 @@ describe('operator API handler', () => {
       body: { hostId: 'node01', operator: 'bob (on site, pulled the plug)' },
     });
     expect(bodyOf(response)).toMatchObject({ by: 'bob (on site, pulled the plug)' });
+  });
+
+  it('listIncidents and getIncident: never the task token (the operator wait is shown as a flag)', async () => {
+    const env = await setup();
+    await incidentAwaitingOperator(env);
+    const listed = await env.call('GET /v1/incidents');
+    const shown = await env.call('GET /v1/incidents/{incidentId}', { params: { incidentId: 'inc-1' } });
+    for (const response of [listed, shown]) {
+      expect(response.body).not.toContain('tok-1');
+      expect(response.body).not.toContain('operatorTaskToken');
+    }
+    expect(IncidentListSchema.parse(bodyOf(listed))[0]).toMatchObject({ awaitingOperatorTask: true });
+    expect(IncidentDetailSchema.parse(bodyOf(shown)).incident.incidentId).toBe('inc-1');
+    const since = await env.call('GET /v1/incidents', { query: { since: new Date(T0 + 1).toISOString() } });
+    expect(bodyOf(since)).toEqual([]);
+  });
+
+  it('listRelays: 200 with last report, seq and hosts heard, never a credential hash; 404 for an unknown site', async () => {
+    const { call } = await setup();
+    const response = await call('GET /v1/sites/{siteId}/relays', { params: { siteId: SITE } });
+    expect(response.statusCode).toBe(200);
+    expect(response.body).not.toMatch(/credential|hash/i);
+    const [relay] = RelayListSchema.parse(bodyOf(response));
+    expect(relay).toMatchObject({
+      relayId: RELAY,
+      status: 'enrolled',
+      seq: expect.any(Number),
+      live: true,
+      hostsHeard: ['node01', 'node02', 'node03'],
+      hostsSilent: [],
+    });
+    const unknown = await call('GET /v1/sites/{siteId}/relays', { params: { siteId: 'nowhere' } });
+    expect(errorOf(unknown)).toMatchObject({ status: 404 });
+  });
+
+  it('getClusterPolicy and setClusterPolicy: 200 effective with the override, 400 naming the field, 409 on a stale version', async () => {
+    const { call } = await setup();
+    const route = '/v1/sites/{siteId}/clusters/{clusterId}/policy';
+    const params = { siteId: SITE, clusterId: 'c1' };
+    const read = ClusterPolicyViewSchema.parse(bodyOf(await call(`GET ${route}`, { params })));
+    expect(read).toMatchObject({ override: {}, overridden: [], version: 1 });
+
+    const set = await call(`PUT ${route}`, {
+      params,
+      body: { override: { cpuOvercommit: 1.5 }, expectedVersion: read.version },
+    });
+    expect(set.statusCode).toBe(200);
+    expect(ClusterPolicyViewSchema.parse(bodyOf(set))).toMatchObject({
+      effective: { cpuOvercommit: 1.5 },
+      override: { cpuOvercommit: 1.5 },
+      overridden: ['cpuOvercommit'],
+      version: 2,
+    });
+
+    const stale = await call(`PUT ${route}`, { params, body: { override: {}, expectedVersion: 1 } });
+    expect(errorOf(stale)).toMatchObject({ status: 409 });
+    const typo = errorOf(await call(`PUT ${route}`, { params, body: { override: { cpuOvercomit: 2 } } }));
+    expect(typo).toMatchObject({ status: 400, issues: [{ path: 'override' }] });
+    expect(typo.message).toContain('cpuOvercomit');
+    const negative = errorOf(
+      await call(`PUT ${route}`, { params, body: { override: { startTimeoutMs: -1 } } }),
+    );
+    expect(negative).toMatchObject({ status: 400, issues: [{ path: 'override.startTimeoutMs' }] });
+    const notANumber = errorOf(
+      await call(`PUT ${route}`, { params, body: { override: { reserveMiB: 'x' } } }),
+    );
+    expect(notANumber).toMatchObject({ status: 400, issues: [{ path: 'override.reserveMiB' }] });
+    const unknown = await call(`GET ${route}`, { params: { siteId: SITE, clusterId: 'c9' } });
+    expect(errorOf(unknown)).toMatchObject({ status: 404 });
+  });
+
+  it('listEvents: 200 a page of the fleet feed with its cursor; 400 for a bad since or cursor', async () => {
+    const env = await setup();
+    await incidentAwaitingOperator(env);
+    for (const [at, kind] of [
+      [T0, 'suspected'],
+      [T0 + 10, 'fence-ordered'],
+      [T0 + 20, 'awaiting-operator'],
+    ] as const) {
+      await env.ctx.ports.incidents.appendEvent({ incidentId: 'inc-1', at, kind, detail: kind });
+    }
+    const first = await env.call('GET /v1/events', { query: { since: String(T0), limit: '2' } });
+    expect(first.statusCode).toBe(200);
+    const page = EventFeedSchema.parse(bodyOf(first));
+    expect(page.events.map((e) => [e.kind, e.siteId, e.hostId])).toEqual([
+      ['suspected', SITE, 'node01'],
+      ['fence-ordered', SITE, 'node01'],
+    ]);
+    const rest = EventFeedSchema.parse(
+      bodyOf(await env.call('GET /v1/events', { query: { after: page.next ?? '' } })),
+    );
+    expect(rest).toMatchObject({ events: [{ kind: 'awaiting-operator' }], next: null });
+    const iso = await env.call('GET /v1/events', { query: { since: new Date(T0 + 15).toISOString() } });
+    expect(EventFeedSchema.parse(bodyOf(iso)).events.map((e) => e.kind)).toEqual(['awaiting-operator']);
+    const bad = errorOf(await env.call('GET /v1/events', { query: { since: 'yesterday' } }));
+    expect(bad).toMatchObject({ status: 400, issues: [{ path: 'since' }] });
+    expect(errorOf(await env.call('GET /v1/events', { query: { after: '!!' } }))).toMatchObject({
+      status: 400,
+    });
+  });
+
+  it('siteDowntime and vmDowntime: 200 the periods the incidents recorded, within the window', async () => {
+    const env = await setup();
+    await incidentAwaitingOperator(env);
+    const record = await env.ctx.ports.incidents.get('inc-1');
+    await env.ctx.ports.incidents.update('inc-1', record?.version ?? 0, {
+      downtime: { 'node01-vm0': { from: T0 - 7000, to: T0 + 53_000 } },
+    });
+    const query = { since: String(T0 - 60_000), until: String(T0 + 60_000) };
+    const vm = await env.call('GET /v1/sites/{siteId}/vms/{vmId}/downtime', {
+      params: { siteId: SITE, vmId: 'node01-vm0' },
+      query,
+    });
+    expect(vm.statusCode).toBe(200);
+    expect(VmDowntimeSchema.parse(bodyOf(vm))).toMatchObject({
+      downMs: 60_000,
+      periods: [{ incidentId: 'inc-1', cause: 'host', hostId: 'node01', downMs: 60_000 }],
+    });
+    const site = await env.call('GET /v1/sites/{siteId}/downtime', { params: { siteId: SITE }, query });
+    expect(SiteDowntimeSchema.parse(bodyOf(site)).vms.map((v) => [v.vmId, v.downMs])).toEqual([
+      ['node01-vm0', 60_000],
+    ]);
+    const backwards = await env.call('GET /v1/sites/{siteId}/downtime', {
+      params: { siteId: SITE },
+      query: { since: String(T0), until: String(T0 - 1) },
+    });
+    expect(errorOf(backwards)).toMatchObject({ status: 400 });
+    const unknown = await env.call('GET /v1/sites/{siteId}/vms/{vmId}/downtime', {
+      params: { siteId: SITE, vmId: 'nope' },
+    });
+    expect(errorOf(unknown)).toMatchObject({ status: 404 });
   });
 
   it('unknown route: 404', async () => {

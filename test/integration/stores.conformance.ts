@@ -9,7 +9,14 @@ import {
   StaleSequenceError,
   UnknownRelayError,
 } from '../../app/errors';
-import type { HostRecord, IncidentRecord, RelayRecord, VmRecord, VmRecovery } from '../../app/ports';
+import type {
+  HostRecord,
+  IncidentEvent,
+  IncidentRecord,
+  RelayRecord,
+  VmRecord,
+  VmRecovery,
+} from '../../app/ports';
 import {
   HASH_A,
   HASH_B,
@@ -1241,6 +1248,77 @@ export function describeStoreConformance(
         // The limit counts matches, not incidents read: closed ones before them do not use it up.
         expect(ids(await stores.incidents.list({ siteId: SITE, openOnly: true, limit: 1 }))).toEqual(['i2']);
         expect(await stores.incidents.list({ siteId: 'nowhere' })).toEqual([]);
+      });
+
+      it('lists only incidents opened at or after `since`, newest first, the limit counting those', async () => {
+        await stores.incidents.create(newIncident('i1', T0));
+        await stores.incidents.create(newIncident('i2', T0 + 2000));
+        await stores.incidents.create(newIncident('i3', T0 + 3000, { siteId: OTHER_SITE }));
+        const ids = (list: IncidentRecord[]) => list.map((i) => i.incidentId);
+        expect(ids(await stores.incidents.list({ since: T0 + 2000 }))).toEqual(['i3', 'i2']);
+        expect(ids(await stores.incidents.list({ since: T0 + 2001, siteId: SITE }))).toEqual([]);
+        expect(ids(await stores.incidents.list({ since: T0, limit: 1 }))).toEqual(['i3']);
+        expect(ids(await stores.incidents.list({ since: 0, siteId: SITE }))).toEqual(['i2', 'i1']);
+      });
+
+      it('keeps the down periods of an incident, absent until written', async () => {
+        await stores.incidents.create(newIncident('i1', T0));
+        expect((await stores.incidents.get('i1'))?.downtime).toBeUndefined();
+        const open = await stores.incidents.update('i1', 1, {
+          downtime: { v1: { from: T0 - 500, to: null }, v2: { from: T0 - 500, to: T0 + 700 } },
+        });
+        const ended = await stores.incidents.update('i1', open.version, {
+          downtime: { v1: { from: T0 - 500, to: T0 + 900 }, v2: { from: T0 - 500, to: T0 + 700 } },
+        });
+        expect(ended.downtime).toEqual({
+          v1: { from: T0 - 500, to: T0 + 900 },
+          v2: { from: T0 - 500, to: T0 + 700 },
+        });
+        expect(await stores.incidents.get('i1')).toEqual(ended);
+        expect((await stores.incidents.list())[0]).toEqual(ended);
+      });
+
+      it('reads the fleet-wide feed in (time, incident, kind, key) order, from an instant or after a position', async () => {
+        await stores.incidents.create(newIncident('i1', T0));
+        await stores.incidents.create(newIncident('i2', T0, { siteId: OTHER_SITE }));
+        const event = (incidentId: string, at: number, kind: string, key?: string) => ({
+          incidentId,
+          at,
+          kind,
+          ...(key === undefined ? {} : { key }),
+          detail: `${incidentId} ${kind}`,
+        });
+        await stores.incidents.appendEvent(event('i2', T0 + 20, 'vm-started', 'v2'));
+        await stores.incidents.appendEvent(event('i1', T0 + 20, 'vm-started', 'v1'));
+        await stores.incidents.appendEvent(event('i1', T0, 'suspected'));
+        await stores.incidents.appendEvent(event('i2', T0 + 5, 'suspected'));
+        await stores.incidents.appendEvent(event('i1', T0 + 20, 'vm-started', 'v0'));
+        await stores.incidents.appendEvent(event('i1', T0 + 30, 'closed'));
+        // The same fact twice is one event, in the feed as in the timeline.
+        await stores.incidents.appendEvent(event('i1', T0 + 30, 'closed'));
+        const keys = (list: IncidentEvent[]) =>
+          list.map((e) => `${e.at - T0}:${e.incidentId}:${e.kind}:${e.key ?? ''}`);
+
+        const all = await stores.incidents.listFeed({ fromAt: 0, limit: 100 });
+        expect(keys(all)).toEqual([
+          '0:i1:suspected:',
+          '5:i2:suspected:',
+          '20:i1:vm-started:v0',
+          '20:i1:vm-started:v1',
+          '20:i2:vm-started:v2',
+          '30:i1:closed:',
+        ]);
+        expect(all[0]).toEqual(event('i1', T0, 'suspected'));
+        expect(keys(await stores.incidents.listFeed({ fromAt: T0 + 20, limit: 2 }))).toEqual([
+          '20:i1:vm-started:v0',
+          '20:i1:vm-started:v1',
+        ]);
+        const after = { at: T0 + 20, incidentId: 'i1', kind: 'vm-started', key: 'v1' };
+        expect(keys(await stores.incidents.listFeed({ after, limit: 100 }))).toEqual([
+          '20:i2:vm-started:v2',
+          '30:i1:closed:',
+        ]);
+        expect(await stores.incidents.listFeed({ fromAt: T0 + 31, limit: 100 })).toEqual([]);
       });
 
       it('orders incidents opened in the same millisecond by id, newest-first style', async () => {

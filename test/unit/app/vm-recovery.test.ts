@@ -1,7 +1,8 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { detectOnce } from '../../../app/detector/detect';
-import { ConflictError } from '../../../app/errors';
+import { ConflictError, NotFoundError, ValidationError } from '../../../app/errors';
 import { setVmDownOnPurpose } from '../../../app/operator/down-on-purpose';
+import { siteDowntime, vmDowntime } from '../../../app/operator/downtime';
 import { setMaintenance } from '../../../app/operator/maintenance';
 import type { IncidentRecord, VmRecord } from '../../../app/ports';
 import { listForRestart } from '../../../app/recovery/enqueue';
@@ -12,7 +13,7 @@ import type {
   ReportResponse,
   StartVmCommand,
 } from '../../../contracts/relay-protocol';
-import type { PlanOutput } from '../../../contracts/workflow';
+import type { IncidentInput, PlanOutput } from '../../../contracts/workflow';
 import {
   createWorld,
   fencedH1,
@@ -661,5 +662,135 @@ describe('an HA VM started on a host and crashed there before any report showed 
     const response = await report(site.r1, { h2: [...now.h2, crashed('shutdown')] });
     expect(startsIn(response)).toEqual([]);
     expect(await recovering()).toEqual([]);
+  });
+});
+
+describe('down time, kept in the incident records', () => {
+  it('a crash: from the stop to the first observation running, on the VM incident; the routes read it', async () => {
+    const start = await crashDb1();
+    if (start === undefined) throw new Error('no start');
+    const [opened] = await vmIncidents();
+    const from = opened?.downtime?.['db-1']?.from;
+    expect(opened?.downtime).toEqual({ 'db-1': { from: expect.any(Number), to: null } });
+    await report(site.r1, {}, [resultOf(start, 'succeeded')]);
+    await report(site.r1, { h1: h1With(running()) });
+
+    const [closed] = await vmIncidents();
+    const seenRunning = (await vmRecord()).observedAt;
+    expect(closed?.downtime).toEqual({ 'db-1': { from, to: seenRunning } });
+    expect((await vmRecord()).recovery?.downIncidentId).toBeNull();
+
+    const read = await vmDowntime(world.ctx, { siteId: SITE, vmId: 'db-1', since: 0 });
+    expect(read.periods).toEqual([
+      {
+        vmId: 'db-1',
+        incidentId: closed?.incidentId,
+        cause: 'vm',
+        hostId: 'h1',
+        from,
+        to: seenRunning,
+        downMs: seenRunning - (from ?? 0),
+      },
+    ]);
+    expect(read.downMs).toBe(seenRunning - (from ?? 0));
+    // A window that ends halfway counts half.
+    const half = (from ?? 0) + Math.floor((seenRunning - (from ?? 0)) / 2);
+    expect((await vmDowntime(world.ctx, { siteId: SITE, vmId: 'db-1', since: 0, until: half })).downMs).toBe(
+      half - (from ?? 0),
+    );
+    expect((await siteDowntime(world.ctx, { siteId: SITE, since: 0 })).vms.map((v) => v.vmId)).toEqual([
+      'db-1',
+    ]);
+  });
+
+  /** h1 fails while h2 and h3 are full: its incident closes with every HA VM left down. */
+  async function failedOverIntoFullCluster(): Promise<IncidentInput> {
+    await report(site.r1, {
+      h2: [vm('app-2', 16 * GiB, 8), vm('a', 15 * GiB, 4)],
+      h3: [vm('app-3', 8 * GiB, 4), vm('b', 23 * GiB, 4)],
+    });
+    await report(site.r2);
+    const asNow: StandardSite = {
+      ...site,
+      hosts: (overrides = {}) => site.hosts({ h2: { vms: now.h2 }, h3: { vms: now.h3 }, ...overrides }),
+    };
+    const incident = await fencedH1(world, asNow);
+    await step(world, { step: 'plan-placement', incident });
+    expect(await step(world, { step: 'close', incident })).toEqual({ outcome: 'partially-recovered' });
+    return incident;
+  }
+
+  it("a host failure: from the host's silence; those left down stay open until VM-level HA sees them run", async () => {
+    const incident = await failedOverIntoFullCluster();
+
+    // The relays last heard h1 SILENT_MS (9 s) before the incident opened.
+    const silence = incident.openedAt - Math.min(...incident.evidence.relays.map((r) => r.lastHeardMsAgo));
+    const host = await world.stores.incidents.get(incident.incidentId);
+    expect(host?.downtime).toEqual({
+      'db-1': { from: silence, to: null },
+      'web-1': { from: silence, to: null },
+      'batch-1': { from: silence, to: null },
+    });
+    expect((await vmRecord()).recovery?.downIncidentId).toBe(incident.incidentId);
+    // Still down: the open period counts up to now.
+    const open = await vmDowntime(world.ctx, { siteId: SITE, vmId: 'db-1', since: 0 });
+    expect(open.periods[0]).toMatchObject({ cause: 'host', hostId: 'h1', to: null });
+    expect(open.downMs).toBeGreaterThan(0);
+
+    // Room on h3; each start succeeds and the next report shows them running there.
+    const silent = { h1: { lastHeardMsAgo: 60_000 } };
+    const response = await report(site.r1, { h3: [vm('app-3', 8 * GiB, 4)] }, [], silent);
+    const starts = startsIn(response);
+    await report(
+      site.r1,
+      {},
+      starts.map((c) => resultOf(c, 'succeeded')),
+      silent,
+    );
+    const moved = H1_VMS.filter((v) => v.id !== 'scratch-1').map((v) => ({
+      ...v,
+      state: 'running' as const,
+    }));
+    await report(site.r1, { h1: [], h3: [vm('app-3', 8 * GiB, 4), ...moved] }, [], silent);
+
+    const after = await world.stores.incidents.get(incident.incidentId);
+    for (const vmId of ['db-1', 'web-1', 'batch-1']) {
+      const seen = (await vmRecord(vmId)).observedAt;
+      expect(after?.downtime?.[vmId]).toEqual({ from: silence, to: seen });
+    }
+    // Only the host incident holds their periods: the VM incidents of the restarts add none.
+    expect((await vmIncidents()).every((i) => i.downtime === undefined)).toBe(true);
+    const site1 = await siteDowntime(world.ctx, { siteId: SITE, since: 0 });
+    expect(site1.vms.map((v) => [v.vmId, v.periods.length])).toEqual([
+      ['batch-1', 1],
+      ['db-1', 1],
+      ['web-1', 1],
+    ]);
+  });
+
+  it('a VM marked down on purpose: its period ends with the mark, and no longer counts', async () => {
+    const incident = await failedOverIntoFullCluster();
+    world.clock.advance(5_000);
+    const marked = await setVmDownOnPurpose(world.ctx, {
+      siteId: SITE,
+      vmId: 'db-1',
+      enabled: true,
+      caller: 'alice',
+    });
+    expect(marked.recovery?.downIncidentId).toBeUndefined();
+    const periods = (await world.stores.incidents.get(incident.incidentId))?.downtime;
+    expect(periods?.['db-1']?.to).toEqual(expect.any(Number));
+    expect(periods?.['web-1']?.to).toBeNull();
+    const total = (await vmDowntime(world.ctx, { siteId: SITE, vmId: 'db-1', since: 0 })).downMs;
+    world.clock.advance(60_000);
+    expect((await vmDowntime(world.ctx, { siteId: SITE, vmId: 'db-1', since: 0 })).downMs).toBe(total);
+  });
+
+  it('refuses a window that ends before it starts, an unknown VM or site', async () => {
+    await expect(siteDowntime(world.ctx, { siteId: SITE, since: 10, until: 5 })).rejects.toBeInstanceOf(
+      ValidationError,
+    );
+    await expect(vmDowntime(world.ctx, { siteId: SITE, vmId: 'nope' })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(siteDowntime(world.ctx, { siteId: 'nowhere' })).rejects.toBeInstanceOf(NotFoundError);
   });
 });
