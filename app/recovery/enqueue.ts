@@ -75,21 +75,21 @@ export async function listForRestart(given: AppContext, down: DownVm, at: number
       checkedAt: 0,
       note: null,
       by: null,
-    });
       downIncidentId: opens ? incidentId : (down.downIncidentId ?? null),
+    });
     return { listedNow: true, vm: saved, incidentId };
   });
   // Also on a repeat: a call that died after the recovery named the incident left it to be made.
   if (opens && outcome.incidentId !== null && outcome.vm.recovery?.cause === down.cause) {
     const opened = await ensureVmIncident(ctx, outcome.vm, outcome.incidentId, down.place, at);
-    if (opened?.created === true) {
-      await vmEvent(ctx, outcome.incidentId, vmId, 'vm-stopped', down.detail, {
-        hostId: down.place.hostId,
-        cause: down.cause,
     // The stop starts the VM's down period (app/shared/downtime.ts); repeat-safe like the opening.
     if (opened !== null && outcome.vm.recovery?.downIncidentId === outcome.incidentId) {
       await recordDownPeriods(ctx, outcome.incidentId, { [vmId]: { from: at, to: null } }, opened.incident);
     }
+    if (opened?.created === true) {
+      await vmEvent(ctx, outcome.incidentId, vmId, 'vm-stopped', down.detail, {
+        hostId: down.place.hostId,
+        cause: down.cause,
         ...down.data,
       });
     }
