@@ -83,6 +83,10 @@ export class FenceRun implements CommandRun {
       return this.levelError(`power status: ${describeError(error)}`);
     }
     if (attempt.offAcknowledged) return this.pollAgain();
+    // Checked again after the read: a BMC can take seconds to answer, and a host heard in a new boot
+    // meanwhile must not have that boot powered off.
+    const rebooted = this.staleBoot();
+    if (rebooted !== null) return finished(rebooted);
     // Sent again after a refusal only: once acknowledged, the device is taking its time, and reads decide.
     try {
       await device.powerOff();

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { FenceCommand, RelayCommand } from '../../../contracts/relay-protocol';
+import type { FenceDevice } from '../../../site/ports';
+import { FenceRun } from '../../../site/relay/fence-run';
 import { FakeHypervisor } from './fakes';
 import { fenceCommand, SILENT_MS, TestSite, vm } from './site-harness';
 
@@ -110,5 +112,42 @@ describe('relay fence of a boot that has ended (stale-boot)', () => {
     await site.runUntil(() => site.resultsFor(command.commandId).length > 0);
 
     expect(site.resultsFor(command.commandId)[0]).toMatchObject({ outcome: 'succeeded', powerState: 'off' });
+  });
+  it('stops before powering off a new boot heard while a slow BMC was reading the power status', async () => {
+    // given a BMC that takes its time to answer, and h1 heard in a new boot while it does
+    let alive: string | null = null;
+    const ops: string[] = [];
+    const device: FenceDevice = {
+      driver: 'slow-ipmi',
+      powerStatus: async () => {
+        ops.push('status');
+        alive = 'h1-boot-2';
+        return 'on';
+      },
+      powerOff: async () => {
+        ops.push('off');
+      },
+    };
+    const clock = { now: () => 10_000, sleep: async () => undefined };
+    const run = new FenceRun(
+      {
+        kind: 'fence',
+        commandId: 'i1:fence:1',
+        incidentId: 'i1',
+        hostId: 'h1',
+        bootId: 'h1-boot-1',
+        issuedAt: 9_000,
+        notAfter: 30_000,
+      },
+      [{ device }],
+      { clock, pollMs: 100, aliveBoot: () => alive },
+    );
+
+    // when the step that read the status `on` would send the power-off
+    const outcome = await run.step();
+
+    // then it refuses instead: the new boot keeps running
+    expect(outcome).toMatchObject({ finished: true, result: { outcome: 'failed', refused: 'stale-boot' } });
+    expect(ops).toEqual(['status']);
   });
 });
