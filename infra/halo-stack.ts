@@ -1,7 +1,8 @@
-import { Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import { GSI1 } from '../adapters/dynamodb/table-definition';
+import { STACK_OUTPUTS } from '../contracts/operator-api';
 import {
   DetectorEnvSchema,
   FailoverStepsEnvSchema,
@@ -16,6 +17,7 @@ import { HaloDashboard } from './constructs/dashboard';
 import { DETECTOR_RUN_SECONDS, DETECTOR_TIMEOUT, Detector } from './constructs/detector';
 import { FailoverWorkflow } from './constructs/failover-workflow';
 import { HaloFunction } from './constructs/halo-function';
+import { OperatorAccess } from './constructs/operator-access';
 import { HaloTable } from './constructs/tables';
 import { METRICS_NAMESPACE, METRICS_SERVICE } from './metrics';
 
@@ -120,7 +122,35 @@ export class HaloStack extends Stack {
       FailoverSteps: steps.function,
       Detector: detector.function,
     };
-    new HaloAlarms(this, 'Alarms', { alertEmail: config.alertEmail, stateMachine, functions });
-    new HaloDashboard(this, 'Dashboard', { stateMachine, functions, api: api.api });
+    const alarms = new HaloAlarms(this, 'Alarms', { alertEmail: config.alertEmail, stateMachine, functions });
+    const dashboard = new HaloDashboard(this, 'Dashboard', { stateMachine, functions, api: api.api });
+    const access = new OperatorAccess(this, 'OperatorAccess', { api: api.api, stage: api.stage });
+
+    // What the CLI and an operator look up (contracts/operator-api.ts STACK_OUTPUTS): stack-level ids, so
+    // the output keys stay as written, and no exports, so nothing else can pin this stack.
+    const outputs: Record<keyof typeof STACK_OUTPUTS, { value: string; description: string }> = {
+      apiUrl: { value: api.stage.url, description: 'Base URL of the Halo API' },
+      alarmTopicArn: { value: alarms.topic.topicArn, description: 'SNS topic every Halo alarm notifies' },
+      stateMachineArn: {
+        value: stateMachine.stateMachineArn,
+        description: 'Failover state machine (one execution per host incident)',
+      },
+      tableName: { value: table.table.tableName, description: 'DynamoDB table of the control plane' },
+      dashboardUrl: {
+        value: `https://console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards:name=${dashboard.dashboard.dashboardName}`,
+        description: 'CloudWatch dashboard',
+      },
+      readOnlyPolicyArn: {
+        value: access.readOnly.managedPolicyArn,
+        description: 'IAM managed policy: every GET route of the operator API (read-only)',
+      },
+      operatorPolicyArn: {
+        value: access.operator.managedPolicyArn,
+        description: 'IAM managed policy: every route of the operator API (operator)',
+      },
+    };
+    for (const [key, output] of Object.entries(outputs)) {
+      new CfnOutput(this, STACK_OUTPUTS[key as keyof typeof STACK_OUTPUTS], output);
+    }
   }
 }

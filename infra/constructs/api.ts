@@ -1,4 +1,4 @@
-import { CfnOutput, RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import { HttpApi, HttpMethod, type HttpStage, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -87,7 +87,5 @@ export class HaloApi extends Construct {
         authorizer: iam,
       });
     }
-
-    new CfnOutput(this, 'Url', { value: this.stage.url, description: 'Base URL of the Halo API' });
   }
 }

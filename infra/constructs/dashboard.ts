@@ -1,4 +1,4 @@
-import { CfnOutput, Duration } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import type { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
 import { Dashboard, GraphWidget, type IMetric, TextWidget } from 'aws-cdk-lib/aws-cloudwatch';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -32,6 +32,8 @@ export class HaloDashboard extends Construct {
       haloMetric(name, { statistic: 'Sum', period: FIVE_MINUTES, ...(label === undefined ? {} : { label }) });
     const timing = (name: Parameters<typeof haloMetric>[0], statistic: string) =>
       haloMetric(name, { statistic, period: FIVE_MINUTES, label: `${name} ${statistic}` });
+    const gauge = (name: Parameters<typeof haloMetric>[0], label: string) =>
+      haloMetric(name, { statistic: 'Maximum', period: Duration.minutes(1), label });
     const functions = Object.entries(props.functions);
 
     this.dashboard = new Dashboard(this, 'Dashboard', {
@@ -136,8 +138,19 @@ export class HaloDashboard extends Construct {
             sum(HALO_METRIC.SitePartitioned, 'site partitioned'),
           ]),
         ],
+        [
+          // The detector's gauges, one value per tick: each alarm is in ALARM while its gauge is above zero.
+          graph('Needs an operator now', [
+            gauge(HALO_METRIC.HostsAwaitingOperator, 'hosts awaiting an operator'),
+            gauge(HALO_METRIC.VmsRunningTwice, 'VMs running twice'),
+          ]),
+          graph('HA VMs down', [gauge(HALO_METRIC.HaVmsDown, 'HA VMs down')]),
+          graph('Clusters mass-silent, sites on one relay', [
+            gauge(HALO_METRIC.ClustersMassSilent, 'clusters mass-silent'),
+            gauge(HALO_METRIC.SitesOnOneRelay, 'sites on one relay'),
+          ]),
+        ],
       ],
     });
-    new CfnOutput(this, 'Name', { value: this.dashboard.dashboardName, description: 'CloudWatch dashboard' });
   }
 }

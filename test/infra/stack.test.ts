@@ -1,7 +1,7 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GSI1, PK, SK, TTL_ATTRIBUTE } from '../../adapters/dynamodb/table-definition';
-import { OPERATOR_ROUTES, REPORT_ROUTE } from '../../contracts/operator-api';
+import { OPERATOR_ROUTES, REPORT_ROUTE, STACK_OUTPUTS } from '../../contracts/operator-api';
 import { STATE } from '../../contracts/workflow';
 import { POWERTOOLS_VERSION } from '../../infra/constructs/halo-function';
 import { extractDefinition } from '../../infra/definition';
@@ -430,5 +430,78 @@ describe('state machine', () => {
     };
     collect(definition.States);
     expect([...names].sort()).toEqual(Object.values(STATE).sort());
+  });
+});
+
+describe('outputs and operator access', () => {
+  it('outputs the API URL, alarm topic, state machine, table, dashboard URL and both policies, under stable keys, exported nowhere', () => {
+    const outputs = asObject(template.toJSON().Outputs);
+    expect(Object.keys(outputs).sort()).toEqual(Object.values(STACK_OUTPUTS).sort());
+    for (const output of Object.values(outputs)) expect(asObject(output).Export).toBeUndefined();
+    const ref = (type: string) => ({ Ref: ofType(type)[0]?.[0] });
+    expect(asObject(outputs[STACK_OUTPUTS.alarmTopicArn]).Value).toEqual(ref('AWS::SNS::Topic'));
+    expect(asObject(outputs[STACK_OUTPUTS.stateMachineArn]).Value).toEqual(
+      ref('AWS::StepFunctions::StateMachine'),
+    );
+    expect(asObject(outputs[STACK_OUTPUTS.tableName]).Value).toEqual(ref('AWS::DynamoDB::Table'));
+    expect(JSON.stringify(asObject(outputs[STACK_OUTPUTS.dashboardUrl]).Value)).toMatch(
+      /cloudwatch\/home\?region=.*#dashboards:name=/,
+    );
+    expect(JSON.stringify(asObject(outputs[STACK_OUTPUTS.apiUrl]).Value)).toContain('execute-api');
+    // docs/site-install.md finds the URL by its description.
+    expect(asObject(outputs[STACK_OUTPUTS.apiUrl]).Description).toBe('Base URL of the Halo API');
+    const policies = ofType('AWS::IAM::ManagedPolicy').map(([id]) => ({ Ref: id }));
+    expect([
+      asObject(outputs[STACK_OUTPUTS.readOnlyPolicyArn]).Value,
+      asObject(outputs[STACK_OUTPUTS.operatorPolicyArn]).Value,
+    ]).toEqual(expect.arrayContaining(policies));
+  });
+
+  /** The route (`GET /v1/sites/*\/hosts`) each execute-api resource of a managed policy allows. */
+  function routesOf(outputKey: string): string[] {
+    const ref = asObject(asObject(asObject(template.toJSON().Outputs)[outputKey]).Value).Ref;
+    const policy = properties(asObject(resources[String(ref)]));
+    const statements = asArray(asObject(policy.PolicyDocument).Statement).map((s) => asObject(s));
+    expect(
+      statements.every((s) => s.Effect === 'Allow' && actionsOf(s).join() === 'execute-api:Invoke'),
+    ).toBe(true);
+    return statements.flatMap((s) =>
+      resourcesOf(s).map((resource) => {
+        const parts = asArray(asObject(resource)['Fn::Join']);
+        const tail = String(asArray(parts[1]).at(-1));
+        // …:<api id>/$default/GET/v1/sites/*/hosts
+        const [, , method, ...path] = tail.split('/');
+        return `${method} /${path.join('/')}`;
+      }),
+    );
+  }
+
+  const pattern = (path: string) => path.replace(/\{[^}]+\}/g, '*');
+
+  it('read-only policy: execute-api:Invoke on every GET operator route and nothing else', () => {
+    const gets = OPERATOR_ROUTES.filter((r) => r.method === 'GET').map((r) => `GET ${pattern(r.path)}`);
+    expect(routesOf(STACK_OUTPUTS.readOnlyPolicyArn).sort()).toEqual(gets.sort());
+    expect(routesOf(STACK_OUTPUTS.readOnlyPolicyArn)).not.toContain('POST /v1/incidents/*/confirm-power-off');
+  });
+
+  it('operator policy: every operator route, never the relay report route', () => {
+    const all = OPERATOR_ROUTES.map((r) => `${r.method} ${pattern(r.path)}`);
+    expect(routesOf(STACK_OUTPUTS.operatorPolicyArn).sort()).toEqual(all.sort());
+    expect(routesOf(STACK_OUTPUTS.operatorPolicyArn)).not.toContain(`POST ${REPORT_ROUTE.path}`);
+  });
+
+  it("graphs the detector's gauges on the dashboard", () => {
+    const [, dashboard] = ofType('AWS::CloudWatch::Dashboard')[0] ?? [];
+    const body = JSON.stringify(properties(asObject(dashboard)).DashboardBody);
+    for (const gauge of [
+      HALO_METRIC.HostsAwaitingOperator,
+      HALO_METRIC.VmsRunningTwice,
+      HALO_METRIC.ClustersMassSilent,
+      HALO_METRIC.SitesOnOneRelay,
+      HALO_METRIC.HaVmsDown,
+      HALO_METRIC.HostsNotFenceable,
+    ]) {
+      expect(body).toContain(gauge);
+    }
   });
 });
