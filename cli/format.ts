@@ -13,6 +13,8 @@ export const EXIT = {
   checkFailed: 1,
   /** Bad usage or unreadable/invalid input: nothing was checked. */
   usage: 2,
+  /** The control plane could not be reached, or refused who we are (no credentials, not authorised). */
+  unreachable: 3,
 } as const;
 
 /** One of the `EXIT` codes. */
@@ -24,8 +26,11 @@ export interface Column {
   readonly align?: 'left' | 'right';
 }
 
-// Code points, not UTF-16 units, so cells with "→" or "—" still line up.
-const width = (text: string): number => [...text].length;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour sequences start with ESC.
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+// Code points, not UTF-16 units, so cells with "→" or "—" still line up; colour codes take no room.
+const width = (text: string): number => [...text.replace(ANSI, '')].length;
 
 function pad(text: string, to: number, align: 'left' | 'right'): string {
   const fill = ' '.repeat(Math.max(0, to - width(text)));

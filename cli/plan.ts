@@ -121,7 +121,12 @@ function autostartLine(cluster: InventoryCluster, report: CapacityReport): strin
   ];
 }
 
-function hostTable(cluster: InventoryCluster, policy: PlacementPolicy, report: CapacityReport): string[] {
+function hostTable(
+  cluster: InventoryCluster,
+  policy: PlacementPolicy,
+  report: CapacityReport,
+  labels: ReadonlyMap<string, string>,
+): string[] {
   const plans = new Map(report.plans.map((p) => [p.failedHostId, p]));
   const rows = cluster.hosts.map((host) => {
     const load = hostLoad(host);
@@ -136,7 +141,7 @@ function hostTable(cluster: InventoryCluster, policy: PlacementPolicy, report: C
       if (plan.needsOperator) verdict += ', after an operator (cannot be fenced)';
     }
     return [
-      host.maintenance ? `${host.id} (maintenance)` : host.id,
+      labels.get(host.id) ?? (host.maintenance ? `${host.id} (maintenance)` : host.id),
       `${formatNumber(load.usedCpus)} / ${formatNumber(cpuLimit)}`,
       formatPercent(cpuLimit > 0 ? load.usedCpus / cpuLimit : 1),
       `${formatGiB(load.usedMiB)} / ${formatGiB(host.memoryMiB)}`,
@@ -235,18 +240,22 @@ function failoverSection(failover: FailoverPlan): string[] {
   return lines;
 }
 
-/** The human-readable N+1 report of one cluster: verdict, host table, then each host's failover plan. */
+/**
+ * The human-readable N+1 report of one cluster: verdict, host table, then each host's failover plan.
+ * `labels` names hosts in the table (the live plan shows why a host takes nothing: `node01 (fenced)`).
+ */
 export function renderClusterReport(
   cluster: InventoryCluster,
   policy: PlacementPolicy,
   report: CapacityReport,
+  labels: ReadonlyMap<string, string> = new Map(),
 ): string[] {
   return [
     verdictLine(cluster, report),
     ...failoverLine(cluster, report),
     ...autostartLine(cluster, report),
     '',
-    ...hostTable(cluster, policy, report),
+    ...hostTable(cluster, policy, report, labels),
     ...report.plans.flatMap(failoverSection),
   ];
 }

@@ -254,14 +254,30 @@ describe('the real entry point (npx tsx cli/main.ts)', () => {
     expect(stdout).toContain('prod: N+1 OK — survives the loss of any one of 3 hosts');
   });
 
+  it('runs plan on the all-HA example and exits 1; --json before or after the command', async () => {
+    for (const args of [
+      ['plan', 'examples/seed-inventory-all-ha.json'],
+      ['--json', 'plan', 'examples/seed-inventory-all-ha.json'],
+      ['plan', 'examples/seed-inventory-all-ha.json', '--json'],
+    ]) {
+      const failure = await run('npx', ['tsx', 'cli/main.ts', ...args], { cwd: root }).then(
+        () => null,
+        (error: unknown) => error as { code: number; stdout: string },
+      );
+      expect(failure?.code).toBe(1);
+      if (args.includes('--json')) expect(JSON.parse(failure?.stdout ?? '')).toHaveProperty('clusters');
+      else expect(failure?.stdout).toContain('prod: N+1 FAILS');
+    }
+  });
+
   it('exits 2 with usage on stderr for an unknown command', async () => {
     const failure = await run('npx', ['tsx', 'cli/main.ts', 'frobnicate'], { cwd: root }).then(
       () => null,
       (error: unknown) => error as { code: number; stdout: string; stderr: string },
     );
     expect(failure?.code).toBe(2);
-    expect(failure?.stderr).toContain('halo: unknown command frobnicate');
-    expect(failure?.stderr).toContain('halo plan <inventory.json> [--json]');
+    expect(failure?.stderr).toContain("halo: unknown command 'frobnicate'");
+    expect(failure?.stderr).toContain('halo --help lists the commands');
     expect(failure?.stdout).toBe('');
   });
 });
