@@ -33,8 +33,9 @@ export interface DownVm {
 /**
  * Puts an HA VM that is down on its site's retry list: the site's marker first (so that a pass that dies
  * after it finds the VM again), then the VM's recovery (status `waiting`, its restart history kept for the
- * budget). A VM that stopped by itself (crashed, or its host rebooted) opens its VM incident here, with the
- * stop as its first line; one left down by a host incident has that incident's timeline already, and opens
+ * budget), then the marker again (a concurrent unlist may have cleared it in between; see unlist). A VM
+ * that stopped by itself (crashed, or its host rebooted) opens its VM incident here, with the stop as its
+ * first line; one left down by a host incident has that incident's timeline already, and opens
  * one only when a start goes out. A VM already listed is left as it is, so a repeated call (a report
  * redone after a crash) changes nothing. An operator's down-on-purpose mark does not hold it back: the VM
  * ran since (it could not have stopped otherwise). Returns whether this call listed it.
@@ -79,6 +80,9 @@ export async function listForRestart(given: AppContext, down: DownVm, at: number
     });
     return { listedNow: true, vm: saved, incidentId };
   });
+  // Again once listed: a pass taking the VM off the list (it ran until now) may have cleared the marker
+  // between the first write and this one (see unlist).
+  if (outcome.listedNow) await ctx.ports.sites.setRecovering(siteId, vmId, true);
   // Also on a repeat: a call that died after the recovery named the incident left it to be made.
   if (opens && outcome.incidentId !== null && outcome.vm.recovery?.cause === down.cause) {
     const opened = await ensureVmIncident(ctx, outcome.vm, outcome.incidentId, down.place, at);

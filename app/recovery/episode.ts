@@ -157,10 +157,20 @@ export async function closeEpisode(
   await closeIncident(ctx, { incidentId, siteId: vm.siteId }, outcome, detail, { vmId: vm.vmId, ...data });
 }
 
-/** Takes the VM off the site's retry list, when the list (as read) has it. */
+/**
+ * Takes the VM off the site's retry list, when the list (as read) has it. The marker and the recovery are
+ * two items, so a VM listed again meanwhile (it crashed once more, and ingest listed it between this pass's
+ * read and now) must not lose its marker to this call: a lister sets the marker before and after it writes
+ * the recovery (listForRestart), and this call reads the recovery again after clearing the marker and sets
+ * it back when the VM is on the list. Whatever the interleaving, a listed VM ends up marked; without that,
+ * neither the detector's tick nor a report's pass would ever look at it again.
+ */
 export async function unlist(ctx: AppContext, control: SiteControl, vmId: string): Promise<void> {
-  if (control.recovering.includes(vmId))
-    await ctx.ports.sites.setRecovering(control.site.siteId, vmId, false);
+  if (!control.recovering.includes(vmId)) return;
+  const siteId = control.site.siteId;
+  await ctx.ports.sites.setRecovering(siteId, vmId, false);
+  const vm = await ctx.ports.vms.getVm(siteId, vmId);
+  if (onRetryList(vm?.recovery)) await ctx.ports.sites.setRecovering(siteId, vmId, true);
 }
 
 /** "in 12 s", "at 2025-…": when something waits until `at`. */

@@ -14,7 +14,6 @@ import { NoCapacityError } from '../errors';
 import type { HostRecord, RecoveryStart, RelayRecord, SiteControl, VmRecord, VmRecovery } from '../ports';
 import { coreVm, isRunning, placementLoads, reservationLimits } from '../shared/capacity';
 import { endDownPeriod } from '../shared/downtime';
-import { eventsOf } from '../shared/events';
 import { METRIC } from '../shared/metrics';
 import { compareIds } from '../shared/order';
 import { hostSilence, liveRelays } from '../shared/relays';
@@ -183,20 +182,20 @@ async function resolve(pass: Pass, vm: VmRecord, r: VmRecovery): Promise<StepDon
   const where = vm.hostId ?? 'a host';
   const start = r.start;
   // Seen running where its start went before the start's result came (they travel in one report, handled
-  // side by side): the start worked, and says so once, here, since the late result will find it idle.
-  if (
-    start !== null &&
-    start.result === null &&
-    start.hostId === vm.hostId &&
-    r.incidentId !== null &&
-    (await eventsOf(ctx, r.incidentId, 'vm-started', (e) => e.data?.commandId === start.commandId)).length ===
-      0
-  ) {
+  // side by side): the start worked. Whoever writes that into the recovery first says so, once: this pass,
+  // or the relay's result (start-result.ts). Losing that write, the pass decides again on a fresh read.
+  if (start !== null && start.result === null && start.hostId === vm.hostId && r.incidentId !== null) {
+    const claimed = await save(pass, vm, { ...draftOf(r), start: { ...start, result: 'succeeded' } });
+    if (claimed === null) {
+      const fresh = await ctx.ports.vms.getVm(pass.siteId, vm.vmId);
+      return fresh === null ? 'waiting' : recoverOne(pass, fresh);
+    }
     await vmEvent(ctx, r.incidentId, vm.vmId, 'vm-started', `${vm.vmId} started on ${start.hostId}`, {
       hostId: start.hostId,
       commandId: start.commandId,
       attempt: r.attempt,
     });
+    return resolve(pass, claimed, claimed.recovery as VmRecovery);
   }
   // Its down period ends when it was first seen running again (the observation that shows it running).
   if (r.downIncidentId) await endDownPeriod(ctx, r.downIncidentId, vm.vmId, vm.observedAt);
@@ -413,8 +412,9 @@ async function budgetSpent(
 /**
  * Ends the episode with the VM still down and listed: the recovery is written first, still naming the
  * incident, so that of two passes deciding the same only the one whose write won says so on the timeline;
- * then the line, the close, and the recovery without the incident. A pass that dies midway leaves a
- * recovery naming an incident that is open (the next decision closes it) or closed (the next start opens
+ * then the line, the close, and the recovery without the incident. A pass that reads the recovery with
+ * that decision already written leaves the line to the pass that wrote it. A pass that dies midway leaves
+ * a recovery naming an incident that is open (the next decision closes it) or closed (the next start opens
  * a new one).
  */
 async function endEpisode(
@@ -430,11 +430,17 @@ async function endEpisode(
   },
 ): Promise<StepDone> {
   const { ctx } = pass;
+  // Read after another pass recorded this very decision and before it took the incident off the recovery
+  // (a detector tick on a VM just listed, then the pass of the report that listed it): that pass says it;
+  // this one only finishes what it may have left, the close and the recovery without the incident.
+  const decided = r.incidentId !== null && r.status === 'waiting' && r.note === next.note;
   // Still numbering the incident's commands: a start another pass sends meanwhile must not reuse an id.
   const first = await save(pass, vm, { ...next, incidentId: r.incidentId, orders: r.orders });
   if (first === null || r.incidentId === null) return 'waiting';
-  await vmEvent(ctx, r.incidentId, vm.vmId, line.kind, line.detail, line.data);
-  if (line.kind === 'vm-unplaced') ctx.ports.metrics.count(METRIC.VmsUnplaced);
+  if (!decided) {
+    await vmEvent(ctx, r.incidentId, vm.vmId, line.kind, line.detail, line.data);
+    if (line.kind === 'vm-unplaced') ctx.ports.metrics.count(METRIC.VmsUnplaced);
+  }
   await closeEpisode(ctx, vm, r.incidentId, 'partially-recovered', line.closing, { down: [vm.vmId] });
   await save(pass, first, { ...next, incidentId: null });
   return 'waiting';
