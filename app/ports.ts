@@ -84,6 +84,9 @@ export interface HostSummary {
    * fenceability from the control items it reads anyway. Absent while no relay has reported readiness.
    */
   readonly fenceOk?: Readonly<Record<string, boolean>>;
+  /** The boot and agent time of the inventory recorded: an older one of that boot is not taken again. */
+  readonly bootId?: string;
+  readonly takenAt?: number;
 }
 
 /** Everything ingest needs about a site, from one query. */
@@ -142,6 +145,8 @@ export interface HostRecord {
   readonly fenceReadiness: Readonly<Record<string, HostFenceReadiness>>;
   readonly digest: string;
   readonly observedAt: number;
+  /** When the agent took the inventory recorded (its clock; absent when the relay did not say). */
+  readonly takenAt?: number;
   /** Optimistic-lock counter, incremented by every write. */
   readonly version: number;
 }
@@ -432,7 +437,7 @@ export interface HostStore {
     inventory: Pick<
       HostRecord,
       'cpus' | 'memoryMiB' | 'bootId' | 'usedCpus' | 'usedMiB' | 'digest' | 'observedAt' | 'cluster'
-    > & { readonly reservations?: HostRecord['reservations'] },
+    > & { readonly reservations?: HostRecord['reservations']; readonly takenAt?: number },
   ): Promise<HostRecord>;
   /**
    * Replaces the host's fence readiness (every relay's entry: the caller read the others); conditional

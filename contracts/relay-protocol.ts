@@ -87,8 +87,28 @@ export const HostObservationSchema = z.strictObject({
     .positive()
     .max(64 * 1024 * 1024),
   vms: z.array(ObservedVmSchema).max(1000),
+  /**
+   * When the host's agent took this inventory (the agent's clock, ms since the epoch). A site's relays may
+   * hold inventories of different ages (one missed a push, or got two out of order): the control plane
+   * keeps, within a boot, the newest it has seen (app/ingest/inventory.ts). Absent from older relays.
+   */
+  takenAt: z.number().int().nonnegative().optional(),
+  /**
+   * The relay hears the host (its heartbeats count for liveness, `bootId` is the boot they announce) but
+   * holds no inventory of what it runs now: a reboot or a change whose inventory push it missed, asked for
+   * again. `vms` is then empty and means nothing; the control plane takes the host's liveness only, and its
+   * VMs and boot from a fresh inventory (this relay's next report, or the other relay's).
+   */
+  stale: z.literal(true).optional(),
 });
 export type HostObservation = z.infer<typeof HostObservationSchema>;
+
+/**
+ * How much older than the newest seen an inventory of the same boot may be and still be taken for one out
+ * of order (and dropped). Out-of-order inventories are seconds old; an agent whose clock was stepped back
+ * further than this is believed again rather than ignored until its clock catches up.
+ */
+export const INVENTORY_REORDER_WINDOW_MS = 60_000;
 
 /** Outcome of a command the relay carried out. */
 export const CommandResultSchema = z.strictObject({

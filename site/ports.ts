@@ -113,6 +113,8 @@ export interface HeardHost {
   readonly digest: string;
   /** The relay's clock when the host was last heard (the agent's clock is not trusted for silence). */
   readonly heardAt: number;
+  /** When the agent took the inventory held (its clock): reported, and orders inventories of one boot. */
+  readonly takenAt?: number | undefined;
 }
 
 /** A VM's definition (libvirt domain XML) as a relay keeps it for the site. */

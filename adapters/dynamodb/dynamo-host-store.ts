@@ -70,9 +70,10 @@ export class DynamoHostStore implements HostStore {
     inventory: Pick<
       HostRecord,
       'cpus' | 'memoryMiB' | 'bootId' | 'usedCpus' | 'usedMiB' | 'digest' | 'observedAt' | 'cluster'
-    > & { readonly reservations?: HostRecord['reservations'] },
+    > & { readonly reservations?: HostRecord['reservations']; readonly takenAt?: number },
   ): Promise<HostRecord> {
     const fields = {
+      ...(inventory.takenAt === undefined ? {} : { takenAt: inventory.takenAt }),
       cpus: inventory.cpus,
       memoryMiB: inventory.memoryMiB,
       bootId: inventory.bootId,
@@ -242,6 +243,7 @@ function hostToItem(host: HostRecord): Item {
     fenceReadiness: host.fenceReadiness,
     digest: host.digest,
     observedAt: host.observedAt,
+    ...(host.takenAt === undefined ? {} : { takenAt: host.takenAt }),
     version: host.version,
   };
 }
@@ -263,6 +265,7 @@ function hostFromItem(item: Item): HostRecord {
     fenceReadiness: mapOrNull<HostRecord['fenceReadiness']>(item, 'fenceReadiness') ?? {},
     digest: str(item, 'digest'),
     observedAt: num(item, 'observedAt'),
+    ...(typeof item.takenAt === 'number' ? { takenAt: item.takenAt } : {}),
     version: num(item, 'version'),
   };
 }

@@ -38,12 +38,13 @@ export class MemoryHostStore implements HostStore {
     inventory: Pick<
       HostRecord,
       'cpus' | 'memoryMiB' | 'bootId' | 'usedCpus' | 'usedMiB' | 'digest' | 'observedAt' | 'cluster'
-    > & { readonly reservations?: HostRecord['reservations'] },
+    > & { readonly reservations?: HostRecord['reservations']; readonly takenAt?: number },
   ): Promise<HostRecord> {
     const { cpus, memoryMiB, bootId, usedCpus, usedMiB, digest, observedAt, cluster, reservations } =
       inventory;
     return this.write(siteId, hostId, expectedVersion, {
       ...(reservations === undefined ? {} : { reservations }),
+      ...(inventory.takenAt === undefined ? {} : { takenAt: inventory.takenAt }),
       cpus,
       memoryMiB,
       bootId,

@@ -1,8 +1,12 @@
-import type { HostObservation, ObservedVm } from '../../contracts/relay-protocol';
+import {
+  type HostObservation,
+  INVENTORY_REORDER_WINDOW_MS,
+  type ObservedVm,
+} from '../../contracts/relay-protocol';
 import { initialHostState } from '../../core/lifecycle';
 import { classifyVmState } from '../../core/vm-recovery';
 import type { AppContext } from '../context';
-import type { HostRecord, SiteControl, VmRecord } from '../ports';
+import type { HostRecord, HostSummary, SiteControl, VmRecord } from '../ports';
 import { listForRestart } from '../recovery/enqueue';
 import { isRunning } from '../shared/capacity';
 import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurrently';
@@ -47,7 +51,10 @@ export async function recordInventory(
   const { control, heard, now } = args;
   const changed = heard
     .map((obs) => ({ obs, digest: inventoryDigest(ctx.hasher, obs) }))
-    .filter(({ obs, digest }) => control.hosts[obs.hostId]?.digest !== digest);
+    .filter(({ obs, digest }) => {
+      const summary = control.hosts[obs.hostId];
+      return summary?.digest !== digest && !olderThanRecorded(summary, obs);
+    });
   if (changed.length === 0) return { rebooted: [], recovery: NOTHING };
 
   const siteId = control.site.siteId;
@@ -92,6 +99,20 @@ export async function recordInventory(
     if (host.lifecycle.status === 'up' && host.lifecycle.bootId !== obs.bootId) rebooted.push(obs);
   }
   return { rebooted, recovery: { listed, running, capacityFreed } };
+}
+
+/**
+ * An inventory of the boot recorded, taken by the agent before the one recorded: a relay that missed the
+ * newer push, or got two pushes out of order, still holds it. Taking it would move the host's VMs and
+ * usage back in time (capacity that looks free while the newer VMs run there), and the two relays' reports
+ * would flip the records back and forth. Within INVENTORY_REORDER_WINDOW_MS only: an agent whose clock was
+ * stepped back further is believed again.
+ */
+function olderThanRecorded(summary: HostSummary | undefined, obs: HostObservation): boolean {
+  if (summary?.takenAt === undefined || obs.takenAt === undefined || summary.bootId !== obs.bootId) {
+    return false;
+  }
+  return obs.takenAt < summary.takenAt && summary.takenAt - obs.takenAt < INVENTORY_REORDER_WINDOW_MS;
 }
 
 /** Where a host's observation says a VM incident is: that host, its cluster and boot. */
@@ -182,6 +203,7 @@ async function saveHost(
     ...usageOf(obs.vms),
     digest,
     observedAt: now,
+    ...(obs.takenAt === undefined ? {} : { takenAt: obs.takenAt }),
   };
   // A workflow step may move the lifecycle or a reservation meanwhile: the retry re-reads, writes over it.
   return retryOnConflict(async () => {

@@ -64,7 +64,9 @@ export async function recordReport(
   });
   metrics.count(METRIC.ReportsIngested);
   const view = withRelay(control, relay);
-  const heard = report.hosts.filter((h) => !(h.hostId in silentHosts));
+  // A stale observation (the relay hears the host but holds no inventory of what it runs now) counts for
+  // liveness through the relay's vote only: its boot and VMs wait for a fresh inventory.
+  const heard = report.hosts.filter((h) => !(h.hostId in silentHosts) && h.stale !== true);
 
   const silentIds = Object.keys(silentHosts);
   // Opening an incident for the hosts it calls silent is what the report is most urgently for, and it

@@ -33,6 +33,7 @@ export function summaryOf(host: HostRecord): HostSummary {
     ...(readiness.length === 0
       ? {}
       : { fenceOk: Object.fromEntries(readiness.map(([relayId, r]) => [relayId, r.ok])) }),
+    ...(host.takenAt === undefined ? {} : { bootId: host.bootId, takenAt: host.takenAt }),
   };
 }
 

@@ -18,6 +18,7 @@ const HeardHostSchema = z.object({
   definitions: z.record(z.string(), z.string()).optional(),
   digest: z.string().default(''),
   heardAt: z.number(),
+  takenAt: z.number().optional(),
 });
 
 const RelayStateSchema = z.object({

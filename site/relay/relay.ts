@@ -2,6 +2,7 @@ import {
   type CommandResult,
   type FenceReadiness,
   type HostObservation,
+  INVENTORY_REORDER_WINDOW_MS,
   PROTOCOL_VERSION,
   type RelayCommand,
   type RelayReport,
@@ -88,6 +89,8 @@ export class Relay {
    * the first heartbeat, before the new inventory has come, and a fence for the old boot must see it.
    */
   private readonly heardBoot = new Map<string, string>();
+  /** The inventory digest each host's latest heartbeat announced: a held inventory with another is stale. */
+  private readonly announced = new Map<string, string>();
   /** When an inventory was last asked of each host, so a stream of heartbeats asks once per interval. */
   private readonly askedAt = new Map<string, number>();
   /** When definitions were last asked of each host, and which. */
@@ -247,6 +250,7 @@ export class Relay {
     }
     if (known === undefined) return;
     this.heardBoot.set(hb.hostId, hb.bootId);
+    this.announced.set(hb.hostId, hb.digest);
     this.hosts.set(hb.hostId, { ...known, heardAt: now });
     this.cameBack(hb.hostId);
   }
@@ -264,6 +268,18 @@ export class Relay {
       return;
     }
     const previous = this.hosts.get(inv.hostId);
+    // An older inventory of the same boot arriving after a newer one (two pushes out of order) is dropped:
+    // the newer one stands, and the heartbeats' digest asks again should this one have been the newest.
+    if (
+      previous !== undefined &&
+      previous.bootId === inv.bootId &&
+      previous.takenAt !== undefined &&
+      inv.sentAt < previous.takenAt &&
+      previous.takenAt - inv.sentAt < INVENTORY_REORDER_WINDOW_MS
+    ) {
+      this.log.warn('inventory dropped: older than the one held', { hostId: inv.hostId });
+      return;
+    }
     const host: HeardHost = {
       hostId: inv.hostId,
       cluster: inv.cluster,
@@ -274,6 +290,7 @@ export class Relay {
       ...(inv.definitions === undefined ? {} : { definitions: inv.definitions }),
       digest,
       heardAt: this.ports.clock.now(),
+      takenAt: inv.sentAt,
     };
     this.hosts.set(inv.hostId, host);
     this.heardBoot.set(inv.hostId, inv.bootId);
@@ -400,14 +417,21 @@ export class Relay {
     const silent = new Set<string>();
     for (const h of this.hosts.values()) {
       if (this.isSilent(h, now)) silent.add(h.hostId);
+      // Heard in another boot than the inventory held, or announcing another digest: what it runs now is
+      // unknown here until the inventory asked for comes. Reported as heard (liveness), never as the old list.
+      const boot = this.heardBoot.get(h.hostId) ?? h.bootId;
+      const announced = this.announced.get(h.hostId);
+      const stale = boot !== h.bootId || (announced !== undefined && announced !== h.digest);
       hosts.push({
         hostId: h.hostId,
         cluster: h.cluster,
-        bootId: h.bootId,
+        bootId: boot,
         lastHeardMsAgo: Math.max(0, Math.round(now - h.heardAt)),
         cpus: h.cpus,
         memoryMiB: h.memoryMiB,
-        vms: [...h.vms],
+        vms: stale ? [] : [...h.vms],
+        ...(h.takenAt === undefined || stale ? {} : { takenAt: h.takenAt }),
+        ...(stale ? { stale: true as const } : {}),
       });
     }
     this.reportedSilent = silent;

@@ -12,7 +12,7 @@ import {
   networkDown,
   T0,
 } from './fakes';
-import { CREDENTIAL, SILENT_MS, TestSite, TIMING } from './site-harness';
+import { CREDENTIAL, SILENT_MS, TestSite, TIMING, vm } from './site-harness';
 
 /** The site's first report: a relay listens one silence threshold before it speaks. */
 async function firstReport(site: TestSite): Promise<void> {
@@ -45,6 +45,8 @@ describe('relay report', () => {
         cpus: 16,
         memoryMiB: 32_768,
         vms: [{ id: `${hostId}-vm`, cpus: 2, memoryMiB: 4096, state: 'running' }],
+        // When the agent took the inventory: its first tick, at start.
+        takenAt: T0,
       })),
       results: [],
     });
@@ -327,5 +329,44 @@ describe('relay run loop and the silence threshold', () => {
     // then the silence went out 1 ms past the threshold, between two 1 s loop ticks
     const silent = uplink.reports.find((r) => (r.hosts[0]?.lastHeardMsAgo ?? 0) > SILENT_MS);
     expect(silent?.sentAt).toBe(T0 + SILENT_MS + 1);
+  });
+});
+
+describe('relay report: inventories it knows are out of date', () => {
+  it('drops an inventory of the same boot older than the one it holds (two pushes out of order)', async () => {
+    const site = await TestSite.open({ hostIds: ['h1'] });
+    await firstReport(site);
+    // h1 starts a second VM: its agent pushes the new inventory.
+    site.host('h1').hypervisor.vms.push(vm('h1-vm2'));
+    await site.run(2_500);
+    // A push of the content before, taken earlier, arrives late.
+    const before = { hostId: 'h1', cluster: 'c1', bootId: 'h1-boot-1', cpus: 16, memoryMiB: 32_768 };
+    site.relay.receive(inventoryMessage({ ...before, vms: [vm('h1-vm')] }, site.clock.now() - 2_000));
+    site.uplink.nextReportInMs = 100;
+    await site.run(1_000);
+    const last = site.uplink.last?.hosts.find((h) => h.hostId === 'h1');
+    expect(last?.vms.map((v) => v.id)).toEqual(['h1-vm', 'h1-vm2']);
+    expect(last).not.toHaveProperty('stale');
+  });
+
+  it('reports a host heard in a new boot whose inventory it lacks as stale: liveness, never the old VMs', async () => {
+    const site = await TestSite.open({ hostIds: ['h1'] });
+    await firstReport(site);
+    // h1 reboots; every inventory it sends is lost, its heartbeats are not.
+    site.lan.drop = (_to, message) => message.kind === 'inventory';
+    const h1 = site.host('h1').hypervisor;
+    h1.boot = 'h1-boot-2';
+    h1.vms = [];
+    await site.run(12_000);
+    const stale = site.uplink.last?.hosts.find((h) => h.hostId === 'h1');
+    expect(stale).toMatchObject({ bootId: 'h1-boot-2', stale: true, vms: [] });
+    expect(stale?.lastHeardMsAgo).toBeLessThan(SILENT_MS);
+    expect(stale).not.toHaveProperty('takenAt');
+    // The inventory gets through again: fresh, no longer stale.
+    site.lan.drop = () => false;
+    await site.run(12_000);
+    const fresh = site.uplink.last?.hosts.find((h) => h.hostId === 'h1');
+    expect(fresh).toMatchObject({ bootId: 'h1-boot-2', vms: [] });
+    expect(fresh).not.toHaveProperty('stale');
   });
 });
