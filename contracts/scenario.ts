@@ -44,9 +44,32 @@ export const ScenarioPolicySchema = z
   .default({ cpuOvercommit: 1, reserveMiB: 0, reserveCpus: 0, massSilenceShare: 0.5, fencingEnabled: true });
 export type ScenarioPolicy = z.infer<typeof ScenarioPolicySchema>;
 
+/**
+ * How a site's LAN (agents ↔ relays) treats each message: a one-way delay of `delayMs` plus up to
+ * `jitterMs` more (uniform, so messages overtake each other: reordering), and each transmission lost with
+ * probability `lossPct` %. Heartbeats and the relays' requests are datagrams (UDP): a lost one is gone.
+ * Inventories, definitions, start requests and their answers go over HTTP (TCP): a lost transmission is
+ * resent after a retransmission timeout (200 ms, doubling), so it arrives late, and only a message that
+ * cannot get through within the transport's HTTP timeout (3 s) is dropped.
+ */
+export const ScenarioLanSchema = z.strictObject({
+  delayMs: ms.max(60_000).default(0),
+  jitterMs: ms.max(60_000).default(0),
+  lossPct: z.number().min(0).max(100).default(0),
+});
+export type ScenarioLan = z.infer<typeof ScenarioLanSchema>;
+
 export const ScenarioSiteSchema = z.strictObject({
   id: IdSchema,
   relays: z.array(IdSchema).min(1),
+  /** The site's LAN conditions from the start (and after every `lan-heal`); a perfect LAN when left out. */
+  lan: ScenarioLanSchema.optional(),
+  /**
+   * How far each listed relay's clock is off the true time, in ms (positive: ahead). The relay's every
+   * timestamp and deadline reads its own clock; agents and the control plane keep the true time. Beyond
+   * the LAN protocol's 10 s window the relay's LAN messages, and the agents' to it, are refused as stale.
+   */
+  relayClockSkewMs: z.record(IdSchema, z.number().int().min(-3_600_000).max(3_600_000)).optional(),
 });
 
 export const ScenarioHostSchema = z.strictObject({
@@ -56,6 +79,8 @@ export const ScenarioHostSchema = z.strictObject({
   cpus: z.number().int().positive(),
   memoryMiB: z.number().int().positive(),
   maintenance: z.boolean().default(false),
+  /** How long the host's BMC takes to answer each call (power status, power-off); 0 when left out. */
+  bmcLatencyMs: ms.max(600_000).optional(),
 });
 
 export const ScenarioVmSchema = z.strictObject({
@@ -66,6 +91,8 @@ export const ScenarioVmSchema = z.strictObject({
   ha: z.boolean().default(false),
   priority: z.enum(['high', 'medium', 'low']).default('medium'),
   antiAffinity: IdSchema.optional(),
+  /** How long this VM takes to boot once started; `timing.vmBootMs` when left out. */
+  bootMs: ms.max(600_000).optional(),
 });
 
 const at = { atMs: ms };
@@ -91,6 +118,10 @@ export const ScenarioFaultSchema = z.discriminatedUnion('type', [
   z.strictObject({ ...at, type: z.literal('vm-crash'), vm: IdSchema }),
   // The VM's guest shuts itself down cleanly (shut-off, reason shutdown): down on purpose, left down.
   z.strictObject({ ...at, type: z.literal('vm-guest-shutdown'), vm: IdSchema }),
+  // The site's LAN degrades (a congested or flapping switch): these conditions replace its own until
+  // `lan-heal` gives them back.
+  z.strictObject({ ...at, type: z.literal('lan-degrade'), site: IdSchema, ...ScenarioLanSchema.shape }),
+  z.strictObject({ ...at, type: z.literal('lan-heal'), site: IdSchema }),
 ]);
 export type ScenarioFault = z.infer<typeof ScenarioFaultSchema>;
 export type ScenarioFaultType = ScenarioFault['type'];
@@ -141,6 +172,16 @@ export const ScenarioSchema = z
           });
         relays.add(r);
       });
+    });
+    s.sites.forEach((site, i) => {
+      for (const r of Object.keys(site.relayClockSkewMs ?? {})) {
+        if (!site.relays.includes(r))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['sites', i, 'relayClockSkewMs', r],
+            message: `"${r}" is not a relay of site "${site.id}"`,
+          });
+      }
     });
     const sites = new Set(s.sites.map((x) => x.id));
     const hosts = new Map(s.hosts.map((h) => [h.id, h]));

@@ -1,8 +1,10 @@
 import type { IdGenerator } from '../../app/ports';
 import { REPORT_ROUTE } from '../../contracts/operator-api';
 import type { ObservedVm, RelayReport, ReportResponse } from '../../contracts/relay-protocol';
+import type { ScenarioLan } from '../../contracts/scenario';
 import { HttpUplink, reportAnswer } from '../../site/adapters/http-uplink';
-import type { LanMessage } from '../../site/lan-protocol';
+import { DEFAULT_LAN_HTTP_TIMEOUT_MS, DEFAULT_LAN_MAX_SKEW_MS } from '../../site/adapters/lan-transport';
+import { DATAGRAM_KINDS, type LanMessage } from '../../site/lan-protocol';
 import {
   type Clock,
   type FenceDevice,
@@ -29,6 +31,14 @@ export const realClock: Clock = {
   now: () => Date.now(),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))),
 };
+
+/**
+ * The clock of a site program: the true (simulated) time, off by the program's skew in the world (relays
+ * with `relayClockSkewMs`). Only readings are off: a sleep lasts as long on every clock.
+ */
+export function programClock(world: World, programId: string): Clock {
+  return { now: () => Date.now() + world.clockSkewMs(programId), sleep: realClock.sleep };
+}
 
 /** The hypervisor of one simulated host: what runs there is what the world says. */
 export class SimHypervisor implements Hypervisor {
@@ -76,7 +86,8 @@ export class SimHypervisor implements Hypervisor {
     if (this.world.startWouldFail(vm.id, this.hostId)) {
       throw new Error(`libvirt: ${vm.id} failed to start on ${this.hostId} (injected)`);
     }
-    if (this.vmBootMs > 0) await this.clock.sleep(this.vmBootMs);
+    const bootMs = this.world.vmBootMs(vm.id) ?? this.vmBootMs;
+    if (bootMs > 0) await this.clock.sleep(bootMs);
     // The host may have died while the VM was booting.
     this.alive();
     if (!this.world.vms.has(vm.id)) {
@@ -86,7 +97,11 @@ export class SimHypervisor implements Hypervisor {
   }
 }
 
-/** One host's BMC as one relay reaches it over the management network. */
+/**
+ * One host's BMC as one relay reaches it over the management network. A call takes the host's BMC latency
+ * (`bmcLatencyMs`) and acts when it is answered: the power-off happens, and the status is read, at the
+ * end of the call. An unreachable BMC fails only after that long too, as a session that times out.
+ */
 export class SimBmc implements FenceDevice {
   readonly driver = 'sim';
 
@@ -94,27 +109,40 @@ export class SimBmc implements FenceDevice {
     private readonly world: World,
     private readonly relayId: string,
     private readonly hostId: string,
+    private readonly clock: Clock = realClock,
   ) {}
 
-  private reachable(): void {
+  private relayUp(): void {
     if (!this.world.relayUp(this.relayId)) throw new Error(`relay ${this.relayId} is down`);
+  }
+
+  /** Waits out the BMC's latency, then does `act` if the BMC answers. */
+  private async call<T>(act: () => T): Promise<T> {
+    this.relayUp();
+    const latency = this.world.bmcLatencyMs(this.hostId);
+    if (latency > 0) await this.clock.sleep(latency);
+    this.relayUp();
     if (this.world.host(this.hostId).bmc === 'unreachable') {
       throw new Error(`ipmitool: unable to establish IPMI v2 / RMCP+ session with bmc-${this.hostId}.sim`);
     }
+    return act();
   }
 
-  async powerOff(): Promise<void> {
-    this.reachable();
-    // A BMC that ignores power-off acknowledges it all the same: only the read-back tells.
-    if (this.world.host(this.hostId).bmc === 'ignores-off') return;
-    this.world.powerOff(this.hostId, `fenced through ${this.relayId}`);
+  powerOff(): Promise<void> {
+    return this.call(() => {
+      // A BMC that ignores power-off acknowledges it all the same: only the read-back tells.
+      if (this.world.host(this.hostId).bmc === 'ignores-off') return;
+      this.world.powerOff(this.hostId, `fenced through ${this.relayId}`);
+    });
   }
 
-  async powerStatus(): Promise<PowerStatus> {
-    this.reachable();
-    return this.world.host(this.hostId).power ? 'on' : 'off';
+  powerStatus(): Promise<PowerStatus> {
+    return this.call(() => (this.world.host(this.hostId).power ? 'on' : 'off'));
   }
 }
+
+/** Linux's minimum TCP retransmission timeout: a lost segment is resent after it, then after twice as long… */
+export const TCP_RTO_MIN_MS = 200;
 
 /** Something that takes LAN messages: an agent or a relay. */
 export interface LanPeer {
@@ -122,21 +150,43 @@ export interface LanPeer {
 }
 
 /**
- * The site LANs: delivers a message (on the next turn of the event loop, like a datagram) when both ends
- * are up and reachable, else drops it silently. Peers register by id and are looked up at delivery, so a
- * message to a restarted program reaches the new instance.
+ * The site LANs: delivers a message when both ends are up and reachable, else drops it silently. Peers
+ * register by id and are looked up at delivery, so a message to a restarted program reaches the new
+ * instance.
+ *
+ * A perfect LAN (the default) delivers on the next turn of the event loop. A site's LAN conditions
+ * (World.lanOf: the scenario's `lan`, `lan-degrade`) delay each message by `delayMs` plus a uniform draw of
+ * up to `jitterMs` (messages overtake each other), and lose each transmission with probability `lossPct`
+ * %. What is lost depends on the transport, as in production (site/adapters/lan-transport.ts): a datagram
+ * (heartbeat, inventory or definition request: UDP) is gone; an HTTP message (inventory, definitions,
+ * start request and answer: TCP) is retransmitted after TCP's retransmission timeout, doubling each time,
+ * so it arrives late, and is lost only when it cannot get through within the transport's HTTP timeout.
+ * The programs recover either way: heartbeats repeat, a relay asks again for an inventory whose digest it
+ * lacks, and resends a start request until it is answered.
+ *
+ * Clocks: each message carries its sender's clock (the transport's envelope `sentAt`), and the receiver
+ * refuses it as stale when its own clock differs by more than the transport's window (10 s), as the
+ * production transport does. Only relays are skewed (World.clockSkewMs).
+ *
+ * A message in flight is lost when either end leaves the LAN before it arrives, so a delay never lets a
+ * heartbeat from a host that is gone arrive late: a relay's silence still starts at the loss.
  */
 export class SimNetwork {
   private readonly peers = new Map<string, LanPeer>();
-  /** Messages delivered and dropped, for the curious. */
+  /** Messages delivered and dropped (any reason), for the curious. */
   delivered = 0;
   dropped = 0;
+  /** Of the dropped: lost on a degraded LAN, and refused as stale for a sender's skewed clock. */
+  lost = 0;
+  stale = 0;
   /** When each host's latest heartbeat reached a relay, in scenario time (ms). */
   readonly lastHeartbeatAt = new Map<string, number>();
 
   constructor(
     private readonly world: World,
     private readonly onError: (error: unknown) => void = () => undefined,
+    /** Draws of delay and loss: a seeded stream, so a run replays; Math.random (seeded in a virtual run) by default. */
+    private readonly random: () => number = Math.random,
   ) {}
 
   attach(id: string, peer: LanPeer): void {
@@ -161,12 +211,39 @@ export class SimNetwork {
     return this.world.relaySite.get(id) ?? this.world.hosts.get(id)?.site;
   }
 
+  /**
+   * How long the message takes on a LAN in these conditions (ms), or null when it is lost. Draws nothing
+   * on a perfect LAN, so a scenario without LAN conditions runs as it always did.
+   */
+  transitMs(kind: LanMessage['kind'], lan: ScenarioLan): number | null {
+    if (lan.delayMs === 0 && lan.jitterMs === 0 && lan.lossPct === 0) return 0;
+    const lost = () => lan.lossPct > 0 && this.random() * 100 < lan.lossPct;
+    let delay = lan.delayMs + (lan.jitterMs > 0 ? Math.floor(this.random() * (lan.jitterMs + 1)) : 0);
+    if (DATAGRAM_KINDS.has(kind)) return lost() ? null : delay;
+    for (let rto = TCP_RTO_MIN_MS; delay < DEFAULT_LAN_HTTP_TIMEOUT_MS && lost(); rto *= 2) delay += rto;
+    return delay < DEFAULT_LAN_HTTP_TIMEOUT_MS ? delay : null;
+  }
+
   private send(from: string, to: string, message: LanMessage): void {
-    if (!this.up(from) || !this.up(to) || this.siteOf(from) !== this.siteOf(to)) {
+    const site = this.siteOf(from);
+    if (!this.up(from) || !this.up(to) || site === undefined || site !== this.siteOf(to)) {
       this.dropped += 1;
       return;
     }
-    setImmediate(() => {
+    const transit = this.transitMs(message.kind, this.world.lanOf(site));
+    if (transit === null) {
+      this.lost += 1;
+      this.dropped += 1;
+      return;
+    }
+    // The receiver's clock on arrival against the sender's on sending, as the transport's envelope tells.
+    const skew = this.world.clockSkewMs(to) - this.world.clockSkewMs(from);
+    if (Math.abs(transit + skew) > DEFAULT_LAN_MAX_SKEW_MS) {
+      this.stale += 1;
+      this.dropped += 1;
+      return;
+    }
+    const arrive = () => {
       // Checked again on arrival: a cable cut while the datagram was in flight loses it.
       const peer = this.peers.get(to);
       if (peer === undefined || !this.up(to) || !this.up(from)) {
@@ -181,7 +258,9 @@ export class SimNetwork {
       } catch (error) {
         this.onError(error);
       }
-    });
+    };
+    if (transit === 0) setImmediate(arrive);
+    else setTimeout(arrive, transit);
   }
 }
 

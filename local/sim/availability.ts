@@ -1,4 +1,4 @@
-import type { Scenario, ViolationRule } from '../../contracts/scenario';
+import type { Scenario, ScenarioLan, ViolationRule } from '../../contracts/scenario';
 import { type HaPolicy, hostSilentAfterMs } from '../../core/policy';
 import type { VmStopCause, World, WorldEvent } from './world';
 
@@ -50,28 +50,49 @@ const wholeSeconds = (ms: number): number => Math.ceil(ms / 1000) * 1000;
 
 /**
  * The `ha-vm-down` bounds the policy implies: each is the longest a correct control plane may take on that
- * path, plus a margin for a simulator that shares its CPU with many runs (twenty heartbeats, at least 4 s:
- * the real-time simulator on a loaded 2-core machine overshot ten heartbeats by tens of milliseconds).
+ * path, plus a margin (twenty heartbeats, at least 4 s: it was sized for the real-time simulator sharing
+ * its CPU; on virtual time it is the slack for the steps' own latencies and for a lossy LAN's rarer,
+ * longer recoveries).
  *
- * - With its host: the host's silence (missed heartbeats) and one relay report, the confirmation wait,
- *   the fence deadline, then three priority waves, each allowed every start attempt its full timeout
- *   plus the VM's boot.
+ * - With its host: the host's silence (missed heartbeats) and one relay report, the fence deadline (from
+ *   the incident's opening, the confirmation wait included) and the last attempt's whole window (it may
+ *   be dispatched just before the deadline), then three priority waves, each allowed every start attempt
+ *   its full timeout plus the slowest VM's boot.
  * - Alone, on a healthy host: the agent's next heartbeat and one relay report, one detector tick, then
  *   every start attempt (in place, then elsewhere) its full timeout plus the VM's boot. A VM that crashed
  *   before adds the restart backoff (see {@link restartBudgetOf}).
  * - After a wait: the retry interval (a retry on the capacity change itself comes sooner), then every
  *   start attempt.
+ *
+ * `lanHopMs` ({@link lanHopMs}) is added to each: the control plane learns what changed on a host (a VM
+ * stopped, room freed) from the host's inventory, one reliable LAN hop from a relay. A slow LAN does not
+ * lengthen detection (a heartbeat still in flight when its host goes is lost with it), nor a start beyond
+ * its attempt (the agent starts nothing past the command's notAfter, and a VM runs at most its boot later).
+ * A slow BMC does not lengthen the fence past the deadline and its last attempt; one too slow to confirm
+ * within an attempt is an excuse (the operator's), not a longer bound.
  */
-export function haVmDownBounds(policy: HaPolicy, vmBootMs = 0): HaDownBounds {
+export function haVmDownBounds(policy: HaPolicy, vmBootMs = 0, lanHop = 0): HaDownBounds {
   const margin = Math.max(4000, 20 * policy.hostHeartbeatMs);
   const attempts = policy.maxStartAttempts * (wholeSeconds(policy.startTimeoutMs) + vmBootMs);
   const detectHost = hostSilentAfterMs(policy) + policy.relayReportMs;
+  const fence = policy.fenceDeadlineMs + wholeSeconds(policy.fenceAttemptTimeoutMs);
   return {
-    hostFailureMs:
-      detectHost + wholeSeconds(policy.confirmSilenceMs) + policy.fenceDeadlineMs + 3 * attempts + margin,
-    vmFailureMs: policy.hostHeartbeatMs + policy.relayReportMs + policy.hostHeartbeatMs + attempts + margin,
-    afterWaitMs: policy.vmRetryIntervalMs + attempts + margin,
+    hostFailureMs: detectHost + fence + 3 * attempts + lanHop + margin,
+    vmFailureMs:
+      policy.hostHeartbeatMs + lanHop + policy.relayReportMs + policy.hostHeartbeatMs + attempts + margin,
+    afterWaitMs: policy.vmRetryIntervalMs + lanHop + attempts + margin,
   };
+}
+
+/**
+ * The longest one reliable LAN message (HTTP: an inventory, a start and its answer) takes on a LAN in
+ * these conditions before it arrives: its delay and jitter; on a lossy LAN, up to the transport's HTTP
+ * timeout (TCP resends it until then; after that it is lost, and the next heartbeat has the relay ask
+ * again, which the margin covers).
+ */
+export function lanHopMs(lan: ScenarioLan, httpTimeoutMs: number): number {
+  if (lan.lossPct > 0) return httpTimeoutMs;
+  return Math.min(httpTimeoutMs, lan.delayMs + lan.jitterMs);
 }
 
 /** What the availability rules need to know besides the world. */
@@ -89,6 +110,22 @@ export interface AvailabilityConfig {
    * this shortly before an incident closed `recovered` is not held against the close.
    */
   readonly reportLagMs: number;
+  /**
+   * A fence attempt's window (fenceAttemptTimeoutMs) and how late after its dispatch its command may
+   * reach a relay (the relay's next report at the incident pace, and its loop). With them, a host whose BMC
+   * answers too slowly, or whose relays' clocks run too far ahead, for a fence to confirm within one
+   * attempt is not provable off (see {@link fenceTooSlow}); left out, every fence can confirm.
+   */
+  readonly fence?: {
+    readonly windowMs: number;
+    readonly deliverMs: number;
+    /**
+     * From a host's loss to the end of its fence's last attempt: detection and one relay report, the fence
+     * deadline (from the incident's opening) and one more attempt window. A site cut off from the cloud at
+     * any moment of it may have had the fence give up (its deadline is policy: the operator decides then).
+     */
+    readonly givesUpMs: number;
+  };
 }
 
 /** An incident as the runner reads it from the control plane, times in scenario ms. */
@@ -132,6 +169,8 @@ export class AvailabilityRules {
   private readonly confirmedAt = new Map<string, number>();
   /** Every time each host left the LAN (crash, power-off, cable cut). */
   private readonly losses = new Map<string, number[]>();
+  /** When each site was cut off from the cloud (uplink down or every relay down), to when (null: still). */
+  private readonly cutOff = new Map<string, { readonly from: number; to: number | null }[]>();
   /** The last start the control plane ordered for each VM: where, and when. */
   private readonly orders = new Map<string, { readonly host: string; readonly at: number }>();
   private readonly judged = new Set<string>();
@@ -167,6 +206,12 @@ export class AvailabilityRules {
         break;
       case 'lan':
         if (!event.reachable) this.lost(event.host, at);
+        break;
+      case 'uplink':
+        this.noteCutOff(event.site, at);
+        break;
+      case 'relay':
+        this.noteCutOff(this.world.relaySite.get(event.relay) ?? '', at);
         break;
       default:
         break;
@@ -256,6 +301,26 @@ export class AvailabilityRules {
         .map((s) => `${s.vm} (down since +${secs(s.from)})`)
         .join(', ')} ran nowhere`,
     );
+  }
+
+  private partitioned(siteId: string): boolean {
+    const relays = [...this.world.relaySite].filter(([, s]) => s === siteId).map(([r]) => r);
+    return !this.world.uplinkUp(siteId) || !relays.some((r) => this.world.relayUp(r));
+  }
+
+  /** Opens or closes the site's current cut-off spell after its uplink or a relay changed. */
+  private noteCutOff(siteId: string, at: number): void {
+    const spells = this.cutOff.get(siteId) ?? [];
+    this.cutOff.set(siteId, spells);
+    const open = spells.at(-1)?.to === null ? spells.at(-1) : undefined;
+    if (this.partitioned(siteId)) {
+      if (open === undefined) spells.push({ from: at, to: null });
+    } else if (open !== undefined) open.to = at;
+  }
+
+  /** The site was cut off from the cloud at some moment of [from, to]. */
+  private cutOffDuring(siteId: string, from: number, to: number): boolean {
+    return (this.cutOff.get(siteId) ?? []).some((c) => c.from <= to && (c.to === null || c.to >= from));
   }
 
   private crashesOf(vmId: string): number[] {
@@ -371,7 +436,38 @@ export class AvailabilityRules {
     if (!this.config.policy.fencingEnabled) return `fencing is disabled in ${host.cluster}`;
     const readable = host.bmc === 'ok' || (host.bmc === 'ignores-off' && !host.power);
     if (!readable) return `${host.id} cannot be confirmed off (BMC ${host.bmc}): awaiting its operator`;
-    return null;
+    const fence = this.config.fence;
+    const lostAt = (this.losses.get(host.id) ?? []).filter((t) => t >= since)[0] ?? since;
+    if (fence !== undefined && this.cutOffDuring(host.site, lostAt, lostAt + fence.givesUpMs)) {
+      return `site ${host.site} was cut off while ${host.id}'s fence could run: it may have given up, awaiting its operator`;
+    }
+    return this.fenceTooSlow(host.id);
+  }
+
+  /**
+   * Why a fence of the host may not confirm in time, or null when it must. An attempt's relay takes the
+   * command up to `deliverMs` after its dispatch, and starts only while its own clock is before the
+   * command's notAfter (a relay ahead by S loses S of the window); reading the status, powering off and
+   * reading back takes three BMC answers. Confirmed for sure when that fits the window through every live
+   * relay, or through one of two or more (the next attempt goes through a relay not yet tried, and the
+   * fence deadline leaves room for two). Otherwise the fence may give up, and the VMs wait for the operator.
+   */
+  private fenceTooSlow(hostId: string): string | null {
+    const fence = this.config.fence;
+    if (fence === undefined) return null;
+    const site = this.world.host(hostId).site;
+    const latency = this.world.bmcLatencyMs(hostId);
+    const relays = [...this.world.relaySite]
+      .filter(([r, s]) => s === site && this.world.relayUp(r))
+      .map(([r]) => r);
+    const fits = (relay: string) =>
+      fence.deliverMs + Math.max(0, this.world.clockSkewMs(relay)) + 3 * latency <= fence.windowMs;
+    const good = relays.filter(fits).length;
+    if (good === relays.length || (good >= 1 && relays.length >= 2)) return null;
+    return (
+      `a fence of ${hostId} may not confirm within an attempt of ${secs(fence.windowMs)} ` +
+      `(BMC answers in ${secs(latency)}, relay clocks ${relays.map((r) => `${r} ${this.world.clockSkewMs(r)} ms`).join(', ')}): awaiting its operator`
+    );
   }
 
   /**

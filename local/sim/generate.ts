@@ -1,7 +1,6 @@
-import type { Scenario, ScenarioFault } from '../../contracts/scenario';
-import { type HaPolicy, hostSilentAfterMs, resolvePolicy } from '../../core/policy';
-import { haVmDownBounds } from './availability';
-import { scenarioPolicy } from './policy';
+import type { Scenario, ScenarioFault, ScenarioLan } from '../../contracts/scenario';
+import { type HaPolicy, hostSilentAfterMs } from '../../core/policy';
+import { fenceGivesUpMs, scenarioBounds, scenarioPolicy, simRelayLoopMs } from './policy';
 
 /**
  * Random scenarios for the simulator: a pure function of a seed, so that any run that breaks a safety rule
@@ -126,28 +125,39 @@ export function generateScenario(seed: number): Scenario {
   const relays = RELAYS.slice(0, rng.int(1, 2));
   const hosts = generateHosts(rng);
   const vms = generateVms(rng, hosts, policy.cpuOvercommit);
-  const faults = generateFaults(rng, {
+  const site: Scenario['sites'][number] = { id: SITE, relays: [...relays] };
+  const world = generateConditions(rng, {
+    name: `random ${seed}`,
+    timing,
+    policy,
+    sites: [site],
     hosts,
     vms,
+    faults: [],
+    durationMs: 1,
+  });
+  const resolved = scenarioPolicy(world);
+  const faults = generateFaults(rng, {
+    hosts: world.hosts,
+    vms: world.vms,
     relays,
     heartbeatMs: timing.hostHeartbeatMs,
-    fenceGivesUpMs: fenceGivesUpMs(timing),
+    fenceGivesUpMs: fenceGivesUpMs(resolved),
+    phases: failoverPhases(resolved),
   });
   const lastFaultMs = Math.max(0, ...faults.map((f) => f.atMs));
   const scenario: Scenario = {
-    name: `random ${seed}: ${faults.map(describeFault).join(', ')}`.slice(0, 200),
-    timing,
-    policy,
-    sites: [{ id: SITE, relays: [...relays] }],
-    hosts,
-    vms,
+    ...world,
+    name: `random ${seed}: ${[...faults.map(describeFault), ...describeConditions(world)].join(', ')}`.slice(
+      0,
+      200,
+    ),
     faults,
-    durationMs: 1,
   };
   // Long enough for an HA VM down since the last fault to pass its ha-vm-down bound: a run that ends
   // before would judge nothing. A run that settles ends sooner, so only a run where something is
   // still owed (or an operator still waits) pays for the length.
-  const bounds = haVmDownBounds(scenarioPolicy(scenario), timing.vmBootMs ?? 0);
+  const bounds = scenarioBounds(scenario);
   const settle = Math.max(
     SETTLE_HEARTBEATS * timing.hostHeartbeatMs + SETTLE_MARGIN_MS,
     Math.max(bounds.hostFailureMs, bounds.vmFailureMs) + SETTLE_MARGIN_MS,
@@ -155,7 +165,7 @@ export function generateScenario(seed: number): Scenario {
   return { ...scenario, durationMs: lastFaultMs + settle };
 }
 
-/** A fault as a short phrase, e.g. `host-crash node02@1500`. */
+/** A fault as a short phrase, e.g. `host-crash node02@1500`, `lan-degrade dc1 40±80ms 10%@1700`. */
 export function describeFault(fault: ScenarioFault): string {
   const target =
     'vm' in fault
@@ -167,22 +177,133 @@ export function describeFault(fault: ScenarioFault): string {
         : 'relay' in fault
           ? fault.relay
           : fault.site;
-  return `${fault.type} ${target}@${fault.atMs}`;
+  const lan = fault.type === 'lan-degrade' ? ` ${describeLan(fault)}` : '';
+  return `${fault.type} ${target}${lan}@${fault.atMs}`;
 }
 
-/** The policy the defaults give a scenario's timing: an estimate of when fencing gives up, for the operator. */
-function resolveScenarioPolicy(timing: Scenario['timing']): HaPolicy {
-  // The scenario-only fields (BMC poll, VM boot) are the simulator's, not the policy's.
-  const { bmcPollMs: _b, vmBootMs: _v, ...policy } = timing;
-  return resolvePolicy(policy);
+function describeLan(lan: ScenarioLan): string {
+  return `${lan.delayMs}±${lan.jitterMs}ms ${lan.lossPct}%`;
 }
 
-function fenceGivesUpMs(timing: Scenario['timing']): number {
-  const policy = resolveScenarioPolicy(timing);
-  // An upper estimate: Step Functions' whole-second confirmation wait (the runner's is shorter). Late is
-  // harmless, since the simulated operator only answers an incident that waits for them.
-  const confirmWaitMs = Math.ceil(policy.confirmSilenceMs / 1000) * 1000;
-  return hostSilentAfterMs(policy) + confirmWaitMs + policy.fenceDeadlineMs;
+/** The scenario's standing conditions as short phrases: its LAN, skewed clocks, slow BMCs and boots. */
+export function describeConditions(s: Scenario): string[] {
+  const out: string[] = [];
+  for (const site of s.sites) {
+    if (site.lan !== undefined) out.push(`lan ${describeLan(site.lan)}`);
+    for (const [relay, ms] of Object.entries(site.relayClockSkewMs ?? {})) {
+      out.push(`clock ${relay} ${ms >= 0 ? '+' : ''}${ms}ms`);
+    }
+  }
+  const bmcs = s.hosts.filter((h) => (h.bmcLatencyMs ?? 0) > 0);
+  if (bmcs.length > 0) out.push(`BMC ${bmcs.map((h) => `${h.id} ${h.bmcLatencyMs}ms`).join(' ')}`);
+  const boots = s.vms.map((v) => v.bootMs ?? s.timing.vmBootMs ?? 0);
+  if (Math.max(0, ...boots) > 0) out.push(`boots ≤${Math.max(...boots)}ms`);
+  return out;
+}
+
+/**
+ * Roughly when a host's failover reaches each phase, counted from the host's loss: the incident opens
+ * (silence, a report at the incident pace), the fence is ordered (the confirming wait, the command's trip
+ * to a relay), and the first wave starts (the BMC's three answers, the result's report, placement). A
+ * fault aimed at a phase lands near it, on either side.
+ */
+export interface FailoverPhases {
+  readonly openMs: number;
+  readonly fenceMs: number;
+  /** The first start of the wave, for a host whose BMC answers in `bmcLatencyMs`. */
+  readonly startMs: (bmcLatencyMs: number) => number;
+}
+
+export function failoverPhases(policy: HaPolicy): FailoverPhases {
+  const hb = policy.hostHeartbeatMs;
+  const deliver = policy.incidentReportMs + simRelayLoopMs(hb);
+  const openMs = hostSilentAfterMs(policy) + deliver;
+  const fenceMs = openMs + policy.confirmSilenceMs + deliver;
+  return { openMs, fenceMs, startMs: (latency) => fenceMs + 3 * latency + 2 * deliver };
+}
+
+/**
+ * How often a relay's clock is drawn past the LAN's 10 s window (against 6 for NTP-synced, 3 drifting).
+ * Off for now: such a relay is deaf (every message to or from it is refused as stale), so it lists no host
+ * in its reports, and ingest counts a relay that does not list a host as one that hears it. Its vote then
+ * keeps every host of its site from ever being silent to every live relay, and no failover happens
+ * (scenarios/relay-deaf.json; the same holds for a relay whose state was lost while a host was down, or
+ * whose LAN key is wrong). Set to 1 once a relay that never heard a host no longer outvotes the others.
+ */
+const DEAF_RELAY_WEIGHT = 0;
+
+/**
+ * The standing conditions a scenario runs in, each drawn now and then so that most runs keep the plain
+ * site: a LAN with some delay, jitter or loss; relays whose clocks are off (mostly by an NTP-synced few
+ * ms, sometimes by a good part of a fence attempt, rarely past the LAN's 10 s window, which makes that
+ * relay deaf: its messages and the agents' to it are refused); BMCs that answer slowly (mostly within
+ * what a fence attempt allows, sometimes too slowly for one); VMs that boot slowly.
+ */
+function generateConditions(rng: Rng, s: Scenario): Scenario {
+  const hb = s.timing.hostHeartbeatMs;
+  const window = scenarioPolicy(s).fenceAttemptTimeoutMs;
+  const site = s.sites[0] ?? { id: SITE, relays: [] };
+  const lan: ScenarioLan | undefined = rng.chance(0.25)
+    ? {
+        delayMs: rng.int(0, Math.floor(hb / 20)),
+        jitterMs: rng.int(0, Math.floor(hb / 8)),
+        lossPct: rng.pick([0, 0, 1, 2, 5]),
+      }
+    : undefined;
+  let skew: Record<string, number> | undefined;
+  if (rng.chance(0.25)) {
+    skew = {};
+    let deaf = false;
+    for (const relay of site.relays) {
+      const sign = rng.chance(0.5) ? 1 : -1;
+      const kind = rng.weighted([
+        ['ntp', 6],
+        ['drifting', 3],
+        // Only one relay of two: a site whose only relay is deaf never hears a host at all.
+        ['deaf', !deaf && site.relays.length >= 2 ? DEAF_RELAY_WEIGHT : 0],
+      ] as const);
+      if (kind === 'deaf') deaf = true;
+      skew[relay] =
+        kind === 'ntp'
+          ? rng.int(-20, 20)
+          : kind === 'drifting'
+            ? sign * rng.int(Math.floor(window / 10), Math.floor(window / 4))
+            : sign * rng.int(10_500, 20_000);
+    }
+  }
+  const slowBmcs = rng.chance(0.3);
+  const deliver = scenarioPolicy(s).incidentReportMs + simRelayLoopMs(hb);
+  const fitting = Math.floor((window - deliver) / 3) - 20;
+  const hosts = s.hosts.map((h) => {
+    if (!slowBmcs || rng.chance(0.4)) return h;
+    const bmcLatencyMs = rng.weighted([
+      [rng.int(5, 60), 5],
+      [rng.int(Math.floor(window / 10), fitting), 3],
+      // Too slow for one attempt to confirm: the fence may give up and leave the host to its operator.
+      [rng.int(fitting + 40, window), 1],
+    ]);
+    return { ...h, bmcLatencyMs };
+  });
+  const slowBoots = rng.chance(0.3);
+  const vms = s.vms.map((v) =>
+    slowBoots && rng.chance(0.6)
+      ? { ...v, bootMs: rng.chance(0.8) ? rng.int(0, hb) : rng.int(hb, 5 * hb) }
+      : v,
+  );
+  const timing = rng.chance(0.1) ? { ...s.timing, vmBootMs: rng.int(1, 2 * hb) } : s.timing;
+  return {
+    ...s,
+    timing,
+    sites: [
+      {
+        ...site,
+        ...(lan === undefined ? {} : { lan }),
+        ...(skew === undefined ? {} : { relayClockSkewMs: skew }),
+      },
+    ],
+    hosts,
+    vms,
+  };
 }
 
 function generateTiming(rng: Rng): Scenario['timing'] {
@@ -292,8 +413,10 @@ interface FaultContext {
   readonly vms: readonly Vm[];
   readonly relays: readonly string[];
   readonly heartbeatMs: number;
-  /** From a host's loss to its fence giving up: detection, the confirmation wait, the fence deadline. */
+  /** From a host's loss to its fence giving up: detection, the fence deadline and its last attempt. */
   readonly fenceGivesUpMs: number;
+  /** When a failover reaches each phase after its host's loss, for faults aimed at a recovery under way. */
+  readonly phases: FailoverPhases;
 }
 
 /** One episode: a fault and, for some, its partner (recover after crash, relay-up after relay-down…). */
@@ -334,13 +457,21 @@ class Claims {
   }
 
   /** Claims one unclaimed id of `kind`; null when all are taken. */
-  one(rng: Rng, kind: 'relay' | 'site', ids: readonly string[]): string | null {
+  one(rng: Rng, kind: 'relay' | 'site' | 'lan', ids: readonly string[]): string | null {
     const candidates = ids.filter((id) => !this.used.has(`${kind}:${id}`));
     if (candidates.length === 0) return null;
     const id = rng.pick(candidates);
     this.used.add(`${kind}:${id}`);
     return id;
   }
+}
+
+/**
+ * An offset that lands near a failover phase (ms after the loss): a little before it, as it begins, or
+ * while it runs (`spanMs`: how long it runs, such as a fence's BMC answers), within a few heartbeats.
+ */
+function aroundPhase(rng: Rng, phaseMs: number, heartbeatMs: number, spanMs: number): number {
+  return Math.max(1, phaseMs + rng.int(-heartbeatMs, heartbeatMs + spanMs));
 }
 
 /** A delay after which a partner fault lands: before detection, mid-incident, or after the failover. */
@@ -580,6 +711,136 @@ const EPISODES: readonly Episode[] = [
         { atMs: t, type: 'relay-down', relay },
         { atMs: t, type: rng.pick(['host-crash', 'power-loss'] as const), host: host.id },
       ];
+    },
+  },
+  {
+    // A host is lost and, just as its failover orders the fence, the relay given it dies (sometimes coming
+    // back: a restarted relay resumes the fence it had taken, from its state file).
+    name: 'relay dies during a fence',
+    weight: 2,
+    losesHost: true,
+    size: 3,
+    build: (rng, t, ctx, claims) => {
+      const host = claims.host(rng, ctx.hosts);
+      const relay = claims.one(rng, 'relay', ctx.relays);
+      if (host === null || relay === null) return null;
+      const down = t + aroundPhase(rng, ctx.phases.fenceMs, ctx.heartbeatMs, 3 * (host.bmcLatencyMs ?? 0));
+      const faults: ScenarioFault[] = [
+        { atMs: t, type: rng.weighted(hostLoss), host: host.id },
+        { atMs: down, type: 'relay-down', relay },
+      ];
+      if (rng.chance(0.6)) {
+        faults.push({ atMs: down + partnerDelay(rng, ctx.heartbeatMs), type: 'relay-up', relay });
+      }
+      return faults;
+    },
+  },
+  {
+    // A host is lost and, as its VMs start elsewhere, a survivor of its cluster (one of the wave's targets)
+    // is lost too: its starts fail or are lost with it, and its own VMs need a failover of their own.
+    name: 'a survivor is lost during the start wave',
+    weight: 2,
+    losesHost: true,
+    size: 2,
+    build: (rng, t, ctx, claims) => {
+      const host = claims.host(rng, ctx.hosts);
+      if (host === null) return null;
+      const survivor = claims.host(rng, ctx.hosts, (h) => h.cluster === host.cluster);
+      if (survivor === null) return null;
+      const at = t + aroundPhase(rng, ctx.phases.startMs(host.bmcLatencyMs ?? 0), ctx.heartbeatMs, 0);
+      return [
+        { atMs: t, type: rng.weighted(hostLoss), host: host.id },
+        {
+          atMs: at,
+          type: rng.pick(['host-crash', 'power-loss', 'host-isolate'] as const),
+          host: survivor.id,
+        },
+      ];
+    },
+  },
+  {
+    // A host is lost and its BMC stops answering while the fence runs, or its lost host boots again as its
+    // VMs start elsewhere: the fence and the waves meet a world that changed under them.
+    name: 'the lost host changes during its failover',
+    weight: 2,
+    losesHost: true,
+    size: 2,
+    build: (rng, t, ctx, claims) => {
+      const host = claims.host(rng, ctx.hosts);
+      if (host === null) return null;
+      const latency = host.bmcLatencyMs ?? 0;
+      if (rng.chance(0.5)) {
+        return [
+          { atMs: t, type: rng.pick(['host-crash', 'host-isolate'] as const), host: host.id },
+          {
+            atMs: t + aroundPhase(rng, ctx.phases.fenceMs, ctx.heartbeatMs, 2 * latency),
+            type: 'bmc-unreachable',
+            host: host.id,
+          },
+        ];
+      }
+      return [
+        { atMs: t, type: rng.weighted(hostLoss), host: host.id },
+        {
+          atMs: t + aroundPhase(rng, ctx.phases.startMs(latency), ctx.heartbeatMs, 0),
+          type: 'host-recover',
+          host: host.id,
+        },
+      ];
+    },
+  },
+  {
+    // A host is lost and the site's internet link drops while its incident runs: the cloud hears nothing
+    // until it is back, and the failover must pick up where it was.
+    name: 'uplink lost during a failover',
+    weight: 1,
+    losesHost: true,
+    size: 3,
+    build: (rng, t, ctx, claims) => {
+      const host = claims.host(rng, ctx.hosts);
+      if (host === null || claims.one(rng, 'site', [SITE]) === null) return null;
+      const phase = rng.pick([
+        ctx.phases.openMs,
+        ctx.phases.fenceMs,
+        ctx.phases.startMs(host.bmcLatencyMs ?? 0),
+      ]);
+      const down = t + aroundPhase(rng, phase, ctx.heartbeatMs, 0);
+      return [
+        { atMs: t, type: rng.weighted(hostLoss), host: host.id },
+        { atMs: down, type: 'uplink-down', site: SITE },
+        { atMs: down + partnerDelay(rng, ctx.heartbeatMs), type: 'uplink-up', site: SITE },
+      ];
+    },
+  },
+  {
+    // The site's LAN degrades (delay, jitter that reorders, loss) for a while, or for good: heartbeats are
+    // lost, inventories and start requests arrive late. A host the LAN hides long enough is fenced, which
+    // is safe; nothing may start twice or before its fence.
+    name: 'LAN degrades',
+    weight: 3,
+    losesHost: false,
+    size: 2,
+    build: (rng, t, ctx, claims) => {
+      if (claims.one(rng, 'lan', [SITE]) === null) return null;
+      const hb = ctx.heartbeatMs;
+      const degrade: ScenarioFault = {
+        atMs: t,
+        type: 'lan-degrade',
+        site: SITE,
+        delayMs: rng.int(0, Math.floor(hb / 4)),
+        jitterMs: rng.weighted([
+          [0, 1],
+          [rng.int(1, Math.floor(hb / 4)), 2],
+          [rng.int(Math.floor(hb / 4), hb), 2],
+        ]),
+        lossPct: rng.weighted([
+          [0, 2],
+          [rng.int(1, 10), 3],
+          [rng.int(10, 30), 2],
+        ]),
+      };
+      if (rng.chance(0.25)) return [degrade];
+      return [degrade, { atMs: t + partnerDelay(rng, hb), type: 'lan-heal', site: SITE }];
     },
   },
   {

@@ -15,6 +15,7 @@ import {
   DispatchUplink,
   httpUplink,
   MemoryRelayStateStore,
+  programClock,
   realClock,
   SeededIds,
   SimBmc,
@@ -147,7 +148,11 @@ async function runOnce(scenario: Scenario, options: RunOptions): Promise<RunResu
     printViolations(event.atMs);
   });
   const siteErrors: string[] = [];
-  const network = new SimNetwork(world, (error) => siteErrors.push(String(error)));
+  const network = new SimNetwork(
+    world,
+    (error) => siteErrors.push(String(error)),
+    seededRandom(seed ^ 0x1a4),
+  );
 
   const planeOptions = {
     policy,
@@ -255,7 +260,7 @@ async function runOnce(scenario: Scenario, options: RunOptions): Promise<RunResu
             minReportGapMs: Math.min(250, hb),
           },
           {
-            clock: realClock,
+            clock: programClock(world, relayId),
             uplink: new SimUplink(world, relayId, siteId, uplinkOf()),
             random: seededRandom(Math.floor(random() * 2 ** 32)),
             lan: network.lanFor(relayId),

@@ -37,6 +37,10 @@ function faultText(fault: ScenarioFault): string {
       return 'fault injected: vm-crash (its process dies; the host stays up)';
     case 'vm-guest-shutdown':
       return 'fault injected: vm-guest-shutdown (its guest shuts down: on purpose)';
+    case 'lan-degrade':
+      return `fault injected: lan-degrade (${fault.delayMs} ms + up to ${fault.jitterMs} ms, ${fault.lossPct} % lost)`;
+    case 'lan-heal':
+      return "fault injected: lan-heal (the site's LAN is back to its own conditions)";
     default:
       return `fault injected: ${fault.type}`;
   }

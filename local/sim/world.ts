@@ -1,4 +1,4 @@
-import type { Scenario, ScenarioFault } from '../../contracts/scenario';
+import type { Scenario, ScenarioFault, ScenarioLan } from '../../contracts/scenario';
 
 /**
  * The simulated physical world: the simulator's truth. The control plane, relays and agents only ever see
@@ -26,6 +26,9 @@ export interface StoppedVm {
  * state lives on tmpfs) and lists every inactive definition as `shut off (unknown)`.
  */
 const STOPPED_UNKNOWN: StoppedVm = { state: 'shut-off', reason: 'unknown' };
+
+/** A LAN that delivers every message on the next turn of the event loop. */
+export const PERFECT_LAN: ScenarioLan = { delayMs: 0, jitterMs: 0, lossPct: 0 };
 
 /** One change of the world. */
 export type WorldChange =
@@ -97,6 +100,13 @@ export class World {
   readonly uplinksUp = new Map<string, boolean>();
   /** The site of each relay. */
   readonly relaySite = new Map<string, string>();
+  /** Each site's LAN conditions now, and its own (what `lan-heal` gives back). */
+  private readonly lanNow = new Map<string, ScenarioLan>();
+  private readonly lanOwn = new Map<string, ScenarioLan>();
+  /** How far each relay's clock is off the true time (ms, positive: ahead). */
+  private readonly skew = new Map<string, number>();
+  private readonly bmcLatency = new Map<string, number>();
+  private readonly bootMs = new Map<string, number>();
   readonly events: WorldEvent[] = [];
   private readonly startFails = new Set<string>();
   private readonly listeners: ((event: WorldEvent) => void)[] = [];
@@ -108,6 +118,10 @@ export class World {
   ) {
     for (const site of scenario.sites) {
       this.uplinksUp.set(site.id, true);
+      const lan = site.lan ?? PERFECT_LAN;
+      this.lanOwn.set(site.id, lan);
+      this.lanNow.set(site.id, lan);
+      for (const [relay, ms] of Object.entries(site.relayClockSkewMs ?? {})) this.skew.set(relay, ms);
       for (const relay of site.relays) {
         this.relaysUp.set(relay, true);
         this.relaySite.set(relay, site.id);
@@ -127,11 +141,13 @@ export class World {
         lan: true,
         bmc: 'ok',
       });
+      if (h.bmcLatencyMs !== undefined) this.bmcLatency.set(h.id, h.bmcLatencyMs);
     }
     for (const vm of scenario.vms) {
       this.vms.set(vm.id, { id: vm.id, cpus: vm.cpus, memoryMiB: vm.memoryMiB });
       this.runningOn.set(vm.id, new Set([vm.host]));
       this.definedOn.set(vm.id, new Set([vm.host]));
+      if (vm.bootMs !== undefined) this.bootMs.set(vm.id, vm.bootMs);
     }
   }
 
@@ -189,6 +205,26 @@ export class World {
     return this.uplinksUp.get(siteId) === true;
   }
 
+  /** The site's LAN conditions now. */
+  lanOf(siteId: string): ScenarioLan {
+    return this.lanNow.get(siteId) ?? PERFECT_LAN;
+  }
+
+  /** How far the program's clock is off the true time (ms, positive: ahead); 0 but for skewed relays. */
+  clockSkewMs(programId: string): number {
+    return this.skew.get(programId) ?? 0;
+  }
+
+  /** How long the host's BMC takes to answer a call (ms). */
+  bmcLatencyMs(hostId: string): number {
+    return this.bmcLatency.get(hostId) ?? 0;
+  }
+
+  /** The VM's own boot time (ms), if the scenario gives it one. */
+  vmBootMs(vmId: string): number | undefined {
+    return this.bootMs.get(vmId);
+  }
+
   startWouldFail(vmId: string, hostId: string): boolean {
     return this.startFails.has(`${vmId}\u0000${hostId}`);
   }
@@ -244,6 +280,16 @@ export class World {
         return;
       case 'vm-guest-shutdown':
         this.vmStops(fault.vm, { state: 'shut-off', reason: 'shutdown' }, 'shutdown', 'guest shut down');
+        return;
+      case 'lan-degrade':
+        this.lanNow.set(fault.site, {
+          delayMs: fault.delayMs,
+          jitterMs: fault.jitterMs,
+          lossPct: fault.lossPct,
+        });
+        return;
+      case 'lan-heal':
+        this.lanNow.set(fault.site, this.lanOwn.get(fault.site) ?? PERFECT_LAN);
         return;
     }
   }

@@ -40,6 +40,10 @@ const LOG_EVERY_MS = 60_000;
 const MAX_LOG_KEYS = 4096;
 /** Sequence numbers remembered per sender at most (a sender sends a few per second). */
 const MAX_REMEMBERED_SEQS = 4096;
+/** Largest |receiver clock − sentAt| accepted unless configured otherwise: older or newer is `stale`. */
+export const DEFAULT_LAN_MAX_SKEW_MS = 10_000;
+/** Longest an HTTP send may take unless configured otherwise; a message not through by then is lost. */
+export const DEFAULT_LAN_HTTP_TIMEOUT_MS = 3000;
 /** Port-0 binds retried when another program took the TCP port UDP got. */
 const BIND_ATTEMPTS = 8;
 
@@ -354,8 +358,8 @@ export class LanTransport implements Lan {
     this.listenHost = options.listen.host;
     this.staticPeers = new Map(Object.entries(options.peers ?? {}));
     this.clock = options.clock ?? { now: () => Date.now() };
-    this.maxSkewMs = options.maxSkewMs ?? 10_000;
-    this.httpTimeoutMs = options.httpTimeoutMs ?? 3000;
+    this.maxSkewMs = options.maxSkewMs ?? DEFAULT_LAN_MAX_SKEW_MS;
+    this.httpTimeoutMs = options.httpTimeoutMs ?? DEFAULT_LAN_HTTP_TIMEOUT_MS;
     this.log = options.log ?? silentLogger;
     this.deliver = options.receive;
     bound.udp.on('message', (bytes, remote) => this.onDatagram(bytes, remote.address));

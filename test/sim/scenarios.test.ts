@@ -5,6 +5,7 @@ import type { Scenario, ScenarioReport } from '../../contracts/scenario';
 import { hostSilentAfterMs } from '../../core/policy';
 import { synthesizedDefinition } from '../../local/definition';
 import { haVmDownBounds } from '../../local/sim/availability';
+import { scenarioBounds } from '../../local/sim/policy';
 import { type RunResult, runScenario, scenarioPolicy } from '../../local/sim/runner';
 import { parseScenario } from '../../local/sim/scenario-file';
 
@@ -393,5 +394,82 @@ describe.concurrent('scenarios', () => {
     const report = clean(result);
     expect(incident.outcome).toBe('recovered');
     for (const vm of ['vm-db', 'vm-web', 'vm-batch']) expect(runningOn(report, vm)).toHaveLength(1);
+  });
+});
+
+/**
+ * The widened conditions (issue 15): a degraded LAN, skewed relay clocks, slow BMCs and slow boots. Their
+ * recoveries are held to the bounds the oracle derives for them (scenarioBounds: the slowest boot, the
+ * longest reliable LAN hop), not to the plain site's.
+ */
+describe.concurrent('scenarios under widened conditions', () => {
+  const NODE01_HA = ['vm-db', 'vm-web', 'vm-batch'];
+
+  it('lan-degraded: a LAN that delays, reorders and loses messages still restarts each HA VM once, after the fence', {
+    timeout: RUN_MS,
+  }, async () => {
+    const result = await run('lan-degraded');
+    const report = clean(result);
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('recovered');
+    expect(incident.starts.map((s) => s.vm).sort()).toEqual([...NODE01_HA].sort());
+    for (const start of incident.starts)
+      expect(start.atMs).toBeGreaterThanOrEqual(incident.fencedAtMs ?? Infinity);
+    for (const vm of NODE01_HA) {
+      expect(runningOn(report, vm)).toHaveLength(1);
+      expect(downMs(report, vm)).toBeLessThanOrEqual(scenarioBounds(result.scenario).hostFailureMs);
+    }
+    expect(runningOn(report, 'vm-scratch')).toEqual([]);
+  });
+
+  it('slow-bmc-skewed-relays: the fence takes the BMC three answers, and each VM runs its boot after its start', {
+    timeout: RUN_MS,
+  }, async () => {
+    const result = await run('slow-bmc-skewed-relays');
+    const report = clean(result);
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('recovered');
+    // Status, power-off, read-back: 250 ms each, after the confirming wait.
+    const policy = scenarioPolicy(result.scenario);
+    expect((incident.fencedAtMs ?? 0) - incident.openedAtMs).toBeGreaterThanOrEqual(
+      policy.confirmSilenceMs + 3 * 250,
+    );
+    // High before medium before low, each reported started at least its boot after the fence.
+    const at = (vm: string) => incident.starts.find((s) => s.vm === vm)?.atMs ?? Number.NaN;
+    expect(at('vm-db')).toBeLessThanOrEqual(at('vm-web'));
+    expect(at('vm-web')).toBeLessThanOrEqual(at('vm-batch'));
+    const boot = new Map(result.scenario.vms.map((v) => [v.id, v.bootMs ?? 0]));
+    for (const vm of NODE01_HA) {
+      expect(at(vm) - (incident.fencedAtMs ?? 0)).toBeGreaterThanOrEqual(boot.get(vm) ?? 0);
+      expect(runningOn(report, vm)).toHaveLength(1);
+      expect(downMs(report, vm)).toBeLessThanOrEqual(scenarioBounds(result.scenario).hostFailureMs);
+    }
+  });
+
+  it('bmc-too-slow: fencing gives up at its deadline, and the operator’s confirmation restarts the VMs', {
+    timeout: RUN_MS,
+  }, async () => {
+    const result = await run('bmc-too-slow');
+    expect(result.report.violations).toEqual([]);
+    const incident = only(result.report, 'node01');
+    expect(incident.outcome).toBe('recovered');
+    expect(incident.fencedAtMs ?? 0).toBeGreaterThanOrEqual(faultAt(result, 'operator-confirms-off'));
+    expect(incident.starts.map((s) => s.vm).sort()).toEqual([...NODE01_HA].sort());
+    for (const vm of NODE01_HA) expect(runningOn(result.report, vm)).toHaveLength(1);
+  });
+
+  // A known bug, asserted as it stands so that its fix shows here: relay-b, deaf past the LAN's window,
+  // lists no host, and ingest counts a relay that does not list a host as one that hears it, so node01 is
+  // never silent to every live relay and nothing restarts (the same for a relay whose state was lost while
+  // a host was down, or whose LAN key is wrong). Once such a relay no longer outvotes the relays that call
+  // a host silent, expect node01's incident `recovered` and no violation here, and set DEAF_RELAY_WEIGHT
+  // (local/sim/generate.ts) to 1.
+  it('relay-deaf (known bug): a relay that hears no host keeps a dead host from failing over', {
+    timeout: RUN_MS,
+  }, async () => {
+    const result = await run('relay-deaf');
+    expect(result.report.incidents).toEqual([]);
+    expect(result.report.violations.map((v) => v.rule)).toEqual(['ha-vm-down', 'ha-vm-down', 'ha-vm-down']);
+    for (const vm of NODE01_HA) expect(runningOn(result.report, vm)).toEqual([]);
   });
 });

@@ -1,9 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Scenario, type ScenarioFaultType, ScenarioSchema } from '../../../contracts/scenario';
-import { haVmDownBounds } from '../../../local/sim/availability';
-import { generateScenario, Rng, SETTLE_HEARTBEATS } from '../../../local/sim/generate';
-import { scenarioPolicy } from '../../../local/sim/policy';
+import { failoverPhases, generateScenario, Rng, SETTLE_HEARTBEATS } from '../../../local/sim/generate';
+import { fenceGivesUpMs, scenarioBounds, scenarioPolicy, simRelayLoopMs } from '../../../local/sim/policy';
 
 const ALL_FAULTS: readonly ScenarioFaultType[] = [
   'host-crash',
@@ -20,6 +19,8 @@ const ALL_FAULTS: readonly ScenarioFaultType[] = [
   'vm-start-fails',
   'vm-crash',
   'vm-guest-shutdown',
+  'lan-degrade',
+  'lan-heal',
 ];
 
 const LOSS: readonly string[] = ['host-crash', 'host-isolate', 'power-loss'];
@@ -183,7 +184,7 @@ describe('generateScenario', () => {
 
   it('lasts past the ha-vm-down bound after its last fault, so that a VM left down is judged', () => {
     for (const s of seeds(0, 200)) {
-      const bounds = haVmDownBounds(scenarioPolicy(s), s.timing.vmBootMs ?? 0);
+      const bounds = scenarioBounds(s);
       const last = Math.max(...s.faults.map((f) => f.atMs));
       expect(s.durationMs - last).toBeGreaterThan(Math.max(bounds.hostFailureMs, bounds.vmFailureMs));
     }
@@ -238,5 +239,107 @@ describe('generateScenario', () => {
         ).toBe(false);
       }
     }
+  });
+  it('widens the search over 500 seeds: LAN conditions, skewed relay clocks, slow BMCs and slow boots', () => {
+    const all = seeds(0, 500);
+    const share = (p: (s: Scenario) => boolean) => all.filter(p).length / all.length;
+    // The plain site stays the common case: conditions come now and then, not all at once.
+    const plain = (s: Scenario) =>
+      s.sites.every((x) => x.lan === undefined && x.relayClockSkewMs === undefined) &&
+      s.hosts.every((h) => h.bmcLatencyMs === undefined) &&
+      s.vms.every((v) => v.bootMs === undefined) &&
+      s.timing.vmBootMs === undefined &&
+      s.faults.every((f) => f.type !== 'lan-degrade');
+    expect(share(plain)).toBeGreaterThan(0.1);
+    expect(share(plain)).toBeLessThan(0.6);
+
+    // LAN: the site's own conditions (some lossy), and degradations with delay, jitter past a quarter
+    // heartbeat (reordering heartbeats), heavy loss, healed or left degraded.
+    expect(all.some((s) => (s.sites[0]?.lan?.lossPct ?? 0) > 0)).toBe(true);
+    expect(all.some((s) => (s.sites[0]?.lan?.jitterMs ?? 0) > 0)).toBe(true);
+    const degrades = all.flatMap((s) =>
+      s.faults.flatMap((f) => (f.type === 'lan-degrade' ? [{ s, f }] : [])),
+    );
+    expect(degrades.some(({ s, f }) => f.jitterMs >= s.timing.hostHeartbeatMs / 2)).toBe(true);
+    expect(degrades.some(({ f }) => f.delayMs > 0)).toBe(true);
+    expect(degrades.some(({ f }) => f.lossPct >= 10)).toBe(true);
+    expect(degrades.some(({ s }) => s.faults.some((f) => f.type === 'lan-heal'))).toBe(true);
+    expect(degrades.some(({ s }) => !s.faults.some((f) => f.type === 'lan-heal'))).toBe(true);
+
+    // Relay clocks: NTP-close and drifting by a good part of a fence attempt, either way, always within
+    // the LAN's 10 s window (a relay past it is deaf: see DEAF_RELAY_WEIGHT in local/sim/generate.ts).
+    const skews = all.flatMap((s) =>
+      Object.values(s.sites[0]?.relayClockSkewMs ?? {}).map((ms) => ({
+        ms,
+        window: scenarioPolicy(s).fenceAttemptTimeoutMs,
+      })),
+    );
+    expect(skews.every(({ ms }) => Math.abs(ms) < 10_000)).toBe(true);
+    expect(skews.some(({ ms }) => Math.abs(ms) <= 20)).toBe(true);
+    expect(skews.some(({ ms, window }) => ms >= window / 10)).toBe(true);
+    expect(skews.some(({ ms, window }) => ms <= -window / 10)).toBe(true);
+
+    // BMCs: quick, slow but within what one fence attempt allows (three answers after the command's
+    // trip), and too slow for one (the fence may give up: the operator's case).
+    const bmcs = all.flatMap((s) => {
+      const p = scenarioPolicy(s);
+      const deliver = p.incidentReportMs + simRelayLoopMs(p.hostHeartbeatMs);
+      return s.hosts.flatMap((h) =>
+        h.bmcLatencyMs === undefined ? [] : [{ ms: h.bmcLatencyMs, room: p.fenceAttemptTimeoutMs - deliver }],
+      );
+    });
+    expect(bmcs.some(({ ms }) => ms <= 60)).toBe(true);
+    expect(bmcs.some(({ ms, room }) => ms > 60 && 3 * ms <= room)).toBe(true);
+    expect(bmcs.some(({ ms, room }) => 3 * ms > room)).toBe(true);
+
+    // Boots: VMs of their own boot time, some past a heartbeat, and scenarios with a common one.
+    expect(all.some((s) => s.vms.some((v) => (v.bootMs ?? 0) > s.timing.hostHeartbeatMs))).toBe(true);
+    expect(all.some((s) => (s.timing.vmBootMs ?? 0) > 0)).toBe(true);
+  });
+
+  it('aims faults at failovers under way: a relay dies at the fence, a survivor dies at the start wave, the uplink drops', () => {
+    const all = seeds(0, 500);
+    /** Faults of `type` that land within [from, to] ms after a host loss of the same scenario. */
+    const landsAfterLoss = (
+      s: Scenario,
+      type: ScenarioFaultType,
+      window: (loss: Scenario['faults'][number], s: Scenario) => readonly [number, number],
+      sameHost?: boolean,
+    ) =>
+      s.faults.some(
+        (loss) =>
+          LOSS.includes(loss.type) &&
+          s.faults.some((f) => {
+            if (f.type !== type) return false;
+            if (
+              sameHost !== undefined &&
+              'host' in f &&
+              'host' in loss &&
+              (f.host === loss.host) !== sameHost
+            )
+              return false;
+            const [from, to] = window(loss, s);
+            return f.atMs >= loss.atMs + from && f.atMs <= loss.atMs + to;
+          }),
+      );
+    const phases = (s: Scenario) => failoverPhases(scenarioPolicy(s));
+    const hb = (s: Scenario) => s.timing.hostHeartbeatMs;
+    const fence = (_: unknown, s: Scenario) =>
+      [phases(s).fenceMs - hb(s), phases(s).fenceMs + 3 * hb(s)] as const;
+    const starts = (_: unknown, s: Scenario) =>
+      [phases(s).startMs(0) - hb(s), phases(s).startMs(1000) + hb(s)] as const;
+    const failover = (_: unknown, s: Scenario) => [1, fenceGivesUpMs(scenarioPolicy(s))] as const;
+
+    expect(all.some((s) => landsAfterLoss(s, 'relay-down', fence))).toBe(true);
+    expect(
+      all.some(
+        (s) =>
+          landsAfterLoss(s, 'host-crash', starts, false) || landsAfterLoss(s, 'power-loss', starts, false),
+      ),
+    ).toBe(true);
+    expect(all.some((s) => landsAfterLoss(s, 'host-recover', starts, true))).toBe(true);
+    expect(all.some((s) => landsAfterLoss(s, 'bmc-unreachable', fence, true))).toBe(true);
+    expect(all.some((s) => landsAfterLoss(s, 'uplink-down', failover))).toBe(true);
+    expect(all.some((s) => landsAfterLoss(s, 'vm-crash', failover))).toBe(true);
   });
 });

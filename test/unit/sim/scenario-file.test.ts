@@ -94,4 +94,37 @@ describe('scenario files', () => {
   it('given a required field missing, then it is named at its parent', () => {
     expect(problemsOf(yaml.replace('durationMs: 15000', ''), 'x.yaml')).toMatch(/durationMs: /);
   });
+  it('given the widened conditions, then they parse, defaults filled, and a skew names a relay of its site', () => {
+    const widened = yaml
+      .replace(
+        'relays: [relay-a]',
+        'relays: [relay-a]\n    lan: { delayMs: 5, jitterMs: 20, lossPct: 2.5 }\n    relayClockSkewMs: { relay-a: -250 }',
+      )
+      .replace('memoryMiB: 65536 }', 'memoryMiB: 65536, bmcLatencyMs: 400 }')
+      .replace('ha: true', 'ha: true\n    bootMs: 1500')
+      .replace(
+        '- { atMs: 2000, type: host-crash, host: node01 }',
+        '- { atMs: 1000, type: lan-degrade, site: dc1, lossPct: 30 }\n  - { atMs: 2000, type: lan-heal, site: dc1 }',
+      );
+    const s = parseScenario(widened, 'widened.yaml');
+    expect(s.sites[0]).toMatchObject({
+      lan: { delayMs: 5, jitterMs: 20, lossPct: 2.5 },
+      relayClockSkewMs: { 'relay-a': -250 },
+    });
+    expect(s.hosts[0]?.bmcLatencyMs).toBe(400);
+    expect(s.vms[0]?.bootMs).toBe(1500);
+    expect(s.faults).toEqual([
+      { atMs: 1000, type: 'lan-degrade', site: 'dc1', delayMs: 0, jitterMs: 0, lossPct: 30 },
+      { atMs: 2000, type: 'lan-heal', site: 'dc1' },
+    ]);
+    expect(problemsOf(widened.replace('relay-a: -250', 'relay-z: -250'), 'x.yaml')).toMatch(
+      /sites\[0\]\.relayClockSkewMs\.relay-z: "relay-z" is not a relay of site "dc1"/,
+    );
+    expect(problemsOf(widened.replace('lossPct: 30', 'lossPct: 130'), 'x.yaml')).toMatch(
+      /faults\[0\]\.lossPct/,
+    );
+    expect(problemsOf(widened.replace('site: dc1, lossPct', 'site: dc9, lossPct'), 'x.yaml')).toMatch(
+      /faults\[0\]\.site: unknown site "dc9"/,
+    );
+  });
 });
