@@ -93,7 +93,16 @@ function withoutVm(s: Scenario, vmId: string): Scenario {
 function withoutRelay(s: Scenario, relayId: string): Scenario {
   return {
     ...s,
-    sites: s.sites.map((site) => ({ ...site, relays: site.relays.filter((r) => r !== relayId) })),
+    sites: s.sites.map((site) => {
+      const { relayClockSkewMs, ...rest } = site;
+      // The relay's clock skew goes with it (a skew may only name a relay of its site).
+      const skew = Object.entries(relayClockSkewMs ?? {}).filter(([r]) => r !== relayId);
+      return {
+        ...rest,
+        relays: site.relays.filter((r) => r !== relayId),
+        ...(skew.length === 0 ? {} : { relayClockSkewMs: Object.fromEntries(skew) }),
+      };
+    }),
     faults: s.faults.filter((f) => !mentions(f, 'relay', relayId)),
   };
 }

@@ -110,4 +110,20 @@ describe('shrinkScenario', () => {
     expect(result.to).toEqual(result.from);
     expect(result.steps).toEqual([]);
   });
+  it("cuts a relay with its clock skew, so that a skewed site's relays can be cut too", async () => {
+    const skewed: Scenario = {
+      ...scenario,
+      sites: [
+        {
+          id: 'dc1',
+          relays: ['relay-a', 'relay-b', 'relay-c'],
+          relayClockSkewMs: { 'relay-a': 50, 'relay-b': -30 },
+        },
+      ],
+    };
+    const result = await shrinkScenario(skewed, { seed: 42, rule: 'split-brain', runner: stub([]) });
+    expect(result.scenario.sites).toEqual([
+      { id: 'dc1', relays: ['relay-b'], relayClockSkewMs: { 'relay-b': -30 } },
+    ]);
+  });
 });
