@@ -1,3 +1,5 @@
+import type * as z from 'zod';
+import { EventFeedSchema, type FeedEventSchema } from '../../contracts/operator-api';
 import {
   capacityReport,
   getIncident,
@@ -6,10 +8,13 @@ import {
   listHosts,
   listIncidents,
   listVms,
+  parseAnswer,
   type SiteCapacity,
   type Vm,
 } from '../api';
+import type { OperatorClient } from '../client';
 import { type CommandContext, writeJson, writeLines } from '../context';
+import { ApiError } from '../errors';
 import { EXIT, type ExitCode, listOf, plural, renderTable } from '../format';
 import { clusterIndex, siteIds } from '../lookup';
 import { latestEvent, outcomeText, subjectOf } from '../render-incident';
@@ -29,16 +34,39 @@ interface SiteStatus {
     readonly step: string | null;
     readonly stepAt: number | null;
   })[];
+  /** Split-brain reports of the last day (a VM heard running on two hosts); empty on an older control plane. */
+  readonly splitBrain: readonly z.infer<typeof FeedEventSchema>[];
+}
+
+/** How far back status looks for split-brain reports. */
+const SPLIT_BRAIN_LOOKBACK_MS = 24 * 60 * 60 * 1000;
+
+/** The site's split-brain events of the last day, from the event feed (one page is plenty for a day's). */
+async function splitBrainReports(
+  client: OperatorClient,
+  siteId: string,
+  now: number,
+): Promise<z.infer<typeof FeedEventSchema>[]> {
+  try {
+    const body = await client.call('listEvents', {
+      query: { siteId, since: String(now - SPLIT_BRAIN_LOOKBACK_MS), limit: '1000' },
+    });
+    return parseAnswer(EventFeedSchema, body, 'listEvents').events.filter((e) => e.kind === 'split-brain');
+  } catch (error) {
+    if (error instanceof ApiError && (error.status === 404 || error.status === 501)) return [];
+    throw error;
+  }
 }
 
 async function siteStatus(ctx: CommandContext, siteId: string): Promise<SiteStatus> {
   const client = await ctx.client();
-  const [hosts, vms, relays, capacity, open] = await Promise.all([
+  const [hosts, vms, relays, capacity, open, splitBrain] = await Promise.all([
     listHosts(client, siteId),
     listVms(client, siteId),
     relaysIfServed(client, siteId),
     capacityReport(client, siteId),
     listIncidents(client, { siteId, open: true }),
+    splitBrainReports(client, siteId, ctx.time.now),
   ]);
   // An open incident's latest event is the step it is at.
   const incidents = await Promise.all(
@@ -47,7 +75,7 @@ async function siteStatus(ctx: CommandContext, siteId: string): Promise<SiteStat
       return { ...incident, step: latest?.kind ?? null, stepAt: latest?.at ?? null };
     }),
   );
-  return { siteId, hosts, vms, relays, capacity, incidents };
+  return { siteId, hosts, vms, relays, capacity, incidents, splitBrain };
 }
 
 /** What makes the status bad news (exit 1), one phrase each. */
@@ -166,6 +194,18 @@ function renderSite(site: SiteStatus, ctx: CommandContext): string[] {
           v.recovery === undefined ? '' : formatAge(v.recovery.since, time.now).replace(/ ago$/, ''),
           vmNote(v),
         ]),
+        '    ',
+      ),
+    );
+  }
+
+  if (site.splitBrain.length > 0) {
+    lines.push(
+      '',
+      `  ${style.bad(`Split brain reported in the last 24 h (${site.splitBrain.length})`)} — a VM heard running on two hosts: stop one copy (docs/runbook.md)`,
+      ...renderTable(
+        [{ header: 'when' }, { header: 'incident' }, { header: 'detail' }],
+        site.splitBrain.map((e) => [formatAge(e.at, time.now), e.incidentId, e.detail]),
         '    ',
       ),
     );

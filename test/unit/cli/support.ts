@@ -18,6 +18,8 @@ export interface RunnerOptions {
   readonly isTTY?: boolean;
   /** Answers to the CLI's questions, in order; none means there is no terminal to ask on. */
   readonly answers?: readonly string[];
+  /** Replaces target resolution (the real resolveTarget over `env` by default). */
+  readonly resolveTarget?: CliHost['resolveTarget'];
 }
 
 /** Runs the real `halo` program in-process (real target resolution, real HTTP), capturing its output. */
@@ -49,7 +51,7 @@ export function haloRunner(
         return answers.shift() ?? null;
       },
       user: 'alice',
-      resolveTarget: (target) => resolveTarget(target, env),
+      resolveTarget: options.resolveTarget ?? ((target) => resolveTarget(target, env)),
     };
     const code = await runHalo(argv, host);
     return { code, stdout, stderr, prompts };
