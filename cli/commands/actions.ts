@@ -213,7 +213,10 @@ export async function parseVmChanges(text: string, name: string): Promise<VmChan
       `${name}: not JSON or YAML: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
     );
   }
-  const parsed = VmChangeFileSchema.safeParse(raw);
+  // By shape, so that an error names the entry and field (a union's error would name neither).
+  const parsed = Array.isArray(raw)
+    ? VmChangeListSchema.safeParse(raw)
+    : z.strictObject({ vms: VmChangeListSchema }).safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const path = issue?.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('') ?? '';
@@ -221,7 +224,7 @@ export async function parseVmChanges(text: string, name: string): Promise<VmChan
       `${name}${path === '' ? '' : ` ${path.replace(/^\./, '')}`}: ${issue?.message ?? 'invalid'}`,
     );
   }
-  return Array.isArray(parsed.data) ? parsed.data : parsed.data.vms;
+  return Array.isArray(parsed.data) ? parsed.data : (parsed.data as { vms: VmChange[] }).vms;
 }
 
 /** The record after a change: the change's fields over the current ones, or the defaults for a new VM. */

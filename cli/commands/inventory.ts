@@ -56,6 +56,20 @@ export function hostNeedsAttention(host: Host): boolean {
   return host.lifecycle.status === 'awaiting-operator' || host.fencing.fenceable === false;
 }
 
+/** How many hosts are in each state, in lifecycle order: `3 up, 1 awaiting-operator`. */
+export function countByState(hosts: readonly Host[]): string {
+  const order = (status: string) => {
+    const at = (HOST_STATUSES as readonly string[]).indexOf(status);
+    return at === -1 ? HOST_STATUSES.length : at;
+  };
+  const counts = new Map<string, number>();
+  for (const h of hosts) counts.set(h.lifecycle.status, (counts.get(h.lifecycle.status) ?? 0) + 1);
+  return [...counts]
+    .sort(([a], [b]) => order(a) - order(b))
+    .map(([state, n]) => `${n} ${state}`)
+    .join(', ');
+}
+
 /** The host table of `halo hosts` (the site column only when there are several sites). */
 export function hostTable(hosts: readonly Host[], ctx: CommandContext, indent = ''): string[] {
   const manySites = new Set(hosts.map((h) => h.siteId)).size > 1;
@@ -103,9 +117,7 @@ export async function hostsCommand(ctx: CommandContext, filters: ListFilters): P
     writeLines(ctx, ['no hosts match']);
     return code;
   }
-  const counts = new Map<string, number>();
-  for (const h of hosts) counts.set(h.lifecycle.status, (counts.get(h.lifecycle.status) ?? 0) + 1);
-  const summary = [...counts].map(([state, n]) => `${n} ${state}`).join(', ');
+  const summary = countByState(hosts);
   writeLines(ctx, [...hostTable(hosts, ctx), '', `${plural(hosts.length, 'host')}: ${summary}`]);
   return code;
 }

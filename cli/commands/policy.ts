@@ -1,7 +1,7 @@
 import type * as z from 'zod';
 import { ClusterPolicyViewSchema } from '../../contracts/operator-api';
 import { DEPLOYMENT_WIDE_POLICY_KEYS, HaPolicyInputSchema, POLICY_KEYS } from '../../contracts/policy';
-import type { HaPolicy, HaPolicyInput } from '../../core/policy';
+import { type HaPolicy, type HaPolicyInput, resolvePolicy } from '../../core/policy';
 import { parseAnswer } from '../api';
 import type { OperatorClient } from '../client';
 import { type CommandContext, writeJson, writeLines } from '../context';
@@ -32,10 +32,22 @@ export function policyValue(key: string, value: number | undefined): string {
 
 function policyTable(view: ClusterPolicy, ctx: CommandContext, changed: readonly string[] = []): string[] {
   const defaults = view.defaults as Readonly<Record<string, number | undefined>>;
+  // What the cluster would have without its override: the deployment's defaults, derived keys included.
+  let deployment: Readonly<Record<string, number | undefined>> = defaults;
+  try {
+    deployment = resolvePolicy(view.defaults) as unknown as Readonly<Record<string, number>>;
+  } catch {
+    // Defaults the CLI's core cannot resolve (a newer control plane): show them as written.
+  }
   const override = view.override as Readonly<Record<string, number | undefined>>;
   const effective = view.effective as Readonly<Record<string, number>>;
   return renderTable(
-    [{ header: 'key' }, { header: 'effective', align: 'right' }, { header: 'source' }, { header: 'default' }],
+    [
+      { header: 'key' },
+      { header: 'effective', align: 'right' },
+      { header: 'source' },
+      { header: 'without override' },
+    ],
     POLICY_KEYS.map((key) => {
       const overridden = override[key] !== undefined;
       const source = overridden
@@ -49,7 +61,7 @@ function policyTable(view: ClusterPolicy, ctx: CommandContext, changed: readonly
         key,
         policyValue(key, effective[key]),
         source,
-        overridden ? policyValue(key, defaults[key]) : '',
+        overridden ? policyValue(key, deployment[key]) : '',
       ];
     }),
     '  ',

@@ -19,7 +19,7 @@ import { EXIT, type ExitCode, listOf, plural, renderTable } from '../format';
 import { clusterIndex, siteIds } from '../lookup';
 import { latestEvent, outcomeText, subjectOf } from '../render-incident';
 import { formatAge, formatInstant } from '../time';
-import { fenceCell, haVmDown, hostSince, hostState, vmNote } from './inventory';
+import { countByState, fenceCell, haVmDown, hostSince, hostState, vmNote } from './inventory';
 import { type Relay, redundancyLine, relaysIfServed } from './relays';
 
 /** Everything `halo status` shows of one site. */
@@ -96,9 +96,7 @@ function problems(site: SiteStatus): string[] {
 
 function renderSite(site: SiteStatus, ctx: CommandContext): string[] {
   const { style, time } = ctx;
-  const counts = new Map<string, number>();
-  for (const h of site.hosts) counts.set(h.lifecycle.status, (counts.get(h.lifecycle.status) ?? 0) + 1);
-  const byState = [...counts].map(([state, n]) => `${n} ${state}`).join(', ');
+  const byState = countByState(site.hosts);
   const ha = site.vms.filter((v) => v.ha).length;
   const lines = [
     style.bold(`Site ${site.siteId}`) +
