@@ -270,6 +270,12 @@ describe('the real entry point (npx tsx cli/main.ts)', () => {
     }
   });
 
+  it('the npm bin (bin/halo.mjs) prints the help with the exit codes, exit 0', async () => {
+    const { stdout } = await run('node', ['bin/halo.mjs', '--help'], { cwd: root });
+    expect(stdout).toContain('Usage: halo [options] [command]');
+    expect(stdout).toContain('3  cannot reach the control plane');
+  });
+
   it('exits 2 with usage on stderr for an unknown command', async () => {
     const failure = await run('npx', ['tsx', 'cli/main.ts', 'frobnicate'], { cwd: root }).then(
       () => null,
