@@ -1,5 +1,5 @@
 import type * as z from 'zod';
-import { EventFeedSchema, type FeedEventSchema } from '../../contracts/operator-api';
+import { EventFeedSchema, type FeedEventSchema, STACK_OUTPUTS } from '../../contracts/operator-api';
 import {
   capacityReport,
   getIncident,
@@ -264,7 +264,7 @@ export async function statusCommand(
         )
       : style.good('All well.'),
   );
-  const dashboard = Object.entries(target.outputs).find(([key]) => key.startsWith('DashboardUrl'))?.[1];
+  const dashboard = target.outputs[STACK_OUTPUTS.dashboardUrl];
   if (dashboard !== undefined) lines.push(`Dashboard: ${dashboard}`);
   writeLines(ctx, lines);
   return code;

@@ -161,6 +161,10 @@ describe('halo against a deployed stack', () => {
     expect(String(request?.headers['x-amz-date'])).toMatch(/^\d{8}T\d{6}Z$/);
     expect(request?.headers['x-amz-security-token']).toBe('session-token-example');
     if (request !== undefined) expect(authorization).toBe(await expectedAuthorization(request, 'eu-west-1'));
+
+    const human = await halo('status');
+    expect(human.stdout).toContain('Halo — stack Halo (eu-west-1)');
+    expect(human.stdout).toContain('Dashboard: https://console.example/dashboard');
   });
 
   it('signs bodies and percent-encoded paths too, for the region --region names, on the stack --stack names', async () => {
