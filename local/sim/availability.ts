@@ -165,6 +165,8 @@ export class AvailabilityRules {
   private readonly crashes = new Map<string, number[]>();
   /** When each host last booted afresh (a new boot id: the old boot's VMs are gone). */
   private readonly bootedAt = new Map<string, number>();
+  /** When each host last came back: booted, powered on or back on the LAN. */
+  private readonly backAt = new Map<string, number>();
   /** When the control plane last accepted an operator's confirmation that each host is off. */
   private readonly confirmedAt = new Map<string, number>();
   /** Every time each host left the LAN (crash, power-off, cable cut). */
@@ -198,14 +200,18 @@ export class AvailabilityRules {
         for (const spell of this.spells.get(event.vm) ?? []) if (spell.to === null) spell.to = at;
         break;
       case 'os':
-        if (event.running) this.bootedAt.set(event.host, at);
-        else this.lost(event.host, at);
+        if (event.running) {
+          this.bootedAt.set(event.host, at);
+          this.backAt.set(event.host, at);
+        } else this.lost(event.host, at);
         break;
       case 'power':
         if (!event.on) this.lost(event.host, at);
+        else this.backAt.set(event.host, at);
         break;
       case 'lan':
         if (!event.reachable) this.lost(event.host, at);
+        else this.backAt.set(event.host, at);
         break;
       case 'uplink':
         this.noteCutOff(event.site, at);
@@ -480,6 +486,12 @@ export class AvailabilityRules {
     vmId: string,
     lastHost: string,
     ignore?: { readonly vm: string; readonly host: string },
+    /**
+     * Judge as the control plane may still see the site, its reports lagging the world: as of `knownAt`,
+     * hosts back on the LAN since do not count yet, and VMs that stopped on a host since still take their
+     * room there (besides those running now).
+     */
+    knownAt?: number,
   ): string | null {
     const vm = this.meta.get(vmId);
     const last = this.world.hosts.get(lastHost);
@@ -487,11 +499,23 @@ export class AvailabilityRules {
     const { cpuOvercommit, reserveMiB, reserveCpus } = this.config.policy;
     for (const host of [...this.world.hosts.values()].sort((a, b) => a.id.localeCompare(b.id))) {
       if (host.cluster !== last.cluster || !this.world.onLan(host.id)) continue;
+      if (knownAt !== undefined && (this.backAt.get(host.id) ?? Number.NEGATIVE_INFINITY) > knownAt) continue;
       if (this.hostMeta.get(host.id)?.maintenance === true || this.world.startWouldFail(vmId, host.id))
         continue;
-      const running = this.world
-        .vmsOn(host.id)
-        .filter((r) => ignore === undefined || r.id !== ignore.vm || host.id !== ignore.host);
+      const stoppedSince =
+        knownAt === undefined
+          ? []
+          : [...this.spells.values()].flatMap((spells) =>
+              spells.flatMap((sp) => {
+                const shape = this.world.vms.get(sp.vm);
+                return sp.vm !== vmId && sp.host === host.id && sp.from > knownAt && shape !== undefined
+                  ? [shape]
+                  : [];
+              }),
+            );
+      const running = [...this.world.vmsOn(host.id), ...stoppedSince].filter(
+        (r) => ignore === undefined || r.id !== ignore.vm || host.id !== ignore.host,
+      );
       if (
         vm.antiAffinity !== undefined &&
         running.some((r) => r.id !== vmId && this.meta.get(r.id)?.antiAffinity === vm.antiAffinity)

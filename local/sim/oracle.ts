@@ -48,6 +48,13 @@ export class Oracle {
   private readonly fencedAt = new Map<string, number>();
   /** Restarts away from a failed host, by host and fence: one incident's waves. */
   private readonly restarts = new Map<string, Restart[]>();
+  /**
+   * The failed host's HA VMs no host could take when it was last fenced (lost power or was confirmed
+   * off): the instant its incident plans the waves. A plan cannot place them, so the retry list starts
+   * them once room returns, which may be after a lower VM the plan did place (its target, say, booting
+   * again): no inversion.
+   */
+  private readonly noRoomAtFence = new Map<string, ReadonlySet<string>>();
   /** When each host last booted afresh: a new boot id proves the old boot's VMs gone. */
   private readonly bootedAt = new Map<string, number>();
   /**
@@ -108,14 +115,10 @@ export class Oracle {
   check(event: WorldEvent): void {
     switch (event.kind) {
       case 'power':
-        if (!event.on) {
-          this.offAt.set(event.host, event.atMs);
-          this.fencedAt.set(event.host, event.atMs);
-        }
+        if (!event.on) this.fenced(event.host, event.atMs);
         return;
       case 'operator-confirms-off':
-        this.offAt.set(event.host, event.atMs);
-        this.fencedAt.set(event.host, event.atMs);
+        this.fenced(event.host, event.atMs);
         return;
       case 'vm-start':
         this.started(event.vm, event.host, event.atMs);
@@ -131,6 +134,20 @@ export class Oracle {
       default:
         return;
     }
+  }
+
+  private fenced(hostId: string, atMs: number): void {
+    this.offAt.set(hostId, atMs);
+    this.fencedAt.set(hostId, atMs);
+    const noRoom = new Set<string>();
+    for (const [vmId, last] of this.lastRanOn) {
+      if (last !== hostId || this.meta.get(vmId)?.ha !== true) continue;
+      // As the control plane's plan may see the site: its reports lag the world (a host just back, a VM
+      // just stopped, are not known yet).
+      const knownAt = atMs - this.config.availability.reportLagMs;
+      if (this.availability.roomFor(vmId, hostId, undefined, knownAt) === null) noRoom.add(vmId);
+    }
+    this.noRoomAtFence.set(hostId, noRoom);
   }
 
   private violate(rule: ViolationRule, atMs: number, detail: string): void {
@@ -230,6 +247,8 @@ export class Oracle {
       // No host could take the higher one then, even in the lower one's place: it started once room
       // returned (recovered later from the retry list), which is no inversion.
       if (before.higherWithoutRoom.has(restart.vm)) continue;
+      // Nor when no host could take it as the waves were planned: the plan left it to the retry list.
+      if (this.noRoomAtFence.get(failedHost)?.has(restart.vm) === true) continue;
       this.violate(
         'priority-order',
         restart.atMs,

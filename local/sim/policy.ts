@@ -111,8 +111,9 @@ export function availabilityConfig(
     policy: scenario.policy,
     bounds: scenarioBounds(scenario, policy),
     restartBudget: restartBudgetOf(policy),
-    // The agent's next heartbeat, then the relay's next report, with a heartbeat to spare.
-    reportLagMs: 2 * policy.hostHeartbeatMs + policy.relayReportMs,
+    // The agent's next heartbeat and its trip to a relay, then the relay's next report, with a heartbeat
+    // to spare.
+    reportLagMs: 2 * policy.hostHeartbeatMs + scenarioLanHopMs(scenario) + policy.relayReportMs,
     fence: {
       windowMs: policy.fenceAttemptTimeoutMs,
       // The relay's next report at the incident pace brings the command, and its loop sends that report.

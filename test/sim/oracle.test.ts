@@ -205,6 +205,45 @@ describe('Oracle', () => {
     expect(rules()).toEqual(['priority-order']);
   });
 
+  it('priority-order allows a higher VM that no host could take when its host was fenced, started after a lower one', () => {
+    // h2 and h3 are down when h1 is fenced (the waves are planned then): neither hi nor lo fits anywhere.
+    // The lower one's start, sent to h3 before its loss was noticed, lands once h3 boots again; hi, left
+    // to the retry list by the plan, follows it.
+    const { world, at, rules } = setup();
+    world.crash('h2', 'crashed');
+    world.crash('h3', 'crashed');
+    at(100);
+    world.powerOff('h1', 'fenced');
+    at(300);
+    world.recover('h3');
+    world.startVm('lo', 'h3');
+    at(400);
+    world.startVm('hi', 'h3');
+    expect(rules()).toEqual([]);
+  });
+
+  it('priority-order judges the room at the fence as the control plane could know it, its reports lagging', () => {
+    // h2 down; h3 boots again 100 ms before h1 is fenced, within the report lag (500 ms here): the plan
+    // cannot know h3 yet, so hi is left to the retry list, and lo (sent to h3) may start first.
+    const flip = (backBeforeFenceMs: number) => {
+      const { world, at, rules } = setup();
+      world.crash('h2', 'crashed');
+      world.crash('h3', 'crashed');
+      at(1000 - backBeforeFenceMs);
+      world.recover('h3');
+      at(1000);
+      world.powerOff('h1', 'fenced');
+      at(1100);
+      world.startVm('lo', 'h3');
+      at(1200);
+      world.startVm('hi', 'h3');
+      return rules();
+    };
+    expect(flip(100)).toEqual([]);
+    // Back long enough before the fence for the control plane to know: hi had room, lo first is an inversion.
+    expect(flip(900)).toEqual(['priority-order']);
+  });
+
   it('non-ha-restarted: a non-HA VM started away from its host', () => {
     const { world, rules } = setup();
     world.powerOff('h1', 'fenced');
