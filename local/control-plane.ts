@@ -13,6 +13,7 @@ import type { HandlerLogger } from '../functions/shared/powertools';
 import { synthesizedDefinition } from './definition';
 import { type LocalDynalite, startDynalite } from './dynalite';
 import { type HttpEndpoint, startHttpEndpoint } from './http-endpoint';
+import { newLocalToken } from './local-token';
 import { createLocalWorkflow, type LocalWorkflow, type StepsHandler } from './local-workflow';
 import { MetricsRecorder } from './metrics-recorder';
 import { type StepsRuntime, sharedStepsRuntime } from './steps-runtime';
@@ -25,6 +26,13 @@ export interface LocalControlPlaneOptions {
   readonly port?: number;
   /** Loopback only: the endpoint has no SigV4 (local/http-endpoint.ts). */
   readonly host?: '127.0.0.1';
+  /**
+   * The local operator token the endpoint's operator routes require (local/local-token.ts); a fresh random
+   * one when absent. `operator()` sends it.
+   */
+  readonly operatorToken?: string;
+  /** Where that token is stored, named in the endpoint's 401s. */
+  readonly tokenFile?: string;
   /** Detector tick in ms; defaults to the policy's hostHeartbeatMs. 0 turns the timer off (runDetectorOnce still works). */
   readonly detectorTickMs?: number;
   /** Capacity (N+1) is evaluated on every Nth tick; defaults to about every 5 minutes, as in AWS. */
@@ -78,7 +86,9 @@ export interface LocalControlPlane {
   /** The dynalite endpoint the stores use. */
   readonly dynamoEndpoint: string;
   readonly tableName: string;
-  /** Calls an operator route through the HTTP endpoint, as an operator's CLI would. */
+  /** The local operator token operator routes require (`Authorization: Bearer …`). */
+  readonly operatorToken: string;
+  /** Calls an operator route through the HTTP endpoint with the local operator token, as the CLI would. */
   operator<N extends OperatorRouteName>(name: N, call?: OperatorCall<N>): Promise<OperatorAnswer>;
   /** One detector pass now (serialised with the timer's ticks). */
   runDetectorOnce(args?: { readonly evaluateCapacity?: boolean }): Promise<DetectorReport>;
@@ -187,6 +197,7 @@ export async function startLocalControlPlane(
     throw new Error('capacityEveryTicks must be an integer ≥ 1');
   const log = options.log ?? (() => {});
   const logger = lineLogger(log);
+  const operatorToken = options.operatorToken ?? newLocalToken();
 
   // Synthesis (seconds) runs alongside dynalite's start-up.
   const shared = options.dynamo;
@@ -234,6 +245,8 @@ export async function startLocalControlPlane(
       ctx,
       host: options.host ?? '127.0.0.1',
       port: options.port ?? 0,
+      operatorToken,
+      ...(options.tokenFile === undefined ? {} : { tokenFile: options.tokenFile }),
       logger,
       log,
     });
@@ -252,6 +265,7 @@ export async function startLocalControlPlane(
       endpoint,
       detector,
       steps,
+      operatorToken,
     });
   } catch (error) {
     await endpoint?.close();
@@ -362,8 +376,10 @@ function assemble(parts: {
   readonly endpoint: HttpEndpoint;
   readonly detector: DetectorLoop;
   readonly steps: TrackedSteps;
+  readonly operatorToken: string;
 }): LocalControlPlane {
-  const { ctx, workflow, metrics, dynamo, tableName, release, endpoint, detector, steps } = parts;
+  const { ctx, workflow, metrics, dynamo, tableName, release, endpoint, detector, steps, operatorToken } =
+    parts;
   let stopping: Promise<void> | undefined;
   // Outside in: no new request or tick can start an execution once the workflow stops, and dynalite
   // stays up until the last step that writes to it has returned.
@@ -396,11 +412,15 @@ function assemble(parts: {
     const params: Readonly<Record<string, string>> = call.params ?? {};
     const query = new URLSearchParams(call.query ?? {}).toString();
     const url = `${endpoint.url}${operatorPath(name, params)}${query === '' ? '' : `?${query}`}`;
+    const authorization = `Bearer ${operatorToken}`;
     const response = await fetch(url, {
       method: route.method,
       ...(call.body === undefined
-        ? {}
-        : { body: JSON.stringify(call.body), headers: { 'content-type': 'application/json' } }),
+        ? { headers: { authorization } }
+        : {
+            body: JSON.stringify(call.body),
+            headers: { authorization, 'content-type': 'application/json' },
+          }),
     });
     const text = await response.text();
     return { status: response.status, body: text === '' ? null : JSON.parse(text) };
@@ -413,6 +433,7 @@ function assemble(parts: {
     metrics,
     dynamoEndpoint: dynamo.endpoint,
     tableName,
+    operatorToken,
     operator,
     runDetectorOnce: (args = {}) => detector.runOnce(args.evaluateCapacity ?? false),
     stop,

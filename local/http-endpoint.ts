@@ -9,14 +9,21 @@ import { makeIngestHandler } from '../functions/ingest/ingest';
 import { makeOperatorApiHandler, type OperatorApiEvent } from '../functions/operator-api/operator-api';
 import type { HttpResponse } from '../functions/shared/http';
 import type { HandlerLogger } from '../functions/shared/powertools';
+import { bearerMatches } from './local-token';
 
 /**
  * The local stand-in for API Gateway (HTTP API, payload format 2.0): each request becomes the event API
  * Gateway would deliver, handed to the same handler factories the Lambdas wrap.
  *
- * SECURITY: there is no SigV4 here. Every operator request is given one fixed IAM identity
- * ({@link LOCAL_OPERATOR_ARN}), as if the IAM authorizer had accepted it, so anyone who can reach the
- * port is an operator. The endpoint therefore listens on loopback only and must stay there.
+ * SECURITY: there is no SigV4 here. Every operator request that passes the socket-level checks is given
+ * one fixed IAM identity ({@link LOCAL_OPERATOR_ARN}), as if the IAM authorizer had accepted it. Those
+ * checks ({@link localRefusal}) keep the endpoint from being an open door to anything that can make the
+ * machine send a request, a web page in a browser above all: it listens on loopback only; it answers only
+ * a loopback `Host` with its own port (DNS rebinding: 421) and no `Origin` but its own (403); operator
+ * routes need the local operator token (`Authorization: Bearer`, local/local-token.ts: 401) and a JSON
+ * body to be sent as `application/json` (a cross-origin "simple" POST can only be text/plain, a form or
+ * multipart: 415). The relay report route keeps its own credential. The in-process dispatcher of the
+ * simulator has no socket and makes none of these checks.
  */
 
 /** The IAM identity every local operator request carries (no SigV4 locally: loopback only). */
@@ -197,6 +204,75 @@ export function toApiEvent(
   };
 }
 
+/** What the socket-level checks hold a request to. */
+export interface LocalGuard {
+  /** The port the endpoint listens on: the only one a `Host` or `Origin` may name. */
+  readonly port: number;
+  /** The local operator token operator routes must present (local/local-token.ts). */
+  readonly operatorToken: string;
+  /** Where the token is stored, named in a 401 so the caller knows where to look. */
+  readonly tokenFile?: string;
+}
+
+const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]'];
+
+function headerOf(headers: LocalRequest['headers'], name: string): string | undefined {
+  const value = headers[name];
+  return typeof value === 'string' ? value : value?.join(',');
+}
+
+/**
+ * Why the endpoint refuses a request before reading its body, or null: a `Host` that is not a loopback
+ * name with the endpoint's port (421: DNS rebinding, a foreign name resolving to 127.0.0.1), an `Origin`
+ * other than the endpoint's own (403: a web page elsewhere), and for operator routes no valid local
+ * operator token (401) or a body not declared `application/json` (415).
+ */
+export function localRefusal(
+  request: Pick<LocalRequest, 'headers'>,
+  match: RouteMatch,
+  guard: LocalGuard,
+): HttpResponse | null {
+  const allowed = LOOPBACK_NAMES.map((name) => `${name}:${guard.port}`);
+  const host = headerOf(request.headers, 'host')?.trim().toLowerCase();
+  if (host === undefined || !allowed.includes(host)) {
+    return errorJson(
+      421,
+      'misdirected-request',
+      `Host ${JSON.stringify(clip(host ?? ''))} is not this endpoint: local mode answers 127.0.0.1:${guard.port} or localhost:${guard.port} only`,
+    );
+  }
+  const origin = headerOf(request.headers, 'origin');
+  if (origin !== undefined && !allowed.some((name) => origin.trim().toLowerCase() === `http://${name}`)) {
+    return errorJson(
+      403,
+      'forbidden-origin',
+      `Origin ${JSON.stringify(clip(origin))} may not call the local control plane: only its own origin may`,
+    );
+  }
+  if (match.route.kind === 'report') return null;
+  if (!bearerMatches(headerOf(request.headers, 'authorization'), guard.operatorToken)) {
+    const where = guard.tokenFile === undefined ? '' : ` (stored in ${guard.tokenFile})`;
+    return errorJson(
+      401,
+      'unauthorized',
+      `local operator routes need Authorization: Bearer <the local operator token printed at start${where}>`,
+    );
+  }
+  const length = Number(headerOf(request.headers, 'content-length') ?? '0');
+  const hasBody = headerOf(request.headers, 'transfer-encoding') !== undefined || length > 0;
+  const type = headerOf(request.headers, 'content-type')?.split(';')[0]?.trim().toLowerCase();
+  if (hasBody && type !== 'application/json') {
+    return errorJson(
+      415,
+      'unsupported-media-type',
+      `operator request bodies must be sent as Content-Type: application/json, not ${JSON.stringify(clip(type ?? 'none'))}`,
+    );
+  }
+  return null;
+}
+
+const clip = (text: string): string => (text.length > 100 ? `${text.slice(0, 100)}…` : text);
+
 /** Options of {@link startHttpEndpoint}. */
 export interface HttpEndpointOptions {
   readonly ctx: AppContext;
@@ -204,6 +280,10 @@ export interface HttpEndpointOptions {
   readonly host: '127.0.0.1';
   /** 0 picks a free port. */
   readonly port: number;
+  /** The local operator token operator routes must present. */
+  readonly operatorToken: string;
+  /** Where that token is stored, named when a request lacks it. */
+  readonly tokenFile?: string;
   /** What the handlers log through (refusals, unhandled errors). */
   readonly logger: HandlerLogger;
   /** One line per request (method, path, status, duration). */
@@ -335,6 +415,8 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<H
     throw new Error('the local endpoint listens on 127.0.0.1 only (no SigV4)');
   const dispatch = makeLocalDispatcher({ ctx: options.ctx, logger: options.logger });
   const inFlight = new Set<Promise<void>>();
+  if (options.operatorToken.length < 16) throw new Error('the local operator token is too short');
+  let guard: LocalGuard = { port: -1, operatorToken: options.operatorToken };
 
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = performance.now();
@@ -345,10 +427,18 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<H
     const rawQueryString = queryAt === -1 ? '' : target.slice(queryAt + 1);
     let status = 500;
     try {
-      // Refused before a byte of the body is read: an unknown route, or a declared length over the cap.
-      if (matchRoute(method, rawPath) === null) {
+      // Refused before a byte of the body is read: an unknown route, a request the socket-level checks
+      // refuse, or a declared length over the cap.
+      const match = matchRoute(method, rawPath);
+      if (match === null) {
         status = 404;
         refuseEarly(req, res, notFound(method, rawPath));
+        return;
+      }
+      const refused = localRefusal({ headers: req.headers }, match, guard);
+      if (refused !== null) {
+        status = refused.statusCode ?? 400;
+        refuseEarly(req, res, refused);
         return;
       }
       const declared = Number(req.headers['content-length'] ?? '0');
@@ -397,6 +487,12 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<H
     });
   });
   const { port } = server.address() as AddressInfo;
+  // Known once listening (port 0 picks one); no request is served before.
+  guard = {
+    port,
+    operatorToken: options.operatorToken,
+    ...(options.tokenFile === undefined ? {} : { tokenFile: options.tokenFile }),
+  };
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {

@@ -3,10 +3,13 @@ import { fileURLToPath } from 'node:url';
 import { OPERATOR_ROUTES } from '../contracts/operator-api';
 import { type LocalControlPlane, startLocalControlPlane } from './control-plane';
 import { REPORT_ROUTE_KEY } from './http-endpoint';
+import { localTokenPath, newLocalToken, writeLocalToken } from './local-token';
 
 /**
  * `npx tsx local/serve.ts [--port 8787]`: the local control plane in the foreground, until SIGINT/SIGTERM.
- * The endpoint is on 127.0.0.1 only and has no SigV4: every operator request acts as the local operator.
+ * The endpoint is on 127.0.0.1 only and has no SigV4: operator requests present the local operator token
+ * (a fresh one per start, printed and written 0600 to local/local-token.ts localTokenPath) and act as the
+ * local operator; the endpoint also refuses foreign Host and Origin headers (local/http-endpoint.ts).
  */
 
 /** Port when none is given. */
@@ -34,19 +37,30 @@ export function parseServeArgs(argv: readonly string[]): ServeArgs {
   return { port };
 }
 
-/** What serve prints once the control plane is up: the URL, the routes, and how to enrol a relay. */
-export function banner(plane: Pick<LocalControlPlane, 'url'>, startupMs: number): string {
+/**
+ * What serve prints once the control plane is up: the URL, the local operator token and its file, the
+ * routes, and how to enrol a relay.
+ */
+export function banner(
+  plane: Pick<LocalControlPlane, 'url' | 'operatorToken'>,
+  startupMs: number,
+  tokenFile: string,
+): string {
   const { url } = plane;
   const routes = [REPORT_ROUTE_KEY, ...OPERATOR_ROUTES.map((r) => `${r.method} ${r.path}`)];
   return [
     `Halo local control plane on ${url} (started in ${Math.round(startupMs)} ms)`,
-    'Loopback only, no SigV4: every operator request acts as arn:aws:iam::000000000000:user/local-operator.',
+    'Loopback only, no SigV4: operator requests need the local operator token and act as',
+    'arn:aws:iam::000000000000:user/local-operator; bodies must be application/json.',
+    `Local operator token (new at every start; the halo CLI reads it from ${tokenFile}):`,
+    `  ${plane.operatorToken}`,
     '',
     'Routes:',
     ...routes.map((r) => `  ${r}`),
     '',
     'Enrol a relay (the credential in the answer is shown once):',
-    `  curl -sS -X POST ${url}/v1/sites/site-1/relays -H 'content-type: application/json' -d '{"relayId":"relay-1"}'`,
+    `  curl -sS -X POST ${url}/v1/sites/site-1/relays -H "authorization: Bearer $(cat ${tokenFile})" \\`,
+    `    -H 'content-type: application/json' -d '{"relayId":"relay-1"}'`,
     'Report as that relay:',
     `  curl -sS -X POST ${url}/v1/reports -H "authorization: Bearer $CREDENTIAL" -H 'content-type: application/json' \\`,
     `    -d '{"protocol":1,"siteId":"site-1","relayId":"relay-1","seq":1,"sentAt":'$(date +%s%3N)',"hosts":[]}'`,
@@ -69,11 +83,17 @@ export function serve(argv: readonly string[]): Promise<void> {
 async function run(argv: readonly string[]): Promise<void> {
   const args = parseServeArgs(argv);
   const started = performance.now();
+  const tokenFile = localTokenPath();
+  const operatorToken = newLocalToken();
+  // Written before the endpoint listens: the CLI finds the token as soon as the port answers.
+  await writeLocalToken(tokenFile, operatorToken);
   const plane = await startLocalControlPlane({
     port: args.port,
+    operatorToken,
+    tokenFile,
     log: (line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`),
   });
-  process.stdout.write(`${banner(plane, performance.now() - started)}\n`);
+  process.stdout.write(`${banner(plane, performance.now() - started, tokenFile)}\n`);
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       process.stdout.write(`${signal}: stopping…\n`);

@@ -206,3 +206,143 @@ describe('stop', () => {
     await new Promise<void>((resolve) => probe.close(() => resolve()));
   });
 });
+
+/** One raw request over HTTP with exactly the headers given (node:http lets a test set Host). */
+function raw(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; body: unknown }> {
+  const { port } = new URL(plane.url);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, method, path, headers, setHost: !('host' in headers) },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, body: text === '' ? null : JSON.parse(text) });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('local mode is not an open door', () => {
+  const own = () => `127.0.0.1:${new URL(plane.url).port}`;
+  const bearer = () => ({ authorization: `Bearer ${plane.operatorToken}` });
+  const json = { 'content-type': 'application/json' };
+  const enrol = (relayId: string) => JSON.stringify({ relayId });
+  const relayIds = async () =>
+    ((await plane.operator('listRelays', { params: { siteId: SITE } })).body as { relayId: string }[]).map(
+      (r) => r.relayId,
+    );
+
+  it('serves an operator request with the token, a loopback Host and JSON', async () => {
+    expect(plane.operatorToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const port = new URL(plane.url).port;
+    for (const host of [own(), `localhost:${port}`]) {
+      const answer = await raw('GET', '/v1/sites', { host, ...bearer() });
+      expect(answer.status).toBe(200);
+    }
+    const withOrigin = await raw('GET', '/v1/sites', { origin: `http://${own()}`, ...bearer() });
+    expect(withOrigin.status).toBe(200);
+  });
+
+  it('refuses an operator request without the local operator token, or with another, with 401', async () => {
+    const none = await raw('GET', '/v1/sites', {});
+    expect(none.status).toBe(401);
+    expect(ErrorBodySchema.parse(none.body)).toMatchObject({ error: 'unauthorized' });
+    expect((await raw('GET', '/v1/sites', { authorization: 'Bearer not-the-token' })).status).toBe(401);
+    expect((await raw('GET', '/v1/sites', { authorization: plane.operatorToken })).status).toBe(401);
+    const wrongCase = { authorization: `Bearer ${plane.operatorToken.toUpperCase()}x` };
+    expect((await raw('GET', '/v1/sites', wrongCase)).status).toBe(401);
+    // Nothing was done by a refused write either.
+    const write = await raw('POST', `/v1/sites/${SITE}/relays`, json, enrol('relay-no-token'));
+    expect(write.status).toBe(401);
+    expect(await relayIds()).not.toContain('relay-no-token');
+  });
+
+  it("refuses a body that is not declared application/json with 415 (a cross-origin 'simple' POST)", async () => {
+    for (const type of [
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+    ]) {
+      const answer = await raw(
+        'POST',
+        `/v1/sites/${SITE}/relays`,
+        { 'content-type': type, ...bearer() },
+        enrol('relay-plain'),
+      );
+      expect(answer.status).toBe(415);
+      expect(ErrorBodySchema.parse(answer.body)).toMatchObject({ error: 'unsupported-media-type' });
+    }
+    const untyped = await raw('POST', `/v1/sites/${SITE}/relays`, bearer(), enrol('relay-plain'));
+    expect(untyped.status).toBe(415);
+    expect(await relayIds()).not.toContain('relay-plain');
+    const typed = await raw(
+      'POST',
+      `/v1/sites/${SITE}/relays`,
+      { 'content-type': 'application/json; charset=utf-8', ...bearer() },
+      enrol('relay-json'),
+    );
+    expect(typed.status).toBe(201);
+  });
+
+  it('refuses a Host that is not loopback with this port (DNS rebinding) with 421, on every route', async () => {
+    const port = new URL(plane.url).port;
+    for (const host of [
+      `evil.example:${port}`,
+      'evil.example',
+      `127.0.0.1:${Number(port) + 1}`,
+      '127.0.0.1',
+    ]) {
+      const answer = await raw('GET', '/v1/sites', { host, ...bearer() });
+      expect(answer.status).toBe(421);
+      expect(ErrorBodySchema.parse(answer.body)).toMatchObject({ error: 'misdirected-request' });
+    }
+    const report = await raw('POST', '/v1/reports', { host: `rebound.example:${port}`, ...json }, '{}');
+    expect(report.status).toBe(421);
+  });
+
+  it('refuses any Origin but its own with 403, on every route', async () => {
+    for (const origin of ['http://evil.example', 'null', `https://${own()}`, 'http://127.0.0.1:1']) {
+      const answer = await raw(
+        'POST',
+        `/v1/sites/${SITE}/relays`,
+        { origin, ...json, ...bearer() },
+        enrol('relay-origin'),
+      );
+      expect(answer.status).toBe(403);
+      expect(ErrorBodySchema.parse(answer.body)).toMatchObject({ error: 'forbidden-origin' });
+    }
+    expect(await relayIds()).not.toContain('relay-origin');
+    const report = await raw('POST', '/v1/reports', { origin: 'http://evil.example', ...json }, '{}');
+    expect(report.status).toBe(403);
+  });
+
+  it('refuses the attack the issue reproduced: a web page POSTing text/plain to confirm a power-off', async () => {
+    // What a browser sends for a cross-origin <form> or fetch(…, {mode: 'no-cors'}) of text/plain.
+    const answer = await raw(
+      'POST',
+      '/v1/incidents/site-1%3Anode01%3A1/confirm-power-off',
+      { origin: 'http://evil.example', 'content-type': 'text/plain' },
+      JSON.stringify({ hostId: 'node01' }),
+    );
+    expect([401, 403, 415]).toContain(answer.status);
+  });
+
+  it('keeps the report route on its own credential: no operator token needed', async () => {
+    const enrolled = await plane.operator('enrollRelay', {
+      params: { siteId: SITE },
+      body: { relayId: 'relay-own-credential' },
+    });
+    const relay = new HttpRelay(plane.url, 'relay-own-credential', credentialOf(enrolled.body));
+    expect((await relay.report(HOSTS.map((h) => observed(h)))).status).toBe(200);
+  });
+});

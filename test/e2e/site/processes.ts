@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -123,23 +123,31 @@ export interface ControlPlane {
   call(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
 }
 
-/** Starts `npm start -- --serve --port 0` (through tsx, as the npm script does) and waits for its URL. */
+/**
+ * Starts `npm start -- --serve --port 0` (through tsx, as the npm script does) and waits for its URL. Its
+ * local operator token goes to a file of the test's own (HALO_LOCAL_TOKEN_FILE), never the user's.
+ */
 export async function startControlPlane(): Promise<ControlPlane> {
+  const tokenDir = mkdtempSync(join(tmpdir(), 'halo-cp-'));
+  folders.push(tokenDir);
+  const tokenFile = join(tokenDir, 'local-token');
   const child = spawn(TSX, ['local/start.ts', '--serve', '--port', '0'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, HALO_LOCAL_TOKEN_FILE: tokenFile },
   });
   const program = new Program('control plane', child);
   const line = await program.waitFor((l) => l.startsWith('Halo local control plane on '), 120_000);
   const url = /on (http:\/\/\S+)/.exec(line)?.[1];
   if (url === undefined) throw new Error(`no URL in ${line}`);
+  const token = readFileSync(tokenFile, 'utf8').trim();
   return {
     url,
     program,
     async call(method, path, body) {
       const response = await fetch(`${url}${path}`, {
         method,
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       const text = await response.text();
