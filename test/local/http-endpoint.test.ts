@@ -1,6 +1,13 @@
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ClusterPolicyViewSchema,
+  EventFeedSchema,
+  RelayListSchema,
+  SiteDowntimeSchema,
+  VmDowntimeSchema,
+} from '../../contracts/operator-api';
 import { ErrorBodySchema, ReportResponseSchema } from '../../contracts/relay-protocol';
 import { type LocalControlPlane, startLocalControlPlane } from '../../local/control-plane';
 import {
@@ -344,5 +351,92 @@ describe('local mode is not an open door', () => {
     });
     const relay = new HttpRelay(plane.url, 'relay-own-credential', credentialOf(enrolled.body));
     expect((await relay.report(HOSTS.map((h) => observed(h)))).status).toBe(200);
+  });
+});
+
+describe("issue 14's operator routes over HTTP, on dynalite", () => {
+  const site = 'site-cockpit';
+
+  it('relays, cluster policy, the event feed and down time', async () => {
+    const enrolled = await plane.operator('enrollRelay', {
+      params: { siteId: site },
+      body: { relayId: 'r1' },
+    });
+    const hosts = HOSTS.map((h) => observed(h));
+    await postJson(
+      `${plane.url}/v1/reports`,
+      { protocol: 1, siteId: site, relayId: 'r1', seq: 1, sentAt: Date.now(), hosts, results: [] },
+      { authorization: `Bearer ${credentialOf(enrolled.body)}` },
+    );
+
+    const relays = await plane.operator('listRelays', { params: { siteId: site } });
+    expect(relays.status).toBe(200);
+    expect(RelayListSchema.parse(relays.body)[0]).toMatchObject({ relayId: 'r1', seq: 1, hostsHeard: HOSTS });
+    expect(JSON.stringify(relays.body)).not.toMatch(/hash|credential/i);
+
+    const params = { siteId: site, clusterId: 'c1' };
+    const read = ClusterPolicyViewSchema.parse((await plane.operator('getClusterPolicy', { params })).body);
+    const set = await plane.operator('setClusterPolicy', {
+      params,
+      body: { override: { cpuOvercommit: 2 }, expectedVersion: read.version },
+    });
+    expect(set.status).toBe(200);
+    expect(ClusterPolicyViewSchema.parse(set.body)).toMatchObject({
+      overridden: ['cpuOvercommit'],
+      effective: { cpuOvercommit: 2 },
+    });
+    const stale = await plane.operator('setClusterPolicy', {
+      params,
+      body: { override: {}, expectedVersion: read.version },
+    });
+    expect(stale.status).toBe(409);
+
+    // An incident with a timeline and a down period, written through the DynamoDB stores.
+    const { incidents } = plane.ctx.ports;
+    const at = Date.now() - 60_000;
+    await incidents.create({
+      incidentId: `${site}:node01:1`,
+      siteId: site,
+      hostId: 'node01',
+      cluster: 'c1',
+      bootId: 'boot-node01',
+      openedAt: at,
+      outcome: 'recovered',
+      input: null,
+      executionArn: null,
+      fencedAt: at + 10_000,
+      closedAt: at + 30_000,
+      operatorTaskToken: 'secret-task-token',
+    });
+    await incidents.appendEvent({ incidentId: `${site}:node01:1`, at, kind: 'suspected', detail: 'x' });
+    await incidents.appendEvent({
+      incidentId: `${site}:node01:1`,
+      at: at + 30_000,
+      kind: 'closed',
+      detail: 'y',
+    });
+    await incidents.update(`${site}:node01:1`, 1, {
+      downtime: { 'node01-vm1': { from: at - 1_000, to: at + 29_000 } },
+    });
+
+    const feed = await plane.operator('listEvents', {
+      query: { since: String(at), siteId: site, limit: '1' },
+    });
+    const page = EventFeedSchema.parse(feed.body);
+    expect(page.events.map((e) => [e.kind, e.hostId])).toEqual([['suspected', 'node01']]);
+    const rest = EventFeedSchema.parse(
+      (await plane.operator('listEvents', { query: { after: page.next ?? '', siteId: site } })).body,
+    );
+    expect(rest.events.map((e) => e.kind)).toEqual(['closed']);
+
+    const down = await plane.operator('vmDowntime', {
+      params: { siteId: site, vmId: 'node01-vm1' },
+      query: { since: new Date(at - 3_600_000).toISOString() },
+    });
+    expect(VmDowntimeSchema.parse(down.body)).toMatchObject({ downMs: 30_000 });
+    const all = await plane.operator('siteDowntime', { params: { siteId: site } });
+    expect(SiteDowntimeSchema.parse(all.body).vms.map((v) => v.vmId)).toEqual(['node01-vm1']);
+    const listed = await plane.operator('listIncidents', { query: { siteId: site } });
+    expect(JSON.stringify(listed.body)).not.toContain('secret-task-token');
   });
 });
