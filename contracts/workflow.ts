@@ -177,24 +177,66 @@ export const PlannedVmSchema = z.strictObject({
   memoryMiB: z.number().int().positive(),
   priority: z.enum(['high', 'medium', 'low']),
   hostId: IdSchema,
-  reason: z.string(),
+  /**
+   * Why that host: kept in the plan the timeline stores, left out of the execution's (workflowPlan), where
+   * a host of 500 HA VMs would otherwise carry 60 KB of explanations through every wave.
+   */
+  reason: z.string().optional(),
 });
 export type PlannedVm = z.infer<typeof PlannedVmSchema>;
 
+/**
+ * A failover's placement plan. The timeline keeps it whole (the `placement-planned` event: every VM's host
+ * and why, every unplaced VM's detail); the execution carries it without the explanations (workflowPlan), so
+ * that the state stays far below Step Functions' 256 KiB for a host of 500 HA VMs and more.
+ */
 export const PlanOutputSchema = z.strictObject({
   waves: z.array(
     z.strictObject({ priority: z.enum(['high', 'medium', 'low']), vms: z.array(PlannedVmSchema) }),
   ),
   unplaced: z.array(
-    z.strictObject({ vmId: IdSchema, priority: z.string(), reason: z.string(), detail: z.string() }),
+    z.strictObject({
+      vmId: IdSchema,
+      priority: z.string(),
+      reason: z.string(),
+      /** Which hosts turned it away and why: in the stored plan only, like a placed VM's reason. */
+      detail: z.string().optional(),
+    }),
   ),
   /**
    * HA VMs of the incident found running when the plan was made (started by hand, or by the host's new
    * boot): not started again, since that would run them twice. Absent from plans made before it was kept.
    */
   running: z.array(z.strictObject({ vmId: IdSchema, hostId: IdSchema })).optional(),
+  /**
+   * Start attempts each VM of this plan gets (first host, then the next best ones): the policy's
+   * maxStartAttempts, fewer for a host of so many HA VMs that retries of every one of them would take the
+   * execution past Step Functions' 25,000 history events (app/failover/start-budget.ts). A VM left down
+   * goes to VM-level HA's retry list at Close. Set on the plan the execution carries; absent from stored
+   * plans.
+   */
+  startAttempts: z.number().int().positive().optional(),
 });
 export type PlanOutput = z.infer<typeof PlanOutputSchema>;
+
+/** The plan as the execution carries it: the stored plan without the per-VM explanations. */
+export function workflowPlan(plan: PlanOutput, startAttempts: number): PlanOutput {
+  return {
+    startAttempts,
+    waves: plan.waves.map((wave) => ({
+      priority: wave.priority,
+      vms: wave.vms.map((vm) => ({
+        vmId: vm.vmId,
+        cpus: vm.cpus,
+        memoryMiB: vm.memoryMiB,
+        priority: vm.priority,
+        hostId: vm.hostId,
+      })),
+    })),
+    unplaced: plan.unplaced.map((vm) => ({ vmId: vm.vmId, priority: vm.priority, reason: vm.reason })),
+    ...(plan.running === undefined ? {} : { running: plan.running }),
+  };
+}
 
 /**
  * One HA VM of the failed boot, as its incident recorded it when it opened (the timeline's `ha-vms` event):
@@ -221,6 +263,8 @@ export const VmAttemptSchema = z.strictObject({
   attempt: z.number().int().positive(),
   triedHosts: z.array(IdSchema),
   reservationId: z.string().optional(),
+  /** Attempts this VM gets in this failover (the plan's startAttempts); the policy's when absent. */
+  maxAttempts: z.number().int().positive().optional(),
 });
 export type VmAttempt = z.infer<typeof VmAttemptSchema>;
 

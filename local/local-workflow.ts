@@ -11,6 +11,7 @@ import type { WorkflowPort } from '../app/ports';
 import { type IncidentInput, STATE, type WorkflowResume } from '../contracts/workflow';
 import { makeFailoverStepsHandler } from '../functions/failover-steps/failover-steps';
 import { type AslDefinition, type AslState, LOCAL_TIMEOUT_KEY } from '../infra/definition';
+import { addUsage, limitsBroken, NO_USAGE, type RunnerEvent, type WorkflowUsage } from './workflow-limits';
 
 /**
  * WorkflowPort over aws-local-stepfunctions: each incident runs the synthesized failover definition
@@ -22,6 +23,10 @@ import { type AslDefinition, type AslState, LOCAL_TIMEOUT_KEY } from '../infra/d
  *   Task settles when sendTaskSuccess/sendTaskFailure names it, or times out per TimeoutSecondsPath.
  * - one execution per name: starting an incident again returns its execution, running or finished.
  * - the Lambda boundary: requests and results cross as JSON, errors by `name` (Retry/Catch match on it).
+ * - Step Functions' limits (local/workflow-limits.ts): every state's input and output is sized and the
+ *   history AWS would record is counted as the execution runs; one that breaks a limit fails as it would in
+ *   AWS (`States.DataLimitExceeded`, or `HistoryLimitExceeded` for the 25,000 events), so that no test or
+ *   simulated run passes on a workflow AWS would stop.
  */
 
 /** The failover-steps Lambda as the local runner calls it: one JSON payload in, its result out. */
@@ -56,6 +61,8 @@ export interface LocalExecution {
   readonly error?: { readonly error: string; readonly cause: string };
   /** The runner's event log in time order (millisecond timestamps; ties keep the order they arrived in). */
   readonly events: readonly ExecutionEvent[];
+  /** What it used of Step Functions' limits: its largest state payload and its history events. */
+  readonly usage: WorkflowUsage;
 }
 
 /** Options of a {@link LocalWorkflow}. */
@@ -116,6 +123,9 @@ interface ExecutionRecord {
   output?: unknown;
   error?: { error: string; cause: string };
   readonly events: ExecutionEvent[];
+  usage: WorkflowUsage;
+  /** The limit it broke, once it broke one: it fails with this, as AWS would fail it. */
+  limitBroken?: { error: string; cause: string };
   /** Settles (never rejects) once the result and the whole event log are in. */
   done: Promise<void>;
   abort: () => void;
@@ -272,6 +282,7 @@ export class LocalWorkflow implements WorkflowPort {
       status: 'running',
       stoppedAt: null,
       events: [],
+      usage: NO_USAGE,
       done: Promise.resolve(),
       abort: () => {},
     };
@@ -295,7 +306,11 @@ export class LocalWorkflow implements WorkflowPort {
     });
     record.abort = execution.abort;
     const log = (async () => {
-      for await (const event of execution.eventLogs) record.events.push(event);
+      for await (const event of execution.eventLogs) {
+        record.events.push(event);
+        record.usage = addUsage(record.usage, event as RunnerEvent);
+        if (record.limitBroken === undefined) this.checkLimits(record);
+      }
     })();
     // The status changes only once the result and the whole event log are in, so that whoever sees an
     // execution settled (whenIdle) also sees its last events.
@@ -311,8 +326,13 @@ export class LocalWorkflow implements WorkflowPort {
       },
     );
     const finish = () => {
-      // stop() may have marked it aborted meanwhile: that stands.
-      if (record.status === 'running') Object.assign(record, outcome);
+      // stop() may have marked it aborted meanwhile: that stands. A broken limit is what ended it.
+      if (record.status === 'running') {
+        Object.assign(
+          record,
+          record.limitBroken === undefined ? outcome : { status: 'failed', error: record.limitBroken },
+        );
+      }
       this.settled(record);
     };
     record.done = Promise.all([log, result]).then(finish, finish);
@@ -345,7 +365,29 @@ export class LocalWorkflow implements WorkflowPort {
       // Map iterations forward their events through nested loggers, so they arrive after root events of
       // the same moment: sorted by time (stably), the log reads as a timeline.
       events: [...r.events].sort((a, b) => a.timestamp - b.timestamp),
+      usage: r.usage,
     }));
+  }
+
+  /**
+   * Fails an execution that broke one of Step Functions' limits, as AWS would: a state whose input or output
+   * is above 256 KiB fails with States.DataLimitExceeded (no Catch here catches it), and an execution past
+   * 25,000 history events fails. The runner cannot fail a state from outside, so the execution is aborted
+   * and reported failed with that error.
+   */
+  private checkLimits(record: ExecutionRecord): void {
+    const broken = limitsBroken(record.usage);
+    if (broken.length === 0) return;
+    const payload = record.usage.largestPayloadBytes > 0 && broken[0]?.startsWith('state payload') === true;
+    record.limitBroken = {
+      error: payload ? 'States.DataLimitExceeded' : 'HistoryLimitExceeded',
+      cause: broken.join('; '),
+    };
+    this.logger?.warn('execution broke a Step Functions limit; failed as AWS would fail it', {
+      execution: record.name,
+      cause: record.limitBroken.cause,
+    });
+    record.abort();
   }
 
   /** Resolves once no execution is running, including executions started while waiting. */

@@ -6,15 +6,21 @@ import { requireIncident } from '../shared/incidents';
 import { attemptVm, loadScope, survivorLoads } from './scope';
 
 /**
- * PickNextHost: the next attempt goes to the best host not tried yet (core rankHosts), within the policy's
- * bound on attempts. Pure read: ReserveCapacity takes the capacity next.
+ * PickNextHost: the next attempt goes to the best host not tried yet (core rankHosts), within the bound on
+ * attempts: the policy's, or the plan's where a host has so many HA VMs that retrying every one would take
+ * the execution past Step Functions' history limit (start-budget.ts). Pure read: StartVm reserves next.
  */
 export async function pickNextHost(ctx: AppContext, attempt: VmAttempt): Promise<VmAttempt> {
   const record = await requireIncident(ctx, attempt.incidentId);
   const { policy } = await loadScope(ctx, attempt.siteId, record.cluster);
-  if (attempt.attempt + 1 > policy.maxStartAttempts) {
+  const most = Math.min(policy.maxStartAttempts, attempt.maxAttempts ?? policy.maxStartAttempts);
+  if (attempt.attempt + 1 > most) {
+    const why =
+      most < policy.maxStartAttempts
+        ? `at most ${most} in a failover of this many VMs; VM-level HA retries it after the incident`
+        : `at most ${most}`;
     throw new StartAttemptsExhaustedError(
-      `${attempt.vm.vmId} failed to start ${attempt.attempt} time(s) (at most ${policy.maxStartAttempts})`,
+      `${attempt.vm.vmId} failed to start ${attempt.attempt} time(s) (${why})`,
     );
   }
   const tried = [...new Set([...attempt.triedHosts, attempt.targetHostId])];

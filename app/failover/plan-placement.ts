@@ -1,4 +1,4 @@
-import type { IncidentInput, PlanOutput } from '../../contracts/workflow';
+import { type IncidentInput, type PlanOutput, workflowPlan } from '../../contracts/workflow';
 import { planPlacement, wavesOf } from '../../core/placement';
 import type { AppContext } from '../context';
 import type { VmRecord } from '../ports';
@@ -6,8 +6,9 @@ import { isRunning, placementLoads } from '../shared/capacity';
 import { appendEvent } from '../shared/events';
 import { runningNow, storedHaSet } from '../shared/ha-set';
 import { METRIC } from '../shared/metrics';
-import { storedPlan } from './plan-record';
+import { plannedVmIds, storedPlan } from './plan-record';
 import { loadScope, survivors } from './scope';
+import { startAttemptsFor } from './start-budget';
 
 /** A VM of the failed host to restart: HA, and running there (or marked down by its fence) until then. */
 function toRestart(vm: VmRecord, hostId: string): boolean {
@@ -19,7 +20,8 @@ function toRestart(vm: VmRecord, hostId: string): boolean {
  * boot's last inventory) onto the cluster's up hosts, loaded with what they run and what is reserved. The
  * failed host is one of them once it runs a new boot. A VM of the set that runs somewhere now (started by
  * hand, or by the new boot) is not started again: it is listed as running. The plan is stored on the
- * timeline and a repeated step returns the stored plan, so a retry cannot change where VMs go.
+ * timeline and a repeated step returns the stored plan, so a retry cannot change where VMs go. The
+ * execution gets the plan without its explanations (workflowPlan): the timeline keeps them.
  */
 export async function planPlacementStep(ctx: AppContext, incident: IncidentInput): Promise<PlanOutput> {
   // Every read at once (a repeated step wastes all but the first): one read of the site's VMs serves
@@ -31,8 +33,10 @@ export async function planPlacementStep(ctx: AppContext, incident: IncidentInput
     survivors(ctx, { siteId: incident.siteId, cluster: incident.cluster, failedHostId: incident.hostId }),
     ctx.ports.hosts.getHost(incident.siteId, incident.hostId),
   ]);
+  const attemptsOf = (plan: PlanOutput) =>
+    startAttemptsFor(plannedVmIds(plan).length, policy.maxStartAttempts);
   const stored = storedPlan(events);
-  if (stored !== null) return stored;
+  if (stored !== null) return workflowPlan(stored, attemptsOf(stored));
   const records = new Map(siteVms.map((vm) => [vm.vmId, vm]));
   const failed = { hostId: incident.hostId, host: failedHost, bootId: incident.bootId };
   // Incidents opened before the set was recorded fall back to what the records say now.
@@ -99,5 +103,5 @@ export async function planPlacementStep(ctx: AppContext, incident: IncidentInput
     { plan: output, candidates: loads.map((l) => l.id) },
   );
   if (output.unplaced.length > 0) ctx.ports.metrics.count(METRIC.VmsUnplaced, output.unplaced.length);
-  return output;
+  return workflowPlan(output, attemptsOf(output));
 }

@@ -86,6 +86,7 @@ function stepTask<S extends StepName>(
   step: S,
   fields: StepFields<S>,
   resultPath: string,
+  shape: { readonly resultSelector?: Record<string, unknown>; readonly outputPath?: string } = {},
 ): LambdaInvoke {
   const task = LambdaInvoke.jsonPath(scope, name, {
     lambdaFunction: fn,
@@ -95,6 +96,7 @@ function stepTask<S extends StepName>(
     payloadResponseOnly: true,
     retryOnServiceExceptions: false,
     resultPath,
+    ...shape,
   });
   addStandardRetries(task);
   return task;
@@ -125,6 +127,24 @@ function callbackTask<S extends 'dispatch-fence' | 'await-operator' | 'dispatch-
 const incident = JsonPath.objectAt('$.incident');
 const attempt = JsonPath.objectAt('$.attempt');
 const caughtError = JsonPath.objectAt('$.error');
+/**
+ * What a VM's iteration of StartWave ends with: where the VM went (`{vmId, hostId, startedAt}`, VmStarted's
+ * answer) or that it stays down (`{vmId, outcome}`), and nothing else. The iterations' outputs make up the
+ * Map's result, which Step Functions holds to 256 KiB like any state's: the iteration's whole state (a few
+ * hundred bytes a VM) would break it for a host of a few hundred HA VMs; this is about 70 bytes a VM. The
+ * full story of each VM is on the timeline.
+ */
+const ITERATION_OUTPUT = '$.outcome';
+const stoppedIteration = (outcome: 'unplaced' | 'unconfirmed') => ({
+  resultSelector: { vmId: JsonPath.stringAt('$.vmId'), outcome },
+  outputPath: ITERATION_OUTPUT,
+});
+
+/**
+ * VM starts one wave runs at once: an inline Map runs at most 40 iterations at a time, whatever its
+ * MaxConcurrency says (Step Functions quotas), so a host of 500 HA VMs starts them 40 by 40.
+ */
+export const START_CONCURRENCY = 40;
 
 /**
  * Builds the failover definition in `scope` (state constructs are named after STATE) with `stepsFunction`
@@ -309,7 +329,8 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
     fn,
     'vm-started',
     { attempt, result: JsonPath.objectAt('$.started') },
-    JsonPath.DISCARD,
+    ITERATION_OUTPUT,
+    { outputPath: ITERATION_OUTPUT },
   );
   const releaseCapacity = stepTask(
     scope,
@@ -326,7 +347,8 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
     fn,
     'vm-unplaced',
     { attempt, error: caughtError },
-    JsonPath.DISCARD,
+    ITERATION_OUTPUT,
+    stoppedIteration('unplaced'),
   );
   const startUnconfirmed = stepTask(
     scope,
@@ -334,7 +356,8 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
     fn,
     'start-unconfirmed',
     { attempt, error: caughtError },
-    JsonPath.DISCARD,
+    ITERATION_OUTPUT,
+    stoppedIteration('unconfirmed'),
   );
   const outOfHosts = [WORKFLOW_ERROR.NoCapacity, WORKFLOW_ERROR.StartAttemptsExhausted];
   // A start that timed out may still have happened: keep the reservation and report it, never retry
@@ -355,10 +378,11 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
     targetHostId: JsonPath.stringAt('$$.Map.Item.Value.hostId'),
     attempt: 1,
     triedHosts: [],
+    maxAttempts: JsonPath.numberAt('$.startAttempts'),
   } satisfies { readonly [K in keyof VmAttempt]: unknown };
   const startWave = MapState.jsonPath(scope, STATE.StartWave, {
     itemsPath: '$.wave.vms',
-    maxConcurrency: 10,
+    maxConcurrency: START_CONCURRENCY,
     itemSelector: {
       startTimeoutSeconds: JsonPath.numberAt('$.incident.timing.startTimeoutSeconds'),
       attempt: firstAttempt,
@@ -366,11 +390,16 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
   });
   startWave.itemProcessor(startVm.next(vmStarted));
 
-  // One wave at a time: high, then medium, then low (the plan orders the waves).
+  // One wave at a time: high, then medium, then low (the plan orders the waves). `waves` says where each VM
+  // went, wave by wave: the incident review's summary.
   const startPriorityWaves = MapState.jsonPath(scope, STATE.StartPriorityWaves, {
     itemsPath: '$.plan.waves',
     maxConcurrency: 1,
-    itemSelector: { incident, wave: JsonPath.objectAt('$$.Map.Item.Value') },
+    itemSelector: {
+      incident,
+      wave: JsonPath.objectAt('$$.Map.Item.Value'),
+      startAttempts: JsonPath.numberAt('$.plan.startAttempts'),
+    },
     resultPath: '$.waves',
   });
   startPriorityWaves.itemProcessor(startWave);

@@ -71,6 +71,8 @@ const plan: PlanOutput = {
     },
   ],
   unplaced: [],
+  // PlanPlacement always says how many attempts each VM gets (app/failover/start-budget.ts).
+  startAttempts: 3,
 };
 
 /** A stand-in for the failover-steps handler: canned answers, callbacks parked until the test settles them. */
@@ -100,6 +102,10 @@ function stubSteps(overrides: Partial<Record<StepRequest['step'], (req: StepRequ
         return { by: 'ipmi-read-back', detail: 'off' };
       case 'plan-placement':
         return plan;
+      // As the real steps answer: the VM, which the iteration's output names.
+      case 'start-unconfirmed':
+      case 'vm-unplaced':
+        return { vmId: req.attempt.vm.vmId, detail: req.step };
       case 'operator-timed-out':
         return { decision: 'no-answer', by: 'halo:operator-timed-out', at: 1_700_000_003_000 };
       case 'host-rebooted':
@@ -124,7 +130,37 @@ let workflow: LocalWorkflow | undefined;
 afterEach(async () => {
   await workflow?.stop();
   workflow = undefined;
+  vi.useRealTimers();
 });
+
+/**
+ * Durations are asserted in virtual time: the runner's timers (Wait, Retry intervals, callback timeouts)
+ * are vitest's fake ones, and the test moves the clock. Nothing else takes virtual time, so what happens
+ * at a given instant is exact, however busy the machine.
+ */
+function useVirtualTime(): void {
+  vi.useFakeTimers({ now: 1_700_000_000_000 });
+}
+
+/** Lets the runner do everything it can without the clock moving (stub steps answer in microtasks). */
+async function runNow(): Promise<void> {
+  for (let turn = 0; turn < 20; turn += 1) await vi.advanceTimersByTimeAsync(0);
+}
+
+/** Moves virtual time by `ms`, firing every timer due meanwhile, then lets the runner catch up. */
+async function elapse(ms: number): Promise<void> {
+  await vi.advanceTimersByTimeAsync(ms);
+  await runNow();
+}
+
+/** Whether the workflow has gone idle, tracked from now. */
+function idleTracker(wf: LocalWorkflow): () => boolean {
+  let idle = false;
+  void wf.whenIdle().then(() => {
+    idle = true;
+  });
+  return () => idle;
+}
 
 function only(wf: LocalWorkflow): LocalExecution {
   const [execution, ...others] = wf.executions();
@@ -208,32 +244,33 @@ describe('LocalWorkflow', () => {
   });
 
   it('fails a Task with the name sendTaskFailure gives, so Retry matches it; the retry waits retryIntervalMs per second', async () => {
+    useVirtualTime();
     const steps = stubSteps();
     workflow = new LocalWorkflow({ definition, steps: steps.handler, retryIntervalMs: 50 });
     await workflow.startIncident(incident());
-    const first = await waitFor('the first fence', () =>
-      steps.tokens.find((t) => t.step === 'dispatch-fence'),
-    );
+    await runNow();
+    const fences = () => steps.tokens.filter((t) => t.step === 'dispatch-fence');
+    const [first] = fences();
+    if (first === undefined) throw new Error('no fence');
     await workflow.sendTaskFailure(first.token, WORKFLOW_ERROR.FenceNotConfirmed, 'read back on');
-    const second = await waitFor(
-      'the second fence',
-      () => steps.tokens.filter((t) => t.step === 'dispatch-fence')[1],
-    );
+    // IntervalSeconds 1 × 50 ms, not AWS's full second: no second attempt 1 ms before, one at 50 ms.
+    await elapse(49);
+    expect(fences()).toHaveLength(1);
+    await elapse(1);
+    const second = fences()[1];
+    if (second === undefined) throw new Error('no second fence after 50 ms');
     expect(second.token).not.toBe(first.token);
     // The first token is dead: completing it again is a no-op (AWS: TaskDoesNotExist).
     await workflow.sendTaskSuccess(first.token, fenceResult);
     await workflow.sendTaskSuccess(second.token, fenceResult);
-    await waitFor('the start tokens', () =>
-      steps.tokens.filter((t) => t.step === 'dispatch-start').length === 3 ? true : undefined,
-    );
+    await runNow();
+    expect(steps.tokens.filter((t) => t.step === 'dispatch-start')).toHaveLength(3);
     const execution = only(workflow);
     const failed = eventsOfType(execution, 'StateFailed').find((e) => e.state.name === STATE.Fence);
     const retried = eventsOfType(execution, 'StateRetried').find((e) => e.state.name === STATE.Fence);
     expect(failed?.Error).toBe(WORKFLOW_ERROR.FenceNotConfirmed);
     expect(failed?.Cause).toBe('read back on');
     expect(retried).toBeDefined();
-    // IntervalSeconds 1 × 50 ms, not AWS's full second.
-    expect((retried?.timestamp ?? 0) - (failed?.timestamp ?? 0)).toBeLessThan(500);
     expect(mainPath(execution)).not.toContain(STATE.FenceFailed);
   });
 
@@ -260,18 +297,22 @@ describe('LocalWorkflow', () => {
   });
 
   it('times a callback out per TimeoutSecondsPath; a result after that is dropped and logged', async () => {
+    useVirtualTime();
     const steps = stubSteps();
     const logger = { warn: vi.fn() };
     workflow = new LocalWorkflow({ definition, steps: steps.handler, logger });
     await workflow.startIncident(incident('site-1:host-a:2', { startTimeoutSeconds: 1 }));
-    const fence = await waitFor('the fence token', () =>
-      steps.tokens.find((t) => t.step === 'dispatch-fence'),
-    );
+    await runNow();
+    const fence = steps.tokens.find((t) => t.step === 'dispatch-fence');
+    if (fence === undefined) throw new Error('no fence');
     await workflow.sendTaskSuccess(fence.token, fenceResult);
-    const started = Date.now();
-    await workflow.whenIdle();
-    // No start was ever answered: each ran into its 1 s timeout and was reported unconfirmed.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    const idle = idleTracker(workflow);
+    // No start is ever answered: each runs into its 1 s timeout, and not a millisecond before.
+    await elapse(999);
+    expect(idle()).toBe(false);
+    expect(steps.requests.filter((r) => r.step === 'start-unconfirmed')).toHaveLength(0);
+    await elapse(1);
+    expect(idle()).toBe(true);
     expect(steps.requests.filter((r) => r.step === 'start-unconfirmed')).toHaveLength(3);
     const timedOut = eventsOfType(only(workflow), 'StateFailed').filter(
       (e) => e.state.name === STATE.StartVm,
@@ -285,14 +326,19 @@ describe('LocalWorkflow', () => {
   });
 
   it('waits confirmSilenceSeconds × 1000 at WaitBeforeConfirm unless overridden', async () => {
+    useVirtualTime();
     const steps = stubSteps({
       'confirm-silence': () => ({ stillSilent: false, detail: 'back', relays: [] }),
     });
+    const confirmations = () => steps.requests.filter((r) => r.step === 'confirm-silence').length;
     workflow = new LocalWorkflow({ definition, steps: steps.handler });
-    let started = Date.now();
     await workflow.startIncident(incident('site-1:host-a:3', { confirmSilenceSeconds: 1 }));
-    await workflow.whenIdle();
-    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    let idle = idleTracker(workflow);
+    await elapse(999);
+    expect(confirmations()).toBe(0);
+    await elapse(1);
+    expect(confirmations()).toBe(1);
+    expect(idle()).toBe(true);
     await workflow.stop();
 
     workflow = new LocalWorkflow({
@@ -300,10 +346,13 @@ describe('LocalWorkflow', () => {
       steps: steps.handler,
       waitOverridesMs: { [STATE.WaitBeforeConfirm]: 10 },
     });
-    started = Date.now();
     await workflow.startIncident(incident('site-1:host-a:4', { confirmSilenceSeconds: 60 }));
-    await workflow.whenIdle();
-    expect(Date.now() - started).toBeLessThan(900);
+    idle = idleTracker(workflow);
+    await elapse(9);
+    expect(confirmations()).toBe(1);
+    await elapse(1);
+    expect(confirmations()).toBe(2);
+    expect(idle()).toBe(true);
     expect(mainPath(only(workflow)).at(-1)).toBe(STATE.FalseAlarm);
   });
 

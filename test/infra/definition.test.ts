@@ -184,6 +184,8 @@ const plan: PlanOutput = {
     },
   ],
   unplaced: [],
+  // PlanPlacement always says how many attempts each VM gets (app/failover/start-budget.ts).
+  startAttempts: 3,
 };
 
 const fenceResult: FenceResult = {
@@ -334,7 +336,11 @@ describe('the synthesized definition', () => {
     expect(asObject(selector.attempt).triedHosts).toEqual([]);
     const vm = plan.waves[0]?.vms[0];
     const item = asObject(
-      applyTemplate(selector, { incident, wave: plan.waves[0] }, { Map: { Item: { Value: vm } } }),
+      applyTemplate(
+        selector,
+        { incident, wave: plan.waves[0], startAttempts: plan.startAttempts },
+        { Map: { Item: { Value: vm } } },
+      ),
     );
     expect(VmAttemptSchema.parse(item.attempt)).toEqual({
       incidentId: incident.incidentId,
@@ -344,6 +350,7 @@ describe('the synthesized definition', () => {
       targetHostId: vm?.hostId,
       attempt: 1,
       triedHosts: [],
+      maxAttempts: plan.startAttempts,
     });
     expect(item.startTimeoutSeconds).toBe(incident.timing.startTimeoutSeconds);
   });
@@ -643,7 +650,10 @@ async function execute(scenario: Scenario): Promise<Run> {
       }
       return json(startResult(attempt));
     },
-    ...step(STATE.VmStarted),
+    ...step(STATE.VmStarted, (req) => {
+      const result = req.step === 'vm-started' ? req.result : undefined;
+      return { vmId: result?.vmId, hostId: result?.hostId, startedAt: result?.finishedAt };
+    }),
     ...step(STATE.ReleaseCapacity),
     ...step(STATE.PickNextHost, (req) => {
       const attempt = VmAttemptSchema.parse('attempt' in req ? req.attempt : undefined);
@@ -657,8 +667,14 @@ async function execute(scenario: Scenario): Promise<Run> {
       };
       return next;
     }),
-    ...step(STATE.VmUnplaced),
-    ...step(STATE.StartUnconfirmed),
+    ...step(STATE.VmUnplaced, (req) => ({
+      vmId: 'attempt' in req ? req.attempt.vm.vmId : undefined,
+      detail: 'stays down',
+    })),
+    ...step(STATE.StartUnconfirmed, (req) => ({
+      vmId: 'attempt' in req ? req.attempt.vm.vmId : undefined,
+      detail: 'no result in time',
+    })),
     ...step(STATE.Close, () => ({ outcome: 'recovered' })),
   };
 
@@ -755,7 +771,9 @@ describe('executions of the synthesized definition', () => {
         'closed',
       ].sort(),
     );
-    const waves = asArray(output.waves).map((w) => asArray(w).map((vm) => asObject(asObject(vm).started)));
+    // Each VM's iteration ends with where it went and nothing more (the Map result stays small).
+    const waves = asArray(output.waves).map((w) => asArray(w).map((vm) => asObject(vm)));
+    expect(Object.keys(waves[0]?.[0] ?? {}).sort()).toEqual(['hostId', 'startedAt', 'vmId']);
     expect(waves.map((w) => w.map((s) => `${s.vmId}@${s.hostId}`))).toEqual([
       ['vm-db@host-b', 'vm-web@host-d'],
       ['vm-batch@host-b'],

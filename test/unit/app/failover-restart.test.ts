@@ -116,6 +116,8 @@ describe('plan-placement', () => {
       ],
       unplaced: [],
       running: [],
+      // A small host keeps the policy's attempts (app/failover/start-budget.ts).
+      startAttempts: 3,
     });
     expect(await kinds()).toContain('placement-planned');
   });
