@@ -22,13 +22,23 @@ afterAll(async () => {
 
 describe('failover on dynalite', () => {
   it('fence confirmed off → restarts in priority waves → recovered, with no start before the read-back', async () => {
-    h = await createHarness({ dynamo });
+    // Real time (dynalite is real I/O): the fence and the starts are answered at once, and get all the time
+    // a loaded machine may need to carry that answer, so that no timeout can change the path.
+    h = await createHarness({
+      dynamo,
+      policy: {
+        fenceAttemptTimeoutMs: 60_000,
+        fenceDeadlineMs: 120_000,
+        startTimeoutMs: 60_000,
+        relaySilentAfterMs: 60_000,
+      },
+    });
     const harness = h;
     expect(h.state).toBeNull();
     h.startRelays();
     h.world.crash('node01');
     await h.incidentsStarted();
-    await h.settle(30_000);
+    await h.settle(90_000);
 
     const execution = h.execution();
     expect(execution.status).toBe('succeeded');

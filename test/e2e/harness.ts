@@ -24,6 +24,7 @@ import {
   type LocalExecution,
   type LocalWorkflow,
 } from '../../local/local-workflow';
+import { onVirtualTime } from '../../local/sim/virtual-time';
 import { httpEvent, quietLogger, RecordingMetrics } from '../functions/support';
 import type { LocalDynamo } from '../support/dynalite';
 import { Journal, type JournalEntry, type RelayScript, ScriptedRelay } from './relay';
@@ -41,8 +42,9 @@ export const CLUSTER = 'c1';
 /**
  * Short timings: a host is silent 300 ms after its last heartbeat, relays report every 100–200 ms, a fence
  * attempt gets 1 s (the state machine's unit) and a start 2 s, the confirmation wait is 1 s. Relays stay
- * live for 5 s without a report, so a test may pause them, or a busy machine stall them, without a
- * partition.
+ * live for 5 s without a report, so a test may pause them without a partition. Scenarios on the in-memory
+ * stores run on virtual time (onVirtualTimeScenario), where these hold exactly; one in real time gives
+ * the bounds it does not test room for a loaded machine.
  */
 export const E2E_POLICY: HaPolicyInput = {
   hostHeartbeatMs: 100,
@@ -206,8 +208,8 @@ export class Harness {
     return only;
   }
 
-  /** Waits for the incident(s) to settle: every execution done. */
-  async settle(timeoutMs = 20_000): Promise<void> {
+  /** Waits for the incident(s) to settle: every execution done (the deadline is for a loaded machine). */
+  async settle(timeoutMs = 60_000): Promise<void> {
     await within(this.workflow.whenIdle(), timeoutMs, 'the executions to finish');
   }
 
@@ -263,6 +265,26 @@ async function expectOk(response: Promise<HttpResponse>): Promise<void> {
   if (statusCode !== 200) throw new Error(`report refused: ${statusCode} ${body ?? ''}`);
 }
 
+/**
+ * Runs a scenario on virtual time (local/sim/virtual-time.ts): timers, `Date` and `performance` become a
+ * simulated clock that jumps to the next timer as soon as nothing else can run, so the policy's short
+ * real-time bounds (a confirmation wait, a fence attempt's timeout, a relay's vote ageing) hold exactly,
+ * however busy the machine. The scenario must do no real I/O: in-memory stores only, and the definition
+ * synthesized beforehand (synthesizedDefinition() in a beforeAll). `Math.random` is seeded meanwhile.
+ */
+export function onVirtualTimeScenario<T>(fn: () => Promise<T>): Promise<T> {
+  let seed = 0x9e3779b9;
+  const random = () => {
+    // mulberry32
+    seed = (seed + 0x6d2b79f5) >>> 0;
+    let t = seed;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return onVirtualTime(fn, { random, startMs: Date.now() });
+}
+
 /** Rejects when `promise` takes longer than `ms`, naming what it waited for. */
 export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -276,11 +298,14 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
   }
 }
 
-/** Polls `probe` every 20 ms until it returns a value other than undefined. */
+/**
+ * Polls `probe` every 20 ms until it returns a value other than undefined. The deadline is for a loaded
+ * machine in real time (on virtual time it passes only when nothing happens): it turns a hang into a failure.
+ */
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 10_000,
+  timeoutMs = 30_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
