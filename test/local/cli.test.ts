@@ -92,7 +92,8 @@ let stopRelays: () => Promise<void> = async () => {};
 beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'halo-cli-local-'));
   plane = await startLocalControlPlane({
-    policy: { ...TEST_POLICY, fenceAttemptTimeoutMs: 1000, fenceDeadlineMs: 1000 },
+    // A dead BMC is given up on within a second; relays not heard for 5 s make the site partitioned.
+    policy: { ...TEST_POLICY, fenceAttemptTimeoutMs: 1000, fenceDeadlineMs: 1000, relaySilentAfterMs: 5000 },
     detectorTickMs: 200,
     waitOverridesMs: { [STATE.WaitBeforeConfirm]: 50 },
     retryIntervalMs: 100,

@@ -105,8 +105,10 @@ describe('failover through the local control plane', () => {
   });
 
   it('runs the detector on its timer, and once on demand with capacity', async () => {
-    // The 200 ms timer has been ticking all along: its gauges were published on every pass.
-    expect(plane.metrics.records('HostsSilent').length).toBeGreaterThan(0);
+    // The 200 ms timer ticks by itself: its gauges are published on every pass.
+    await waitFor('a tick of the detector timer', () =>
+      plane.metrics.records('HostsSilent').length > 0 ? true : undefined,
+    );
     const report = await plane.runDetectorOnce({ evaluateCapacity: true });
     expect(report.sitesChecked).toBe(1);
     expect(report.partitionedSites).toEqual([]);
@@ -117,7 +119,9 @@ describe('failover through the local control plane', () => {
 describe('stop during an incident', () => {
   it('aborts the execution waiting at Fence and stops cleanly', async () => {
     const other = await startLocalControlPlane({
-      policy: TEST_POLICY,
+      // The fence attempt would wait far longer than this test may run: a stop() that waited for it,
+      // rather than aborting the execution, makes the test time out. No wall-clock bound needed.
+      policy: { ...TEST_POLICY, fenceAttemptTimeoutMs: 3_600_000, fenceDeadlineMs: 7_200_000 },
       detectorTickMs: 0,
       waitOverridesMs: { [STATE.WaitBeforeConfirm]: 50 },
     });
@@ -140,7 +144,7 @@ describe('stop during an incident', () => {
     } finally {
       const started = performance.now();
       await other.stop();
-      expect(performance.now() - started).toBeLessThan(5_000);
+      console.info(`stop() during an incident took ${Math.round(performance.now() - started)} ms`);
     }
     expect(other.workflow.executions().map((e) => e.status)).toEqual(['aborted']);
   });

@@ -64,11 +64,10 @@ function streamedPost(url: string, total: number): Promise<number> {
 }
 
 describe('local HTTP endpoint', () => {
-  it('starts in a few seconds (synth, dynalite, table, endpoint)', () => {
+  it('starts (synth, dynalite, table, endpoint) and serves on loopback', () => {
     expect(plane.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    // Reported by the suite so that a slow start shows up in its output.
+    // Printed, not asserted (no test depends on how fast the machine is): a slow start shows in the output.
     console.info(`local control plane started in ${Math.round(startupMs)} ms`);
-    expect(startupMs).toBeLessThan(20_000);
   });
 
   it('enrols a relay through the operator API and accepts its report over HTTP', async () => {
