@@ -21,6 +21,12 @@ export default defineConfig({
           include: ['test/**/*.test.ts'],
           exclude: REAL_TIME,
           sequence: { groupOrder: 0 },
+          // No test may depend on how fast the machine is: what takes real time (a synth, dynalite, a
+          // child process, a socket) gets deadlines a loaded machine meets, and durations are asserted in
+          // virtual time or measured in bench/. A test that hangs fails, later.
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          expect: { poll: { timeout: 30_000 } },
         },
       },
       {
