@@ -1,13 +1,27 @@
 import * as z from 'zod';
 
 /**
- * Wire protocol v1 between a site relay and the control plane (POST /v1/reports).
- * Documented in docs/protocol.md; this module is its single source of truth.
+ * Wire protocol between a site relay and the control plane (POST /v1/reports), v2: a report carries each
+ * host's liveness and inventory digest, and the full inventory only of hosts whose digest changed or that
+ * the control plane asked for. The control plane still answers v1 relays (every host's full inventory in
+ * every report) during an upgrade. Documented in docs/protocol.md; this module is its single source of truth.
  */
-export const PROTOCOL_VERSION = 1 as const;
+export const PROTOCOL_VERSION = 2 as const;
 
-/** Largest report body accepted, in bytes (a 200-host site with 40 VMs each fits well under it). */
+/** The version before: still answered, so that relays can be upgraded after the control plane. */
+export const PREVIOUS_PROTOCOL_VERSION = 1 as const;
+
+/** Largest report body accepted, in bytes. */
 export const MAX_REPORT_BYTES = 256 * 1024;
+
+/**
+ * Largest report a relay builds: room is left under MAX_REPORT_BYTES for what a string's length does not
+ * count (multi-byte characters). Inventories that do not fit go in the reports that follow.
+ */
+export const REPORT_BUDGET_BYTES = 224 * 1024;
+
+/** Most hosts one v2 report may carry: a steady host entry is under 100 bytes. */
+export const MAX_REPORT_HOSTS = 2500;
 
 const id = z
   .string()
@@ -72,7 +86,7 @@ export const ObservedVmSchema = z.strictObject({
 });
 export type ObservedVm = z.infer<typeof ObservedVmSchema>;
 
-/** One host as a relay last heard it. */
+/** One host as a relay last heard it, with its whole inventory: a v1 report's host, and ingest's working form. */
 export const HostObservationSchema = z.strictObject({
   hostId: id,
   cluster: id,
@@ -102,6 +116,44 @@ export const HostObservationSchema = z.strictObject({
   stale: z.literal(true).optional(),
 });
 export type HostObservation = z.infer<typeof HostObservationSchema>;
+
+/** A host's inventory in a v2 report: what the relay holds of it, the relay's view of liveness apart. */
+export const HostInventorySchema = HostObservationSchema.pick({
+  cluster: true,
+  bootId: true,
+  cpus: true,
+  memoryMiB: true,
+  vms: true,
+  takenAt: true,
+});
+export type HostInventory = z.infer<typeof HostInventorySchema>;
+
+/** Hex digits of an inventory digest on the relay protocol: 128 bits. */
+export const REPORT_DIGEST_HEX = 32;
+
+/**
+ * A host's inventory digest on the relay protocol: the first 32 hex digits of the inventory digest its
+ * agent announces on the LAN (site/lan-protocol.ts inventoryDigest). Opaque to the control plane, which
+ * keeps the one it took each host's inventory with and compares: both relays of a site hear the same
+ * agent, so they report the same digest for the same inventory.
+ */
+export const ReportDigestSchema = z
+  .string()
+  .regex(new RegExp(`^[0-9a-f]{${REPORT_DIGEST_HEX}}$`), `${REPORT_DIGEST_HEX} lower-case hex digits`);
+
+/**
+ * One host in a v2 report: the relay's view of its liveness and the digest of what it runs now, in a few
+ * tens of bytes; `inventory` only when the relay holds that inventory and the control plane has not taken
+ * it from this relay yet, or asked for it (`inventoryWanted`). A digest without an inventory that is not
+ * the one the control plane holds counts for liveness only, until the inventory comes.
+ */
+export const HostReportSchema = z.strictObject({
+  hostId: id,
+  lastHeardMsAgo: HostObservationSchema.shape.lastHeardMsAgo,
+  digest: ReportDigestSchema,
+  inventory: HostInventorySchema.optional(),
+});
+export type HostReport = z.infer<typeof HostReportSchema>;
 
 /**
  * How much older than the newest seen an inventory of the same boot may be and still be taken for one out
@@ -160,52 +212,93 @@ export const FenceReadinessSchema = z.strictObject({
 });
 export type FenceReadiness = z.infer<typeof FenceReadinessSchema>;
 
-/**
- * A relay's batched report of its site. Each host appears once, and each VM once in its host's list: a
- * report with a repeated host or a VM listed twice by one host is refused whole (its usage would count
- * twice), with an issue at each repeat (`hosts.1.hostId`, `hosts.0.vms.3.id`) naming the first. The same
- * VM on two hosts is allowed: defined on both, or running on both, which is the split brain ingest reports.
- */
-export const RelayReportSchema = z
-  .strictObject({
-    protocol: z.literal(PROTOCOL_VERSION),
-    siteId: id,
-    relayId: id,
-    /** Strictly increasing per relay; a report whose seq is not above the last accepted one is refused. */
-    seq: z.number().int().nonnegative(),
-    sentAt: epochMs,
-    hosts: z.array(HostObservationSchema).max(500),
-    results: z.array(CommandResultSchema).max(1000).default([]),
-    /** Fence readiness of hosts whose readiness changed since the relay last had it accepted. Optional. */
-    fenceReadiness: z.array(FenceReadinessSchema).max(500).optional(),
-  })
-  .superRefine((report, ctx) => {
-    const hostAt = new Map<string, number>();
-    report.hosts.forEach((host, h) => {
-      const first = hostAt.get(host.hostId);
-      if (first === undefined) hostAt.set(host.hostId, h);
+/** Issues at each repeated host of a report, and at each VM a host lists twice (`vmsPath` of host h). */
+function checkRepeats(
+  hosts: readonly { readonly hostId: string; readonly vms?: readonly ObservedVm[] | undefined }[],
+  vmsPath: (h: number) => (string | number)[],
+  ctx: z.RefinementCtx,
+): void {
+  const hostAt = new Map<string, number>();
+  hosts.forEach((host, h) => {
+    const first = hostAt.get(host.hostId);
+    if (first === undefined) hostAt.set(host.hostId, h);
+    else {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['hosts', h, 'hostId'],
+        message: `host ${host.hostId} is reported twice (first at hosts.${first})`,
+      });
+    }
+    const vmAt = new Map<string, number>();
+    (host.vms ?? []).forEach((vm, v) => {
+      const firstVm = vmAt.get(vm.id);
+      if (firstVm === undefined) vmAt.set(vm.id, v);
       else {
         ctx.addIssue({
           code: 'custom',
-          path: ['hosts', h, 'hostId'],
-          message: `host ${host.hostId} is reported twice (first at hosts.${first})`,
+          path: [...vmsPath(h), v, 'id'],
+          message: `VM ${vm.id} is listed twice by host ${host.hostId} (first at ${[...vmsPath(h), firstVm].join('.')})`,
         });
       }
-      const vmAt = new Map<string, number>();
-      host.vms.forEach((vm, v) => {
-        const firstVm = vmAt.get(vm.id);
-        if (firstVm === undefined) vmAt.set(vm.id, v);
-        else {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['hosts', h, 'vms', v, 'id'],
-            message: `VM ${vm.id} is listed twice by host ${host.hostId} (first at hosts.${h}.vms.${firstVm})`,
-          });
-        }
-      });
     });
   });
+}
+
+/** What every report carries besides its hosts. */
+const reportHeader = {
+  siteId: id,
+  relayId: id,
+  /** Strictly increasing per relay; a report whose seq is not above the last accepted one is refused. */
+  seq: z.number().int().nonnegative(),
+  sentAt: epochMs,
+  results: z.array(CommandResultSchema).max(1000).default([]),
+  /** Fence readiness of hosts whose readiness changed since the relay last had it accepted. Optional. */
+  fenceReadiness: z.array(FenceReadinessSchema).max(500).optional(),
+};
+
+/**
+ * A v1 relay's batched report of its site: every host with its whole inventory. Each host appears once, and
+ * each VM once in its host's list: a report with a repeated host or a VM listed twice by one host is refused
+ * whole (its usage would count twice), with an issue at each repeat (`hosts.1.hostId`, `hosts.0.vms.3.id`)
+ * naming the first. The same VM on two hosts is allowed: defined on both, or running on both, which is the
+ * split brain ingest reports.
+ */
+export const RelayReportSchema = z
+  .strictObject({
+    protocol: z.literal(PREVIOUS_PROTOCOL_VERSION),
+    ...reportHeader,
+    hosts: z.array(HostObservationSchema).max(500),
+  })
+  .superRefine((report, ctx) => checkRepeats(report.hosts, (h) => ['hosts', h, 'vms'], ctx));
+/** A v1 report (the name is v1's, from before v2; code that builds one for tests and warm-ups uses it). */
 export type RelayReport = z.infer<typeof RelayReportSchema>;
+
+/**
+ * A v2 relay's batched report: every host it knows with its liveness and inventory digest, the inventory
+ * only where the control plane lacks it.
+ * Repeats are refused as in v1 (`hosts.0.inventory.vms.3.id`).
+ */
+export const RelayReportV2Schema = z
+  .strictObject({
+    protocol: z.literal(PROTOCOL_VERSION),
+    ...reportHeader,
+    hosts: z.array(HostReportSchema).max(MAX_REPORT_HOSTS),
+  })
+  .superRefine((report, ctx) =>
+    checkRepeats(
+      report.hosts.map((h) => ({ hostId: h.hostId, vms: h.inventory?.vms })),
+      (h) => ['hosts', h, 'inventory', 'vms'],
+      ctx,
+    ),
+  );
+export type RelayReportV2 = z.infer<typeof RelayReportV2Schema>;
+
+/** A report of either version the control plane answers; `protocol` tells them apart. */
+export const AnyRelayReportSchema = z.discriminatedUnion('protocol', [
+  RelayReportV2Schema,
+  RelayReportSchema,
+]);
+export type AnyRelayReport = z.infer<typeof AnyRelayReportSchema>;
 
 /** Power a host off through its BMC and read the power status back. */
 export const FenceCommandSchema = z.strictObject({
@@ -241,13 +334,19 @@ export type RelayCommand = z.infer<typeof RelayCommandSchema>;
 export type FenceCommand = z.infer<typeof FenceCommandSchema>;
 export type StartVmCommand = z.infer<typeof StartVmCommandSchema>;
 
-/** The control plane's answer to an accepted report. */
+/** The control plane's answer to an accepted report, in the report's protocol version. */
 export const ReportResponseSchema = z.strictObject({
-  protocol: z.literal(PROTOCOL_VERSION),
+  protocol: z.union([z.literal(PROTOCOL_VERSION), z.literal(PREVIOUS_PROTOCOL_VERSION)]),
   acceptedSeq: z.number().int().nonnegative(),
   commands: z.array(RelayCommandSchema),
   /** When to send the next report at the latest; shorter while the site has an open incident. */
   nextReportInMs: z.number().int().positive(),
+  /**
+   * v2: hosts whose inventory the control plane wants with the next report: the digest reported is not the
+   * one it holds (or it holds none), or the host is heard again after an incident called it silent.
+   * Absent when none.
+   */
+  inventoryWanted: z.array(id).max(MAX_REPORT_HOSTS).optional(),
 });
 export type ReportResponse = z.infer<typeof ReportResponseSchema>;
 

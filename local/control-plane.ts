@@ -6,7 +6,7 @@ import type { WorkflowLogger } from '../adapters/sfn/sfn-workflow';
 import type { AppContext } from '../app/context';
 import { type DetectorReport, detectOnce } from '../app/detector/detect';
 import { OPERATOR_ROUTES, type OperatorRouteName } from '../contracts/operator-api';
-import { PROTOCOL_VERSION, type RelayReport } from '../contracts/relay-protocol';
+import { PREVIOUS_PROTOCOL_VERSION, type RelayReport } from '../contracts/relay-protocol';
 import { type HaPolicyInput, resolvePolicy } from '../core/policy';
 import { makeFailoverStepsHandler } from '../functions/failover-steps/failover-steps';
 import type { HandlerLogger } from '../functions/shared/powertools';
@@ -112,7 +112,7 @@ export async function prepareLocalControlPlanes(dynamo?: LocalDynalite): Promise
     });
     const credential = (enrolled.body as { credential?: unknown } | null)?.credential;
     const report: RelayReport = {
-      protocol: PROTOCOL_VERSION,
+      protocol: PREVIOUS_PROTOCOL_VERSION,
       siteId: 'warm-up',
       relayId: 'r1',
       seq: 1,

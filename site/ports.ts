@@ -1,8 +1,8 @@
 import type {
+  AnyRelayReport,
   CommandResult,
   ObservedVm,
   RelayCommand,
-  RelayReport,
   ReportResponse,
   StartVmCommand,
 } from '../contracts/relay-protocol';
@@ -96,7 +96,7 @@ export class UplinkError extends Error {
 /** The relay's HTTPS link to the control plane (POST /v1/reports). */
 export interface Uplink {
   /** Sends one report; resolves with the validated 200 response, throws UplinkError otherwise. */
-  send(report: RelayReport, credential: string): Promise<ReportResponse>;
+  send(report: AnyRelayReport, credential: string): Promise<ReportResponse>;
 }
 
 /** A host as the relay last heard it: the heartbeat's content and when, on the relay's clock. */

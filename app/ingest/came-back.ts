@@ -1,5 +1,5 @@
 import type { HostObservation } from '../../contracts/relay-protocol';
-import { FenceContradictedError, type HostStatus } from '../../core/lifecycle';
+import { FenceContradictedError } from '../../core/lifecycle';
 import type { AppContext } from '../context';
 import type { SiteControl } from '../ports';
 import { isRunning } from '../shared/capacity';
@@ -9,12 +9,7 @@ import { METRIC } from '../shared/metrics';
 import { answerOperatorWait } from '../shared/operator-wait';
 import { recordRunningTwice } from '../shared/split-brain';
 import { occupies } from './digest';
-
-/**
- * Statuses a host leaves when a relay hears it again. `fencing` only in a new boot: the same boot may be a
- * half-dead host, fenced anyway; a new one proves the boot being fenced has ended (core/lifecycle.ts).
- */
-const COMES_BACK: ReadonlySet<HostStatus> = new Set(['suspect', 'fencing', 'awaiting-operator', 'fenced']);
+import { COMES_BACK } from './reported-hosts';
 
 /**
  * Records that heard hosts are alive where their lifecycle says otherwise (a false alarm, a recovery, a

@@ -46,11 +46,20 @@ const NOTHING: InventoryRecovery = { listed: [], running: [], capacityFreed: fal
  */
 export async function recordInventory(
   ctx: AppContext,
-  args: { readonly control: SiteControl; readonly heard: readonly HostObservation[]; readonly now: number },
+  args: {
+    readonly control: SiteControl;
+    readonly heard: readonly HostObservation[];
+    /**
+     * The digest each host's inventory is reported with (v2 relays: the digest its agent announces),
+     * recorded with it; a host left out gets the digest ingest computes (v1 relays).
+     */
+    readonly digests?: ReadonlyMap<string, string>;
+    readonly now: number;
+  },
 ): Promise<InventoryOutcome> {
   const { control, heard, now } = args;
   const changed = heard
-    .map((obs) => ({ obs, digest: inventoryDigest(ctx.hasher, obs) }))
+    .map((obs) => ({ obs, digest: args.digests?.get(obs.hostId) ?? inventoryDigest(ctx.hasher, obs) }))
     .filter(({ obs, digest }) => {
       const summary = control.hosts[obs.hostId];
       return summary?.digest !== digest && !olderThanRecorded(summary, obs);

@@ -1,9 +1,4 @@
-import {
-  type HostObservation,
-  PROTOCOL_VERSION,
-  type RelayReport,
-  type ReportResponse,
-} from '../../contracts/relay-protocol';
+import type { AnyRelayReport, ReportResponse } from '../../contracts/relay-protocol';
 import { hostSilentAfterMs } from '../../core/policy';
 import type { AppContext } from '../context';
 import { ClockSkewError, UnknownRelayError } from '../errors';
@@ -19,6 +14,7 @@ import { commandsFor } from './deliver';
 import { recordInventory } from './inventory';
 import { openIncident } from './open-incident';
 import { recordFenceReadiness } from './readiness';
+import { type ReportedHost, reportedHosts } from './reported-hosts';
 import { recordResults } from './results';
 
 /**
@@ -27,10 +23,13 @@ import { recordResults } from './results';
  * Cost is the point (data flow 4): an unchanged report is one read of the site's control items and one
  * conditional liveness write, which is also the replay guard and the credential check; every other write
  * happens only when something changed. Refusals (credential, site, clock skew, replay) change nothing.
+ *
+ * Both protocol versions are answered, each in its own (reported-hosts.ts): v2 reports carry inventories
+ * only where they changed, and the response to one asks for those the control plane lacks.
  */
 export async function recordReport(
   ctx: AppContext,
-  args: { readonly authorization: string | undefined; readonly report: RelayReport },
+  args: { readonly authorization: string | undefined; readonly report: AnyRelayReport },
 ): Promise<ReportResponse> {
   const { report } = args;
   const { clock, sites, relays, metrics } = ctx.ports;
@@ -46,7 +45,10 @@ export async function recordReport(
   const control = await sites.loadControl(report.siteId);
   if (control === null) throw new UnknownRelayError('unknown relay');
 
-  const silentHosts = silentSet(ctx, control, report.hosts);
+  const silentAfter = (cluster: string | null) =>
+    hostSilentAfterMs(cluster === null ? defaultPolicy(ctx) : clusterPolicy(ctx, control.clusters, cluster));
+  const { hosts, wanted } = reportedHosts(control, report, silentAfter);
+  const silentHosts = silentSet(hosts, silentAfter);
   // The pace is decided before the liveness write, which records it: the relay's votes age by the pace it
   // was asked to keep (app/shared/relays.ts). A report that opens an incident calls an up host silent, so
   // the pace it gets is already the incident pace.
@@ -64,9 +66,11 @@ export async function recordReport(
   });
   metrics.count(METRIC.ReportsIngested);
   const view = withRelay(control, relay);
-  // A stale observation (the relay hears the host but holds no inventory of what it runs now) counts for
-  // liveness through the relay's vote only: its boot and VMs wait for a fresh inventory.
-  const heard = report.hosts.filter((h) => !(h.hostId in silentHosts) && h.stale !== true);
+  // Hosts heard whose inventory the report carries: a host it carries no inventory of (a v2 digest, a v1
+  // stale observation) counts for liveness through the relay's vote only, its boot and VMs as recorded.
+  const heardHosts = hosts.filter((h) => !(h.hostId in silentHosts) && h.obs !== null);
+  const heard = heardHosts.flatMap((h) => (h.obs === null ? [] : [h.obs]));
+  const digests = new Map(heardHosts.flatMap((h) => (h.digest === null ? [] : [[h.hostId, h.digest]])));
 
   const silentIds = Object.keys(silentHosts);
   // Opening an incident for the hosts it calls silent is what the report is most urgently for, and it
@@ -83,7 +87,7 @@ export async function recordReport(
       control: view,
     }).then((done) => done.ordered),
     (async () => {
-      const { rebooted, recovery } = await recordInventory(ctx, { control: view, heard, now });
+      const { rebooted, recovery } = await recordInventory(ctx, { control: view, heard, digests, now });
       await recordHostsAlive(ctx, { control: view, relayId: report.relayId, heard, rebooted, now });
       // VM-level HA once the hosts' lifecycles are written (a host back from a fence takes VMs again).
       const restarts = await recoverAfterReport(ctx, {
@@ -114,10 +118,11 @@ export async function recordReport(
     ? await commandsFor(ctx, { siteId: report.siteId, relayId: report.relayId, now })
     : [];
   return {
-    protocol: PROTOCOL_VERSION,
+    protocol: report.protocol,
     acceptedSeq: relay.lastSeq,
     commands,
     nextReportInMs,
+    ...(wanted.length === 0 ? {} : { inventoryWanted: [...wanted] }),
   };
 }
 
@@ -178,14 +183,12 @@ function silenceUnresolved(
 
 /** Hosts this relay calls silent under their cluster's policy, with how long ago it last heard each. */
 function silentSet(
-  ctx: AppContext,
-  control: SiteControl,
-  hosts: readonly HostObservation[],
+  hosts: readonly ReportedHost[],
+  silentAfterMs: (cluster: string | null) => number,
 ): Record<string, number> {
   const silent: Record<string, number> = {};
   for (const host of hosts) {
-    const policy = clusterPolicy(ctx, control.clusters, host.cluster);
-    if (host.lastHeardMsAgo > hostSilentAfterMs(policy)) silent[host.hostId] = host.lastHeardMsAgo;
+    if (host.lastHeardMsAgo > silentAfterMs(host.cluster)) silent[host.hostId] = host.lastHeardMsAgo;
   }
   return silent;
 }

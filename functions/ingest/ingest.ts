@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { AppContext } from '../../app/context';
 import { recordReport } from '../../app/ingest/record-report';
-import { MAX_REPORT_BYTES, RelayReportSchema } from '../../contracts/relay-protocol';
+import { AnyRelayReportSchema, MAX_REPORT_BYTES } from '../../contracts/relay-protocol';
 import { errorResponse, type HttpResponse, header, json, parseJsonBody, validate } from '../shared/http';
 import { type HandlerLogger, logger as sharedLogger } from '../shared/powertools';
 
@@ -12,7 +12,7 @@ export function makeIngestHandler(
 ): (event: APIGatewayProxyEventV2) => Promise<HttpResponse> {
   return async (event) => {
     try {
-      const report = validate(RelayReportSchema, parseJsonBody(event, MAX_REPORT_BYTES), 'report');
+      const report = validate(AnyRelayReportSchema, parseJsonBody(event, MAX_REPORT_BYTES), 'report');
       const response = await recordReport(ctx, { authorization: header(event, 'authorization'), report });
       return json(200, response);
     } catch (error) {

@@ -1,6 +1,6 @@
 import type { IdGenerator } from '../../app/ports';
 import { REPORT_ROUTE } from '../../contracts/operator-api';
-import type { ObservedVm, RelayReport, ReportResponse } from '../../contracts/relay-protocol';
+import type { AnyRelayReport, ObservedVm, ReportResponse } from '../../contracts/relay-protocol';
 import type { ScenarioLan } from '../../contracts/scenario';
 import { HttpUplink, reportAnswer } from '../../site/adapters/http-uplink';
 import { DEFAULT_LAN_HTTP_TIMEOUT_MS, DEFAULT_LAN_MAX_SKEW_MS } from '../../site/adapters/lan-transport';
@@ -277,7 +277,7 @@ export class SimUplink implements Uplink {
     private readonly inner: Uplink,
   ) {}
 
-  async send(report: RelayReport, credential: string): Promise<ReportResponse> {
+  async send(report: AnyRelayReport, credential: string): Promise<ReportResponse> {
     this.reachable();
     try {
       return await this.inner.send(report, credential);
@@ -308,7 +308,7 @@ export function httpUplink(baseUrl: string): Uplink {
 export class DispatchUplink implements Uplink {
   constructor(private readonly dispatch: LocalDispatcher) {}
 
-  async send(report: RelayReport, credential: string): Promise<ReportResponse> {
+  async send(report: AnyRelayReport, credential: string): Promise<ReportResponse> {
     const result = await this.dispatch({
       method: REPORT_ROUTE.method,
       rawPath: REPORT_ROUTE.path,

@@ -1,7 +1,7 @@
 import { REPORT_ROUTE } from '../../contracts/operator-api';
 import {
+  type AnyRelayReport,
   ErrorBodySchema,
-  type RelayReport,
   type ReportResponse,
   ReportResponseSchema,
 } from '../../contracts/relay-protocol';
@@ -26,7 +26,7 @@ export class HttpUplink implements Uplink {
     this.url = new URL(REPORT_ROUTE.path.replace(/^\//, ''), baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`);
   }
 
-  async send(report: RelayReport, credential: string): Promise<ReportResponse> {
+  async send(report: AnyRelayReport, credential: string): Promise<ReportResponse> {
     let response: Response;
     try {
       response = await fetch(this.url, {

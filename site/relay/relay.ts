@@ -1,11 +1,13 @@
 import {
   type CommandResult,
   type FenceReadiness,
-  type HostObservation,
+  type HostReport,
   INVENTORY_REORDER_WINDOW_MS,
   PROTOCOL_VERSION,
+  REPORT_BUDGET_BYTES,
+  REPORT_DIGEST_HEX,
   type RelayCommand,
-  type RelayReport,
+  type RelayReportV2,
   type ReportResponse,
 } from '../../contracts/relay-protocol';
 import { type HaPolicy, hostSilentAfterMs, resolvePolicy } from '../../core/policy';
@@ -110,6 +112,14 @@ export class Relay {
   private readonly unsent = new Map<string, CommandResult>();
   /** Hosts the last report called silent: a host crossing the threshold either way is reported at once. */
   private reportedSilent = new Set<string>();
+  /**
+   * The digest of each host's inventory the control plane took from this relay (a report carrying it was
+   * accepted): the inventory goes again only when the digest moves on, or when the control plane asks.
+   * Kept in memory only, so a relay that restarts sends every inventory once more.
+   */
+  private readonly acceptedDigest = new Map<string, string>();
+  /** Hosts whose inventory the last response asked for (it holds another digest, or none). */
+  private wanted = new Set<string>();
   private nextSeq: number;
   /** A restarted relay first listens one silence threshold, so live hosts are heard before any report. */
   private readonly quietUntil: number;
@@ -412,27 +422,27 @@ export class Relay {
     }
   }
 
-  private buildReport(now: number): RelayReport {
-    const hosts: HostObservation[] = [];
+  private buildReport(now: number): RelayReportV2 {
+    const hosts: HostReport[] = [];
     const silent = new Set<string>();
+    /** Inventories the control plane lacks, most wanted first: the ones it asked for. */
+    const due: { readonly index: number; readonly wanted: boolean }[] = [];
     for (const h of this.hosts.values()) {
       if (this.isSilent(h, now)) silent.add(h.hostId);
-      // Heard in another boot than the inventory held, or announcing another digest: what it runs now is
-      // unknown here until the inventory asked for comes. Reported as heard (liveness), never as the old list.
-      const boot = this.heardBoot.get(h.hostId) ?? h.bootId;
-      const announced = this.announced.get(h.hostId);
-      const stale = boot !== h.bootId || (announced !== undefined && announced !== h.digest);
-      hosts.push({
+      // The digest reported is the one the agent announces now. Heard in another boot than the inventory
+      // held, or announcing another digest, the host runs something this relay does not hold yet: it is
+      // reported for liveness with that digest, never with the old inventory, until the inventory comes.
+      const digest = reportDigest(this.announced.get(h.hostId) ?? h.digest);
+      const entry: HostReport = {
         hostId: h.hostId,
-        cluster: h.cluster,
-        bootId: boot,
         lastHeardMsAgo: Math.max(0, Math.round(now - h.heardAt)),
-        cpus: h.cpus,
-        memoryMiB: h.memoryMiB,
-        vms: stale ? [] : [...h.vms],
-        ...(h.takenAt === undefined || stale ? {} : { takenAt: h.takenAt }),
-        ...(stale ? { stale: true as const } : {}),
-      });
+        digest,
+      };
+      const wanted = this.wanted.has(h.hostId);
+      if (this.holdsCurrent(h.hostId) && (wanted || this.acceptedDigest.get(h.hostId) !== digest)) {
+        due.push({ index: hosts.length, wanted });
+      }
+      hosts.push(entry);
     }
     this.reportedSilent = silent;
     this.changed = false;
@@ -441,7 +451,7 @@ export class Relay {
     const seq = this.nextSeq;
     // Every attempt takes a new seq, sent or not: a retry is a new report with the latest state.
     this.nextSeq += 1;
-    const report: RelayReport = {
+    const base: RelayReportV2 = {
       protocol: PROTOCOL_VERSION,
       siteId: this.config.siteId,
       relayId: this.config.relayId,
@@ -450,16 +460,62 @@ export class Relay {
       hosts,
       results: [...this.unsent.values()],
     };
-    return this.unsentReadiness.size === 0
-      ? report
-      : { ...report, fenceReadiness: [...this.unsentReadiness.values()] };
+    const report =
+      this.unsentReadiness.size === 0
+        ? base
+        : { ...base, fenceReadiness: [...this.unsentReadiness.values()] };
+    // Inventories fill the report up to its budget; the rest go in the reports that follow, each of which
+    // carries every host's liveness all the same (docs/protocol.md, "A site larger than one report").
+    let size = JSON.stringify(report).length;
+    let deferred = false;
+    for (const { index } of [...due].sort((a, b) => Number(b.wanted) - Number(a.wanted))) {
+      const entry = hosts[index];
+      const held = entry === undefined ? undefined : this.hosts.get(entry.hostId);
+      if (entry === undefined || held === undefined) continue;
+      const inventory = {
+        cluster: held.cluster,
+        bootId: held.bootId,
+        cpus: held.cpus,
+        memoryMiB: held.memoryMiB,
+        vms: [...held.vms],
+        ...(held.takenAt === undefined ? {} : { takenAt: held.takenAt }),
+      };
+      // `,"inventory":` and the inventory itself.
+      const more = 13 + JSON.stringify(inventory).length;
+      if (size + more > REPORT_BUDGET_BYTES) {
+        deferred = true;
+        continue;
+      }
+      size += more;
+      hosts[index] = { ...entry, inventory };
+    }
+    // What did not fit goes next, after the least gap between reports.
+    if (deferred) this.changed = true;
+    return report;
+  }
+
+  /**
+   * The relay holds the inventory the host's agent announces now: the heartbeats' digest (which covers the
+   * boot) is the held inventory's, or no heartbeat has come since the inventory.
+   */
+  private holdsCurrent(hostId: string): boolean {
+    const held = this.hosts.get(hostId);
+    if (held === undefined) return false;
+    const announced = this.announced.get(hostId);
+    return announced === undefined || announced === held.digest;
   }
 
   /**
    * A response: the results its report carried are done unless still listed; new commands are taken.
    * True when the state must be saved before anything else happens (a command taken, a result done).
    */
-  private accepted(report: RelayReport, response: ReportResponse): boolean {
+  private accepted(report: RelayReportV2, response: ReportResponse): boolean {
+    // The inventories it carried are the control plane's now; what it asks for goes with the next report.
+    for (const host of report.hosts) {
+      if (host.inventory !== undefined) this.acceptedDigest.set(host.hostId, host.digest);
+    }
+    this.wanted = new Set(response.inventoryWanted ?? []);
+    if ([...this.wanted].some((hostId) => this.holdsCurrent(hostId))) this.changed = true;
     const listed = new Set(response.commands.map((c) => c.commandId));
     let taken = false;
     for (const result of report.results) {
@@ -742,4 +798,9 @@ function notStarted(command: RelayCommand, now: number, detail: string): Command
     detail,
     finishedAt: now,
   };
+}
+
+/** A LAN inventory digest as the relay protocol carries it: its first 128 bits. */
+function reportDigest(lanDigest: string): string {
+  return lanDigest.slice(0, REPORT_DIGEST_HEX);
 }

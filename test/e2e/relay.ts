@@ -1,7 +1,7 @@
 import {
   type CommandResult,
   type FenceCommand,
-  PROTOCOL_VERSION,
+  PREVIOUS_PROTOCOL_VERSION,
   type RelayCommand,
   type RelayReport,
   ReportResponseSchema,
@@ -103,11 +103,11 @@ export class ScriptedRelay {
     public script: RelayScript = {},
   ) {}
 
-  /** The report this relay would send now (its next seq), with the results in its outbox. */
+  /** The report this relay would send now (its next seq), with the results in its outbox: a v1 report. */
   nextReport(): RelayReport {
     this.seq += 1;
     return {
-      protocol: PROTOCOL_VERSION,
+      protocol: PREVIOUS_PROTOCOL_VERSION,
       siteId: this.env.siteId,
       relayId: this.relayId,
       seq: this.seq,

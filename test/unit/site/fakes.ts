@@ -1,4 +1,10 @@
-import type { ObservedVm, RelayReport, ReportResponse } from '../../../contracts/relay-protocol';
+import type {
+  AnyRelayReport,
+  HostInventory,
+  ObservedVm,
+  RelayReportV2,
+  ReportResponse,
+} from '../../../contracts/relay-protocol';
 import {
   type Inventory,
   type InventoryContent,
@@ -252,14 +258,17 @@ export class FakeLan implements Lan {
  * the credential, so tests can look at exactly what left the site.
  */
 export class FakeUplink implements Uplink {
-  readonly attempts: { report: RelayReport; credential: string; accepted: boolean }[] = [];
+  readonly attempts: { report: RelayReportV2; credential: string; accepted: boolean }[] = [];
   /** Commands every response carries until changed. */
   commands: ReportResponse['commands'] = [];
   nextReportInMs = 10_000;
+  /** Hosts every response asks the inventory of until changed (v2 `inventoryWanted`). */
+  inventoryWanted: string[] = [];
   /** When set, every send fails like this. */
   failure: UplinkError | null = null;
 
-  async send(report: RelayReport, credential: string): Promise<ReportResponse> {
+  async send(report: AnyRelayReport, credential: string): Promise<ReportResponse> {
+    if (report.protocol !== 2) throw new Error('the relay sends v2 reports');
     // A deep copy: what was on the wire, unaffected by later changes to the relay's objects.
     const sent = structuredClone(report);
     if (this.failure !== null) {
@@ -268,26 +277,41 @@ export class FakeUplink implements Uplink {
     }
     this.attempts.push({ report: sent, credential, accepted: true });
     return {
-      protocol: 1,
+      protocol: 2,
       acceptedSeq: report.seq,
       commands: this.commands,
       nextReportInMs: this.nextReportInMs,
+      ...(this.inventoryWanted.length === 0 ? {} : { inventoryWanted: [...this.inventoryWanted] }),
     };
   }
 
   /** Reports the control plane accepted. */
-  get accepted(): RelayReport[] {
+  get accepted(): RelayReportV2[] {
     return this.attempts.filter((a) => a.accepted).map((a) => a.report);
   }
 
   /** Every report handed to the uplink, accepted or not. */
-  get reports(): RelayReport[] {
+  get reports(): RelayReportV2[] {
     return this.attempts.map((a) => a.report);
   }
 
   /** The last report handed over. */
-  get last(): RelayReport | undefined {
+  get last(): RelayReportV2 | undefined {
     return this.attempts.at(-1)?.report;
+  }
+
+  /** The last inventory of a host the control plane accepted: what it knows the host runs. */
+  inventoryOf(hostId: string): HostInventory | undefined {
+    for (const report of [...this.accepted].reverse()) {
+      const inventory = report.hosts.find((h) => h.hostId === hostId)?.inventory;
+      if (inventory !== undefined) return inventory;
+    }
+    return undefined;
+  }
+
+  /** Ids of the VMs of the last inventory of a host the control plane accepted. */
+  vmIdsOf(hostId: string): string[] | undefined {
+    return this.inventoryOf(hostId)?.vms.map((vm) => vm.id);
   }
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RelayCommand } from '../../../contracts/relay-protocol';
+import { inventoryDigest } from '../../../site/lan-protocol';
 import { UplinkError } from '../../../site/ports';
 import { Relay } from '../../../site/relay/relay';
 import {
@@ -29,25 +30,32 @@ describe('relay report', () => {
     await site.run(SILENT_MS - 100);
     expect(site.uplink.reports).toEqual([]);
 
-    // when the threshold is reached, then the report carries each host as heard, with how long ago
+    // when the threshold is reached, then the report carries each host as heard, with how long ago, its
+    // digest and (the control plane has none from this relay yet) its inventory
     await site.run(100);
     expect(site.uplink.last).toEqual({
-      protocol: 1,
+      protocol: 2,
       siteId: 'dc1',
       relayId: 'r1',
       seq: T0,
       sentAt: T0 + SILENT_MS,
-      hosts: ['h1', 'h2'].map((hostId) => ({
-        hostId,
-        cluster: 'c1',
-        bootId: `${hostId}-boot-1`,
-        lastHeardMsAgo: 0,
-        cpus: 16,
-        memoryMiB: 32_768,
-        vms: [{ id: `${hostId}-vm`, cpus: 2, memoryMiB: 4096, state: 'running' }],
-        // When the agent took the inventory: its first tick, at start.
-        takenAt: T0,
-      })),
+      hosts: ['h1', 'h2'].map((hostId) => {
+        const content = {
+          cluster: 'c1',
+          bootId: `${hostId}-boot-1`,
+          cpus: 16,
+          memoryMiB: 32_768,
+          vms: [{ id: `${hostId}-vm`, cpus: 2, memoryMiB: 4096, state: 'running' as const }],
+        };
+        return {
+          hostId,
+          lastHeardMsAgo: 0,
+          // The first 128 bits of the digest the agent announces on the LAN.
+          digest: inventoryDigest(content).slice(0, 32),
+          // When the agent took the inventory: its first tick, at start.
+          inventory: { ...content, takenAt: T0 },
+        };
+      }),
       results: [],
     });
     expect(site.uplink.attempts[0]?.credential).toBe(site.config.credential);
@@ -117,7 +125,7 @@ describe('relay report', () => {
     // then that heartbeat's content goes out at once
     expect(site.uplink.reports).toHaveLength(2);
     expect(site.uplink.last?.sentAt).toBe(T0 + 8000);
-    expect(site.uplink.last?.hosts.find((h) => h.hostId === 'h1')?.vms[0]?.state).toBe('crashed');
+    expect(site.uplink.last?.hosts.find((h) => h.hostId === 'h1')?.inventory?.vms[0]?.state).toBe('crashed');
   });
 
   it('drops a malformed heartbeat rather than send a report the control plane would refuse', async () => {
@@ -344,9 +352,14 @@ describe('relay report: inventories it knows are out of date', () => {
     site.relay.receive(inventoryMessage({ ...before, vms: [vm('h1-vm')] }, site.clock.now() - 2_000));
     site.uplink.nextReportInMs = 100;
     await site.run(1_000);
+    // The control plane's copy is the newer one, and the reports go on with its digest, nothing more.
+    expect(site.uplink.vmIdsOf('h1')).toEqual(['h1-vm', 'h1-vm2']);
+    const newer = site.uplink.inventoryOf('h1');
+    await site.run(10_000);
     const last = site.uplink.last?.hosts.find((h) => h.hostId === 'h1');
-    expect(last?.vms.map((v) => v.id)).toEqual(['h1-vm', 'h1-vm2']);
-    expect(last).not.toHaveProperty('stale');
+    expect(site.uplink.reports.length).toBeGreaterThan(2);
+    expect(last).not.toHaveProperty('inventory');
+    expect(last?.digest).toBe(newer === undefined ? undefined : inventoryDigest(newer).slice(0, 32));
   });
 
   it('reports a host heard in a new boot whose inventory it lacks as stale: liveness, never the old VMs', async () => {
@@ -358,15 +371,17 @@ describe('relay report: inventories it knows are out of date', () => {
     h1.boot = 'h1-boot-2';
     h1.vms = [];
     await site.run(12_000);
+    // Heard, with the digest the new boot announces, and no inventory: the old one is not what it runs.
     const stale = site.uplink.last?.hosts.find((h) => h.hostId === 'h1');
-    expect(stale).toMatchObject({ bootId: 'h1-boot-2', stale: true, vms: [] });
+    const rebooted = { cluster: 'c1', bootId: 'h1-boot-2', cpus: 16, memoryMiB: 32_768, vms: [] };
+    expect(stale?.digest).toBe(inventoryDigest(rebooted).slice(0, 32));
+    expect(stale).not.toHaveProperty('inventory');
     expect(stale?.lastHeardMsAgo).toBeLessThan(SILENT_MS);
-    expect(stale).not.toHaveProperty('takenAt');
-    // The inventory gets through again: fresh, no longer stale.
+    expect(site.uplink.inventoryOf('h1')?.bootId).toBe('h1-boot-1');
+    // The inventory gets through again: it goes out, once.
     site.lan.drop = () => false;
     await site.run(12_000);
-    const fresh = site.uplink.last?.hosts.find((h) => h.hostId === 'h1');
-    expect(fresh).toMatchObject({ bootId: 'h1-boot-2', vms: [] });
-    expect(fresh).not.toHaveProperty('stale');
+    expect(site.uplink.inventoryOf('h1')).toMatchObject({ bootId: 'h1-boot-2', vms: [] });
+    expect(site.uplink.last?.hosts.find((h) => h.hostId === 'h1')).not.toHaveProperty('inventory');
   });
 });
