@@ -68,6 +68,12 @@ export interface RelayRecord {
    * that recorded it.
    */
   readonly nextReportInMs?: number;
+  /**
+   * Hosts of the site the relay's last report did not list at all: it has not heard them since it started
+   * (lost state, a LAN key or clock it cannot hear them with). Such a relay gives no evidence the host lives:
+   * it does not outvote a relay that calls the host silent. Absent when it listed every host.
+   */
+  readonly unheardHosts?: readonly string[];
   /** When the relay's current credential was issued. */
   readonly enrolledAt: number;
 }
@@ -416,6 +422,8 @@ export interface RelayStore {
       silentHosts: Record<string, number>;
       /** The pace the response to this report asks for; stored with the rest (left as it was if absent). */
       nextReportInMs?: number;
+      /** Hosts of the site the report does not list (RelayRecord.unheardHosts); none when absent or empty. */
+      unheardHosts?: readonly string[];
     },
   ): Promise<RelayRecord>;
 }

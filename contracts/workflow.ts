@@ -113,6 +113,11 @@ export const IncidentInputSchema = z.strictObject({
     overdueRelays: z
       .array(z.strictObject({ relayId: IdSchema, reportAgeMs: z.number().int().nonnegative() }))
       .optional(),
+    /**
+     * Live relays whose last report did not list the host at all (never heard since they started): no
+     * evidence of life, their vote was not counted either way. Absent when there were none.
+     */
+    unheardRelays: z.array(IdSchema).optional(),
   }),
 });
 export type IncidentInput = z.infer<typeof IncidentInputSchema>;

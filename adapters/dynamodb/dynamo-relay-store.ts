@@ -102,10 +102,12 @@ export class DynamoRelayStore implements RelayStore {
       credentialHash: string;
       silentHosts: Record<string, number>;
       nextReportInMs?: number;
+      unheardHosts?: readonly string[];
     },
   ): Promise<RelayRecord> {
     const key = relayKey(siteId, relayId);
     const pace = report.nextReportInMs;
+    const unheard = report.unheardHosts ?? [];
     // The only write of a quiet report: credential check, revocation check and replay guard in one condition.
     const result = await unlessConditionFails(
       this.ctx.client.send(
@@ -114,7 +116,8 @@ export class DynamoRelayStore implements RelayStore {
           Key: keyOf(key),
           UpdateExpression:
             'SET #lastSeq = :seq, #lastSeenAt = :at, #silentHosts = :silentHosts' +
-            (pace === undefined ? '' : ', #nextReportInMs = :pace'),
+            (pace === undefined ? '' : ', #nextReportInMs = :pace') +
+            (unheard.length === 0 ? ' REMOVE #unheardHosts' : ', #unheardHosts = :unheard'),
           ConditionExpression: '#credentialHash = :hash AND #revoked = :false AND #lastSeq < :seq',
           ExpressionAttributeNames: {
             '#lastSeq': 'lastSeq',
@@ -123,6 +126,7 @@ export class DynamoRelayStore implements RelayStore {
             '#credentialHash': 'credentialHash',
             '#revoked': 'revoked',
             ...(pace === undefined ? {} : { '#nextReportInMs': 'nextReportInMs' }),
+            '#unheardHosts': 'unheardHosts',
           },
           ExpressionAttributeValues: {
             ':seq': report.seq,
@@ -131,6 +135,7 @@ export class DynamoRelayStore implements RelayStore {
             ':hash': report.credentialHash,
             ':false': false,
             ...(pace === undefined ? {} : { ':pace': pace }),
+            ...(unheard.length === 0 ? {} : { ':unheard': [...unheard] }),
           },
           ReturnValues: 'ALL_NEW',
         }),
@@ -174,6 +179,7 @@ function relayToItem(relay: RelayRecord): Item {
     lastSeq: relay.lastSeq,
     lastSeenAt: relay.lastSeenAt,
     silentHosts: relay.silentHosts,
+    ...(relay.unheardHosts === undefined ? {} : { unheardHosts: relay.unheardHosts }),
     enrolledAt: relay.enrolledAt,
   };
 }
@@ -190,6 +196,9 @@ export function relayFromItem(item: Item): RelayRecord {
     silentHosts: map<Record<string, number>>(item, 'silentHosts'),
     enrolledAt: num(item, 'enrolledAt'),
     ...optionalPace(numOrNull(item, 'nextReportInMs')),
+    ...(Array.isArray(item.unheardHosts) && item.unheardHosts.length > 0
+      ? { unheardHosts: item.unheardHosts.filter((h): h is string => typeof h === 'string') }
+      : {}),
   };
 }
 

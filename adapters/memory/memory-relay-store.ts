@@ -59,6 +59,7 @@ export class MemoryRelayStore implements RelayStore {
       credentialHash: string;
       silentHosts: Record<string, number>;
       nextReportInMs?: number;
+      unheardHosts?: readonly string[];
     },
   ): Promise<RelayRecord> {
     const key = rowKey(siteId, relayId);
@@ -72,12 +73,15 @@ export class MemoryRelayStore implements RelayStore {
     if (relay.lastSeq >= report.seq) {
       throw new StaleSequenceError(`${name}: seq ${report.seq} is not above ${relay.lastSeq}`);
     }
+    const { unheardHosts: _previous, ...kept } = relay;
+    const unheard = report.unheardHosts ?? [];
     const next: RelayRecord = {
-      ...relay,
+      ...kept,
       lastSeq: report.seq,
       lastSeenAt: report.at,
       silentHosts: copy(report.silentHosts),
       ...(report.nextReportInMs === undefined ? {} : { nextReportInMs: report.nextReportInMs }),
+      ...(unheard.length === 0 ? {} : { unheardHosts: [...unheard] }),
     };
     this.state.relays.set(key, next);
     return copy(next);

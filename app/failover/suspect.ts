@@ -13,9 +13,12 @@ export async function suspect(ctx: AppContext, incident: IncidentInput): Promise
   const overdue = (incident.evidence.overdueRelays ?? []).map(
     (r) => `${r.relayId} last heard it but has not reported for ${r.reportAgeMs} ms (overdue: vote ignored)`,
   );
+  const unheard = (incident.evidence.unheardRelays ?? []).map(
+    (relayId) => `${relayId} has not heard it since it started (no evidence of life: vote not counted)`,
+  );
   const detail =
     `${incident.hostId} (cluster ${incident.cluster}, boot ${incident.bootId}) is silent for every live relay ` +
-    `(silent after ${incident.evidence.silentAfterMs} ms): ${[...views, ...overdue].join('; ') || 'no relay view'}`;
+    `(silent after ${incident.evidence.silentAfterMs} ms): ${[...views, ...overdue, ...unheard].join('; ') || 'no relay view'}`;
   if (suspected.length === 0) {
     await appendEvent(ctx, incident.incidentId, 'suspected', detail, { evidence: incident.evidence });
   }

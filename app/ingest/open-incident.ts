@@ -193,6 +193,7 @@ function newIncident(
   const policy = clusterPolicy(ctx, control.clusters, host.cluster);
   const silence = hostSilence(control.relays, host.hostId, now, policy);
   const overdue = silence.views.filter((v) => v.overdue);
+  const unheard = silence.views.filter((v) => v.unheard).map((v) => v.relayId);
   const input: IncidentInput = {
     incidentId: state.incidentId,
     siteId: control.site.siteId,
@@ -214,6 +215,7 @@ function newIncident(
               reportAgeMs: Math.max(0, Math.round(v.reportAgeMs)),
             })),
           }),
+      ...(unheard.length === 0 ? {} : { unheardRelays: unheard }),
     },
   };
   return {

@@ -63,6 +63,8 @@ export async function recordReport(
     credentialHash: ctx.hasher.hash(secret),
     silentHosts,
     nextReportInMs,
+    // Hosts of the site this relay does not list at all: it has not heard them since it started.
+    unheardHosts: unlisted(control, report),
   });
   metrics.count(METRIC.ReportsIngested);
   const view = withRelay(control, relay);
@@ -224,4 +226,10 @@ async function openSilentHosts(
     if ((await openIncident(ctx, { control, hostId, now })) !== null) open += 1;
   }
   return open;
+}
+
+/** Hosts of the site that `report` does not list at all (RelayRecord.unheardHosts). */
+function unlisted(control: SiteControl, report: { readonly hosts: readonly { hostId: string }[] }): string[] {
+  const listed = new Set(report.hosts.map((h) => h.hostId));
+  return Object.keys(control.hosts).filter((hostId) => !listed.has(hostId));
 }

@@ -62,6 +62,11 @@ export interface RelayView {
   readonly reportAgeMs: number;
   /** It hears the host but is overdue for its next report: its vote is ignored. */
   readonly overdue: boolean;
+  /**
+   * Its last report did not list the host at all (never heard since it started): no evidence of life,
+   * so it does not outvote a relay that calls the host silent, nor makes it silent by itself.
+   */
+  readonly unheard: boolean;
 }
 
 /** What the site's relays say about one host. */
@@ -91,15 +96,17 @@ export function hostSilence(
   const views = live.map((r): RelayView => {
     const lastHeardMsAgo = r.silentHosts[hostId] ?? null;
     const reportAgeMs = now - (r.lastSeenAt ?? now);
+    const unheard = lastHeardMsAgo === null && (r.unheardHosts?.includes(hostId) ?? false);
     return {
       relayId: r.relayId,
       lastHeardMsAgo,
       reportAgeMs,
-      overdue: lastHeardMsAgo === null && reportAgeMs > heardVoteWindowMs(r, policy),
+      overdue: lastHeardMsAgo === null && !unheard && reportAgeMs > heardVoteWindowMs(r, policy),
+      unheard,
     };
   });
   const silent =
     views.some((v) => v.lastHeardMsAgo !== null) &&
-    views.every((v) => v.lastHeardMsAgo !== null || v.overdue);
+    views.every((v) => v.lastHeardMsAgo !== null || v.overdue || v.unheard);
   return { live, silent, views };
 }

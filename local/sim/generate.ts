@@ -224,13 +224,11 @@ export function failoverPhases(policy: HaPolicy): FailoverPhases {
 
 /**
  * How often a relay's clock is drawn past the LAN's 10 s window (against 6 for NTP-synced, 3 drifting).
- * Off for now: such a relay is deaf (every message to or from it is refused as stale), so it lists no host
- * in its reports, and ingest counts a relay that does not list a host as one that hears it. Its vote then
- * keeps every host of its site from ever being silent to every live relay, and no failover happens
- * (scenarios/relay-deaf.json; the same holds for a relay whose state was lost while a host was down, or
- * whose LAN key is wrong). Set to 1 once a relay that never heard a host no longer outvotes the others.
+ * Such a relay is deaf (every message to or from it is refused as stale): it lists no host in its reports,
+ * and the control plane takes a relay that does not list a host as no evidence either way
+ * (RelayRecord.unheardHosts), so the other relay's silence fails a dead host over (scenarios/relay-deaf.json).
  */
-const DEAF_RELAY_WEIGHT = 0;
+const DEAF_RELAY_WEIGHT = 1;
 
 /**
  * The standing conditions a scenario runs in, each drawn now and then so that most runs keep the plain

@@ -352,6 +352,14 @@ export function describeStoreConformance(
         });
       });
 
+      it('keeps the hosts a report did not list until a report lists them all', async () => {
+        await enrollRelay('r1', HASH_A);
+        await stores.relays.acceptReport(SITE, 'r1', { ...report(1), unheardHosts: ['h2', 'h1'] });
+        expect((await stores.relays.getRelay(SITE, 'r1'))?.unheardHosts).toEqual(['h2', 'h1']);
+        await stores.relays.acceptReport(SITE, 'r1', report(2));
+        expect(await stores.relays.getRelay(SITE, 'r1')).not.toHaveProperty('unheardHosts');
+      });
+
       it('enrolls the same relay id again after revocation, starting afresh', async () => {
         await enrollRelay('r1', HASH_A);
         await stores.relays.acceptReport(SITE, 'r1', report(7));

@@ -29,6 +29,17 @@ afterEach(() => {
 });
 
 describe('DynamoRelayStore.acceptReport', () => {
+  it('stores the hosts a report does not list, and reads them back', async () => {
+    ddb.on(UpdateCommand).resolves({ Attributes: { ...storedRelay, unheardHosts: ['h1', 'h2'] } });
+    const relay = await relays.acceptReport(SITE, 'r1', { ...report, unheardHosts: ['h1', 'h2'] });
+    const [call] = ddb.commandCalls(UpdateCommand);
+    expect(call?.args[0].input.UpdateExpression).toBe(
+      'SET #lastSeq = :seq, #lastSeenAt = :at, #silentHosts = :silentHosts, #unheardHosts = :unheard',
+    );
+    expect(call?.args[0].input.ExpressionAttributeValues?.[':unheard']).toEqual(['h1', 'h2']);
+    expect(relay.unheardHosts).toEqual(['h1', 'h2']);
+  });
+
   it('is one conditional UpdateItem: credential, revocation and replay guard, no GSI attributes', async () => {
     ddb.on(UpdateCommand).resolves({ Attributes: storedRelay });
 
@@ -39,7 +50,9 @@ describe('DynamoRelayStore.acceptReport', () => {
     expect(call?.args[0].input).toEqual({
       TableName: 'halo',
       Key: { pk: `SITE#${SITE}`, sk: 'C#RELAY#r1' },
-      UpdateExpression: 'SET #lastSeq = :seq, #lastSeenAt = :at, #silentHosts = :silentHosts',
+      // A report that lists every host removes what an earlier one said it did not hear.
+      UpdateExpression:
+        'SET #lastSeq = :seq, #lastSeenAt = :at, #silentHosts = :silentHosts REMOVE #unheardHosts',
       ConditionExpression: '#credentialHash = :hash AND #revoked = :false AND #lastSeq < :seq',
       ExpressionAttributeNames: {
         '#lastSeq': 'lastSeq',
@@ -47,6 +60,7 @@ describe('DynamoRelayStore.acceptReport', () => {
         '#silentHosts': 'silentHosts',
         '#credentialHash': 'credentialHash',
         '#revoked': 'revoked',
+        '#unheardHosts': 'unheardHosts',
       },
       ExpressionAttributeValues: {
         ':seq': 8,
