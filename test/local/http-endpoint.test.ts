@@ -111,7 +111,10 @@ describe('local HTTP endpoint', () => {
     expect(bad.status).toBe(400);
     const body = ErrorBodySchema.parse(bad.body);
     expect(body.error).toBe('invalid-request');
-    expect(body.issues?.map((i) => i.path)).toEqual(expect.arrayContaining(['protocol', 'siteId']));
+    expect(body.issues?.map((i) => i.path)).toEqual(expect.arrayContaining(['siteId', 'relayId']));
+    // A protocol the control plane does not speak is named as such.
+    const unknown = ErrorBodySchema.parse((await postJson(`${plane.url}/v1/reports`, { protocol: 99 })).body);
+    expect(unknown.issues?.map((i) => i.path)).toEqual(['protocol']);
 
     const notJson = await postJson(`${plane.url}/v1/reports`, '{"protocol":');
     expect(notJson.status).toBe(400);
