@@ -284,7 +284,7 @@ export const EventFeedSchema = z.strictObject({
 /**
  * Each relay `GET /v1/sites/{siteId}/relays` lists (never its credential hash). `hostsHeard` are the
  * hosts its last accepted report listed as heard within their silence threshold, `hostsSilent` those it
- * called silent, with how long it had not heard each then. `live`: reported within the policy's relay
+ * called silent, with how long it had not heard each then, `hostsUnheard` those it did not list at all. `live`: reported within the policy's relay
  * silence; `onTime`: also within the pace its last response asked for (its votes count).
  */
 export const RelayViewSchema = z.strictObject({
@@ -304,6 +304,8 @@ export const RelayViewSchema = z.strictObject({
   onTime: z.boolean(),
   hostsHeard: z.array(IdSchema),
   hostsSilent: z.array(z.strictObject({ hostId: IdSchema, lastHeardMsAgo: z.number().int().nonnegative() })),
+  /** Hosts of the site its last report did not list at all (not heard since it started); absent: none. */
+  hostsUnheard: z.array(IdSchema).optional(),
 });
 export const RelayListSchema = z.array(RelayViewSchema);
 

@@ -19,14 +19,16 @@ export interface RelayView {
   readonly onTime: boolean;
   readonly hostsHeard: readonly string[];
   readonly hostsSilent: readonly { readonly hostId: string; readonly lastHeardMsAgo: number }[];
+  readonly hostsUnheard?: readonly string[];
 }
 
 /**
  * The relays of a site in id order, each with its last report (time, age, seq, the pace it was asked to
  * keep), whether it counts as live and on time (the deployment's relay silence, as the detector judges a
- * partition), and which of the site's hosts its last report heard or called silent. Ingest calls every
- * host of the site a report does not list silent, so a host is heard exactly when its last report heard
- * it within the silence threshold. NotFoundError for an unknown site.
+ * partition), and which of the site's hosts its last report heard or called silent. A host is heard
+ * exactly when its last report listed it and heard
+ * it within the silence threshold; a host it did not list at all is unheard (RelayRecord.unheardHosts).
+ * NotFoundError for an unknown site.
  */
 export async function listRelays(ctx: AppContext, args: { readonly siteId: string }): Promise<RelayView[]> {
   const control = await requireControl(ctx, args.siteId);
@@ -51,11 +53,13 @@ function relayView(ctx: AppContext, control: SiteControl, relay: RelayRecord, no
     nextReportInMs: relay.nextReportInMs ?? null,
     live: isLiveRelay(relay, now, policy),
     onTime: isOnTime(relay, now, policy),
+    // Hosts it calls silent or did not list at all (not heard since it started) are not heard.
     hostsHeard: reported
       ? Object.keys(control.hosts)
-          .filter((hostId) => !(hostId in silent))
+          .filter((hostId) => !(hostId in silent) && !(relay.unheardHosts ?? []).includes(hostId))
           .sort(compareIds)
       : [],
+    ...(relay.unheardHosts === undefined ? {} : { hostsUnheard: [...relay.unheardHosts].sort(compareIds) }),
     hostsSilent: Object.entries(silent)
       .map(([hostId, lastHeardMsAgo]) => ({ hostId, lastHeardMsAgo }))
       .sort((a, b) => compareIds(a.hostId, b.hostId)),

@@ -101,6 +101,13 @@ describe('listRelays', () => {
     ]);
   });
 
+  it('names the hosts a relay did not list at all (not heard since it started) apart from heard ones', async () => {
+    await site.r2.report(site.hosts().filter((h) => h.hostId === 'h1'));
+    const [, r2] = await listRelays(world.ctx, { siteId: SITE });
+    expect(r2).toMatchObject({ hostsHeard: ['h1'], hostsSilent: [], hostsUnheard: ['h2', 'h3'] });
+    expect(RelayListSchema.parse([r2])).toEqual([r2]);
+  });
+
   it('says a relay silent for longer than the relay silence is neither live nor on time', async () => {
     world.clock.advance(31_000);
     await site.r2.report(site.hosts());
