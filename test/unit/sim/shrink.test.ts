@@ -126,4 +126,20 @@ describe('shrinkScenario', () => {
       { id: 'dc1', relays: ['relay-b'], relayClockSkewMs: { 'relay-b': -30 } },
     ]);
   });
+
+  it('takes a candidate the simulator cannot run for one that does not break the rule', async () => {
+    const seen: Scenario[] = [];
+    const base = stub(seen);
+    const result = await shrinkScenario(scenario, {
+      seed: 42,
+      rule: 'split-brain',
+      runner: async (s, options) => {
+        // Without relay-a the "harness" cannot start: a throw, not a reproduction.
+        if (!s.sites.some((site) => site.relays.includes('relay-a'))) throw new Error('never heard of node01');
+        return base(s, options);
+      },
+    });
+    expect(result.scenario.sites[0]?.relays).toEqual(['relay-a', 'relay-b']);
+    expect(result.to.faults).toBe(1);
+  });
 });
