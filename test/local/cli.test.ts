@@ -92,8 +92,19 @@ let stopRelays: () => Promise<void> = async () => {};
 beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'halo-cli-local-'));
   plane = await startLocalControlPlane({
-    // A dead BMC is given up on within a second; relays not heard for 5 s make the site partitioned.
-    policy: { ...TEST_POLICY, fenceAttemptTimeoutMs: 1000, fenceDeadlineMs: 1000, relaySilentAfterMs: 5000 },
+    policy: {
+      ...TEST_POLICY,
+      // A dead BMC is given up on within a second; relays not heard for 5 s make the site partitioned.
+      fenceAttemptTimeoutMs: 1000,
+      fenceDeadlineMs: 1000,
+      relaySilentAfterMs: 5000,
+      // The relays' loop reports every 100 ms, far inside a minute's pace: a relay shows late only when it
+      // stops, never because a busy machine made one report 200 ms late (the VM-level HA paces this pace
+      // would derive stay as they were).
+      relayReportMs: 60_000,
+      vmRestartBackoffMs: 500,
+      vmRetryIntervalMs: 3000,
+    },
     detectorTickMs: 200,
     waitOverridesMs: { [STATE.WaitBeforeConfirm]: 50 },
     retryIntervalMs: 100,
