@@ -1,7 +1,7 @@
 import { type IncidentInput, type IncidentOutcome, IncidentOutcomeSchema } from '../../contracts/workflow';
 import { priorityRank } from '../../core/model';
 import type { AppContext } from '../context';
-import type { DownPeriod, IncidentRecord } from '../ports';
+import type { DownPeriod, IncidentRecord, VmRecord } from '../ports';
 import { listLeftDown } from '../recovery/left-down';
 import { isRunning } from '../shared/capacity';
 import { recordDownPeriods, runningAgainAt, silenceStart } from '../shared/downtime';
@@ -83,8 +83,28 @@ async function resolveOutcome(
         .sort((a, b) => priorityRank(a.priority) - priorityRank(b.priority) || compareIds(a.vmId, b.vmId))
         .map((vm) => vm.vmId) ??
       (plan === null ? [] : [...plannedVmIds(plan), ...plan.unplaced.map((u) => u.vmId)]);
+    // A start that succeeded counts, unless its target has since reported the VM stopped by a failure
+    // (crashed within a report of its start): down, left to VM-level HA like any VM the waves left down.
+    const lastStart = new Map(
+      commands.flatMap((c) =>
+        c.command.kind === 'start-vm' && c.status === 'succeeded'
+          ? [[c.command.vm.id, c.command] as const]
+          : [],
+      ),
+    );
+    const crashedSinceStart = (vmId: string): boolean => {
+      const start = lastStart.get(vmId);
+      const vm = records.get(vmId);
+      return (
+        start !== undefined &&
+        vm !== undefined &&
+        vm.hostId === start.hostId &&
+        stoppedByFailure(vm) &&
+        vm.observedAt > start.issuedAt
+      );
+    };
     const runs = (vmId: string): boolean =>
-      started.has(vmId) || runningNow(records.get(vmId), failed) !== null;
+      runningNow(records.get(vmId), failed) !== null || (started.has(vmId) && !crashedSinceStart(vmId));
     const down = set.filter((vmId) => !runs(vmId));
     const unplaced = plan?.unplaced.map((u) => u.vmId) ?? [];
     const recovered = plan !== null && down.length === 0;
@@ -135,4 +155,11 @@ async function resolveOutcome(
 /** The VM ids of an outcome's `down` list. */
 function idsIn(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}
+
+/** libvirt says the VM failed: `crashed`, or shut off because it crashed or failed to run. */
+function stoppedByFailure(vm: VmRecord): boolean {
+  return (
+    vm.state === 'crashed' || (vm.state === 'shut-off' && (vm.reason === 'crashed' || vm.reason === 'failed'))
+  );
 }

@@ -507,3 +507,16 @@ describe('a large site', () => {
     }
   });
 });
+
+describe('a VM restarted by its host incident that crashes before a report shows it running', () => {
+  it('vm-crash-after-restart (seed 10878): the incident does not close recovered; VM-level HA restarts it', async () => {
+    const file = join(DIR, 'vm-crash-after-restart.json');
+    const scenario = parseScenario(readFileSync(file, 'utf8'), file);
+    // The seed that times the crash between the start and the report that would show it running.
+    const result = { ...(await runScenario(scenario, { seed: 10_878 })), scenario };
+    const report = clean(result);
+    expect(only(report, 'node04').outcome).toBe('partially-recovered');
+    expect(vmIncidents(report, 'vm-014').map((i) => i.outcome)).toEqual(['recovered']);
+    expect(runningOn(report, 'vm-014')).toEqual(['node04']);
+  });
+});
