@@ -1,12 +1,14 @@
 import { cpus } from 'node:os';
 import { bundleSuite } from './bundle.bench';
+import { clusterSuite } from './cluster.bench';
 import { failoverSuite } from './failover.bench';
 import type { BenchSuite } from './harness';
 import { printTable, resultRows } from './harness';
 import { ingestSuite } from './ingest.bench';
 import { placementSuite } from './placement.bench';
-import { simulationSuite } from './simulation.bench';
 import type { ReportSuite } from './report-suite';
+import { simulationSuite } from './simulation.bench';
+import { workflowLimitsSuite } from './workflow-limits.bench';
 
 // A new bench is one module exporting a BenchSuite (one timing table) or a ReportSuite (async, several
 // tables), added here.
@@ -16,6 +18,8 @@ const SUITES: readonly (BenchSuite | ReportSuite)[] = [
   failoverSuite,
   placementSuite,
   ingestSuite,
+  clusterSuite,
+  workflowLimitsSuite,
   bundleSuite,
   simulationSuite,
 ];
