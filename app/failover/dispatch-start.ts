@@ -7,7 +7,7 @@ import { outcomeOf, settleTask } from '../shared/callbacks';
 import { appendEvent } from '../shared/events';
 import { compareIds } from '../shared/order';
 import { clusterPolicy } from '../shared/policy';
-import { byCommandPreference, liveRelays } from '../shared/relays';
+import { byCommandPreference, hearsHost, liveRelays } from '../shared/relays';
 import { capacityReservedEvent, type Reserved, readForReservation, reserveFor } from './reserve-capacity';
 
 /** The start command a StartVm task put out. */
@@ -46,7 +46,7 @@ export async function dispatchStart(
   const policy = clusterPolicy(ctx, control.clusters, record.cluster);
   // A relay that reports on time first: an overdue one may be dead, and its start would only time out.
   const relay = liveRelays(control.relays, now, policy)
-    .filter((r) => !(targetHostId in r.silentHosts))
+    .filter((r) => hearsHost(r, targetHostId))
     .sort(byCommandPreference(now, policy, (a, b) => compareIds(a.relayId, b.relayId)))[0];
   if (relay === undefined) {
     // The reservation stays held until ReleaseCapacity (the catch of every other failure) frees it.

@@ -16,7 +16,7 @@ import { coreVm, isRunning, placementLoads, reservationLimits } from '../shared/
 import { endDownPeriod } from '../shared/downtime';
 import { METRIC } from '../shared/metrics';
 import { compareIds } from '../shared/order';
-import { hostSilence, liveRelays } from '../shared/relays';
+import { hearsHost, hostSilence, liveRelays } from '../shared/relays';
 import {
   closeEpisode,
   draftOf,
@@ -691,7 +691,7 @@ async function openedFor(
 /** A live relay that hears the host: the one whose report prompted the pass if it does, else by id. */
 function relayFor(pass: Pass, hostId: string, policy: HaPolicy): RelayRecord | undefined {
   const hearing = liveRelays(pass.control.relays, pass.now, policy)
-    .filter((relay) => !(hostId in relay.silentHosts))
+    .filter((relay) => hearsHost(relay, hostId))
     .sort((a, b) => compareIds(a.relayId, b.relayId));
   return hearing.find((relay) => relay.relayId === pass.preferRelayId) ?? hearing[0];
 }

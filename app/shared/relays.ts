@@ -6,6 +6,14 @@ export function isLiveRelay(relay: RelayRecord, now: number, policy: HaPolicy): 
   return !relay.revoked && relay.lastSeenAt !== null && now - relay.lastSeenAt <= policy.relaySilentAfterMs;
 }
 
+/**
+ * The relay's last report heard the host: listed it, and not as silent. One that calls it silent, or did
+ * not list it at all (not heard since it started), cannot carry a start to its agent.
+ */
+export function hearsHost(relay: RelayRecord, hostId: string): boolean {
+  return !(hostId in relay.silentHosts) && !(relay.unheardHosts?.includes(hostId) ?? false);
+}
+
 /** The live relays of a site, in the order given. */
 export function liveRelays(relays: readonly RelayRecord[], now: number, policy: HaPolicy): RelayRecord[] {
   return relays.filter((r) => isLiveRelay(r, now, policy));

@@ -520,3 +520,17 @@ describe('a VM restarted by its host incident that crashes before a report shows
     expect(runningOn(report, 'vm-014')).toEqual(['node04']);
   });
 });
+
+describe('a deaf relay among two', () => {
+  it('deaf-relay-start: the start goes through the relay that hears its target, and the VM runs', async () => {
+    const result = await run('deaf-relay-start');
+    const report = clean(result);
+    const incident = only(report, 'node02');
+    expect(incident.outcome).toBe('recovered');
+    expect(incident.starts).toEqual([expect.objectContaining({ vm: 'vm-011', host: 'node05' })]);
+    expect(result.timeline.some((e) => /start vm-011 on node05 through relay relay-b/.test(e.text))).toBe(
+      true,
+    );
+    expect(runningOn(report, 'vm-011')).toEqual(['node05']);
+  });
+});
