@@ -74,6 +74,12 @@ export interface RelayRecord {
    * it does not outvote a relay that calls the host silent. Absent when it listed every host.
    */
   readonly unheardHosts?: readonly string[];
+  /**
+   * The site's other relays as this relay heard them on the LAN at its last report (relay id → how long
+   * ago): how a relay that died is known at LAN speed, and which relays take turns (app/shared/relays.ts).
+   * Absent from relays that report no peers.
+   */
+  readonly peers?: Readonly<Record<string, number>>;
   /** When the relay's current credential was issued. */
   readonly enrolledAt: number;
 }
@@ -424,6 +430,8 @@ export interface RelayStore {
       nextReportInMs?: number;
       /** Hosts of the site the report does not list (RelayRecord.unheardHosts); none when absent or empty. */
       unheardHosts?: readonly string[];
+      /** The peer relays the report lists (RelayRecord.peers); removed when absent. */
+      peers?: Readonly<Record<string, number>>;
     },
   ): Promise<RelayRecord>;
 }

@@ -155,6 +155,14 @@ export const HostReportSchema = z.strictObject({
 });
 export type HostReport = z.infer<typeof HostReportSchema>;
 
+/** Another relay of the site as this relay hears it on the LAN (relay heartbeats, LAN protocol). */
+export const PeerRelaySchema = z.strictObject({
+  relayId: id,
+  /** Milliseconds since this relay last heard that relay on the LAN, when the report was sent. */
+  lastHeardMsAgo: z.number().int().nonnegative(),
+});
+export type PeerRelay = z.infer<typeof PeerRelaySchema>;
+
 /**
  * How much older than the newest seen an inventory of the same boot may be and still be taken for one out
  * of order (and dropped). Out-of-order inventories are seconds old; an agent whose clock was stepped back
@@ -275,7 +283,7 @@ export type RelayReport = z.infer<typeof RelayReportSchema>;
 
 /**
  * A v2 relay's batched report: every host it knows with its liveness and inventory digest, the inventory
- * only where the control plane lacks it.
+ * only where the control plane lacks it, and the site's other relays as it hears them on the LAN.
  * Repeats are refused as in v1 (`hosts.0.inventory.vms.3.id`).
  */
 export const RelayReportV2Schema = z
@@ -283,6 +291,13 @@ export const RelayReportV2Schema = z
     protocol: z.literal(PROTOCOL_VERSION),
     ...reportHeader,
     hosts: z.array(HostReportSchema).max(MAX_REPORT_HOSTS),
+    /**
+     * The site's other relays this relay is configured to hear on the LAN, each with how long ago it last
+     * heard it; one not heard since this relay started is left out. Absent: it is configured with none.
+     * Relays that hear each other take turns reporting, and a relay its peers no longer hear is taken for
+     * silent at once (docs/protocol.md "Relays take turns").
+     */
+    relays: z.array(PeerRelaySchema).max(16).optional(),
   })
   .superRefine((report, ctx) =>
     checkRepeats(

@@ -66,6 +66,19 @@ export const InventoryRequestSchema = z.strictObject({
 });
 export type InventoryRequest = z.infer<typeof InventoryRequestSchema>;
 
+/**
+ * Relay → each other relay of its site, every `hostHeartbeatMs` (UDP): "I am alive". A relay reports how
+ * long ago it heard each peer, so that the control plane learns at LAN speed that a relay died (one that
+ * died with a host must not keep that host from failing over), and lets relays that hear each other take
+ * turns reporting. Carries nothing else: any holder of the site's key could forge it, and a forged one can
+ * only keep a dead relay looking alive for as long as its own reports say, never silence a live one.
+ */
+export const RelayHeartbeatSchema = z.strictObject({
+  kind: z.literal('relay-heartbeat'),
+  relayId: IdSchema,
+});
+export type RelayHeartbeat = z.infer<typeof RelayHeartbeatSchema>;
+
 /** Relay → an agent: send me these VMs' definitions (UDP, or HTTP when the list is long). */
 export const DefinitionRequestSchema = z.strictObject({
   kind: z.literal('definition-request'),
@@ -122,6 +135,7 @@ export const LanMessageSchema = z.discriminatedUnion('kind', [
   DefinitionsSchema,
   StartVmRequestSchema,
   StartVmReplySchema,
+  RelayHeartbeatSchema,
 ]);
 export type LanMessage = z.infer<typeof LanMessageSchema>;
 
@@ -130,6 +144,7 @@ export const DATAGRAM_KINDS: ReadonlySet<LanMessage['kind']> = new Set([
   'heartbeat',
   'inventory-request',
   'definition-request',
+  'relay-heartbeat',
 ]);
 
 /** The sender a message claims: the host for agent messages, the relay for relay messages. */
@@ -143,6 +158,7 @@ export function claimedSender(message: LanMessage): string {
     case 'inventory-request':
     case 'definition-request':
     case 'start-vm':
+    case 'relay-heartbeat':
       return message.relayId;
   }
 }

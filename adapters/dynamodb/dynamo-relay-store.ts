@@ -103,11 +103,17 @@ export class DynamoRelayStore implements RelayStore {
       silentHosts: Record<string, number>;
       nextReportInMs?: number;
       unheardHosts?: readonly string[];
+      peers?: Readonly<Record<string, number>>;
     },
   ): Promise<RelayRecord> {
     const key = relayKey(siteId, relayId);
     const pace = report.nextReportInMs;
     const unheard = report.unheardHosts ?? [];
+    const peers = report.peers;
+    const removed = [
+      ...(unheard.length === 0 ? ['#unheardHosts'] : []),
+      ...(peers === undefined ? ['#peers'] : []),
+    ];
     // The only write of a quiet report: credential check, revocation check and replay guard in one condition.
     const result = await unlessConditionFails(
       this.ctx.client.send(
@@ -117,7 +123,9 @@ export class DynamoRelayStore implements RelayStore {
           UpdateExpression:
             'SET #lastSeq = :seq, #lastSeenAt = :at, #silentHosts = :silentHosts' +
             (pace === undefined ? '' : ', #nextReportInMs = :pace') +
-            (unheard.length === 0 ? ' REMOVE #unheardHosts' : ', #unheardHosts = :unheard'),
+            (unheard.length === 0 ? '' : ', #unheardHosts = :unheard') +
+            (peers === undefined ? '' : ', #peers = :peers') +
+            (removed.length === 0 ? '' : ` REMOVE ${removed.join(', ')}`),
           ConditionExpression: '#credentialHash = :hash AND #revoked = :false AND #lastSeq < :seq',
           ExpressionAttributeNames: {
             '#lastSeq': 'lastSeq',
@@ -127,6 +135,7 @@ export class DynamoRelayStore implements RelayStore {
             '#revoked': 'revoked',
             ...(pace === undefined ? {} : { '#nextReportInMs': 'nextReportInMs' }),
             '#unheardHosts': 'unheardHosts',
+            '#peers': 'peers',
           },
           ExpressionAttributeValues: {
             ':seq': report.seq,
@@ -136,6 +145,7 @@ export class DynamoRelayStore implements RelayStore {
             ':false': false,
             ...(pace === undefined ? {} : { ':pace': pace }),
             ...(unheard.length === 0 ? {} : { ':unheard': [...unheard] }),
+            ...(peers === undefined ? {} : { ':peers': { ...peers } }),
           },
           ReturnValues: 'ALL_NEW',
         }),
@@ -180,6 +190,7 @@ function relayToItem(relay: RelayRecord): Item {
     lastSeenAt: relay.lastSeenAt,
     silentHosts: relay.silentHosts,
     ...(relay.unheardHosts === undefined ? {} : { unheardHosts: relay.unheardHosts }),
+    ...(relay.peers === undefined ? {} : { peers: relay.peers }),
     enrolledAt: relay.enrolledAt,
   };
 }
@@ -198,6 +209,9 @@ export function relayFromItem(item: Item): RelayRecord {
     ...optionalPace(numOrNull(item, 'nextReportInMs')),
     ...(Array.isArray(item.unheardHosts) && item.unheardHosts.length > 0
       ? { unheardHosts: item.unheardHosts.filter((h): h is string => typeof h === 'string') }
+      : {}),
+    ...(typeof item.peers === 'object' && item.peers !== null
+      ? { peers: map<Record<string, number>>(item, 'peers') }
       : {}),
   };
 }

@@ -60,6 +60,7 @@ export class MemoryRelayStore implements RelayStore {
       silentHosts: Record<string, number>;
       nextReportInMs?: number;
       unheardHosts?: readonly string[];
+      peers?: Readonly<Record<string, number>>;
     },
   ): Promise<RelayRecord> {
     const key = rowKey(siteId, relayId);
@@ -73,7 +74,7 @@ export class MemoryRelayStore implements RelayStore {
     if (relay.lastSeq >= report.seq) {
       throw new StaleSequenceError(`${name}: seq ${report.seq} is not above ${relay.lastSeq}`);
     }
-    const { unheardHosts: _previous, ...kept } = relay;
+    const { unheardHosts: _previous, peers: _previousPeers, ...kept } = relay;
     const unheard = report.unheardHosts ?? [];
     const next: RelayRecord = {
       ...kept,
@@ -82,6 +83,7 @@ export class MemoryRelayStore implements RelayStore {
       silentHosts: copy(report.silentHosts),
       ...(report.nextReportInMs === undefined ? {} : { nextReportInMs: report.nextReportInMs }),
       ...(unheard.length === 0 ? {} : { unheardHosts: [...unheard] }),
+      ...(report.peers === undefined ? {} : { peers: copy(report.peers) }),
     };
     this.state.relays.set(key, next);
     return copy(next);

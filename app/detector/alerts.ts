@@ -86,7 +86,7 @@ function oneLiveRelay(ctx: AppContext, control: SiteControl, now: number): SiteA
   const policy = defaultPolicy(ctx);
   // A relay that never reported is not yet in service: it neither counts nor is missed.
   const enrolled = control.relays.filter((r) => !r.revoked && r.lastSeenAt !== null);
-  const live = enrolled.filter((r) => isLiveRelay(r, now, policy));
+  const live = enrolled.filter((r) => isLiveRelay(r, now, policy, enrolled));
   const [only] = live;
   if (enrolled.length < 2 || live.length !== 1 || only === undefined) return null;
   return {

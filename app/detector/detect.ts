@@ -144,7 +144,7 @@ async function checkSite(
   const policy = defaultPolicy(ctx);
   // A relay that never reported says nothing yet; a site with only such relays is new, not partitioned.
   const relays = control.relays.filter((r) => !r.revoked);
-  const silent = relays.filter((r) => !isLiveRelay(r, now, policy));
+  const silent = relays.filter((r) => !isLiveRelay(r, now, policy, relays));
   const partitioned = relays.some((r) => r.lastSeenAt !== null) && silent.length === relays.length;
   const { failing, autostart } = evaluateCapacity
     ? await capacityFindings(ctx, control)

@@ -28,7 +28,7 @@ export async function confirmSilence(
       const age = r.silentHosts[incident.hostId];
       return {
         relayId: r.relayId,
-        live: isLiveRelay(r, now, policy),
+        live: isLiveRelay(r, now, policy, control.relays),
         // Aged to now: the relay measured it when it last reported.
         lastHeardMsAgo: age === undefined || r.lastSeenAt === null ? null : age + (now - r.lastSeenAt),
       };

@@ -128,6 +128,7 @@ function pickRelay(
       at.now,
       at.policy,
       (a, b) => lastUse(a.relayId) - lastUse(b.relayId) || compareIds(a.relayId, b.relayId),
+      live,
     ),
   )[0];
 }

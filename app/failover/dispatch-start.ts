@@ -47,7 +47,7 @@ export async function dispatchStart(
   // A relay that reports on time first: an overdue one may be dead, and its start would only time out.
   const relay = liveRelays(control.relays, now, policy)
     .filter((r) => hearsHost(r, targetHostId))
-    .sort(byCommandPreference(now, policy, (a, b) => compareIds(a.relayId, b.relayId)))[0];
+    .sort(byCommandPreference(now, policy, (a, b) => compareIds(a.relayId, b.relayId), control.relays))[0];
   if (relay === undefined) {
     // The reservation stays held until ReleaseCapacity (the catch of every other failure) frees it.
     throw new NoRelayAvailableError(`no live relay of site ${attempt.siteId} hears ${targetHostId}`);

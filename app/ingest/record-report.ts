@@ -1,5 +1,5 @@
 import type { AnyRelayReport, ReportResponse } from '../../contracts/relay-protocol';
-import { hostSilentAfterMs } from '../../core/policy';
+import { type HaPolicy, hostSilentAfterMs } from '../../core/policy';
 import type { AppContext } from '../context';
 import { ClockSkewError, UnknownRelayError } from '../errors';
 import type { RelayRecord, SiteControl } from '../ports';
@@ -13,6 +13,7 @@ import { relaySecret } from './credential';
 import { commandsFor } from './deliver';
 import { recordInventory } from './inventory';
 import { openIncident } from './open-incident';
+import { steadyPaceMs, untilPeerSilenceCountsMs } from './pace';
 import { recordFenceReadiness } from './readiness';
 import { type ReportedHost, reportedHosts } from './reported-hosts';
 import { recordResults } from './results';
@@ -49,14 +50,32 @@ export async function recordReport(
     hostSilentAfterMs(cluster === null ? defaultPolicy(ctx) : clusterPolicy(ctx, control.clusters, cluster));
   const { hosts, wanted } = reportedHosts(control, report, silentAfter);
   const silentHosts = silentSet(hosts, silentAfter);
+  // The relays it hears on the LAN (v2): whether it takes turns with them, and their liveness.
+  const peers =
+    report.protocol === 2 && report.relays !== undefined
+      ? Object.fromEntries(report.relays.map((p) => [p.relayId, p.lastHeardMsAgo]))
+      : undefined;
   // The pace is decided before the liveness write, which records it: the relay's votes age by the pace it
   // was asked to keep (app/shared/relays.ts). A report that opens an incident calls an up host silent, so
-  // the pace it gets is already the incident pace.
-  const nextReportInMs = reportIntervalMs(
-    ctx,
-    control.clusters,
-    incidentUnderWay(control) || silenceUnresolved(control, report.relayId, silentHosts),
-  );
+  // the pace it gets is already the incident pace. Relays that hear each other take turns only while the
+  // site is quiet: an open incident (one left to an operator too) or a VM down may send a command at any
+  // moment, which a relay takes with its next report, and a start must be taken well within its timeout.
+  const fast = incidentUnderWay(control) || silenceUnresolved(control, report.relayId, silentHosts);
+  const quiet = control.openIncidents.length === 0 && control.recovering.length === 0;
+  const pace = fast
+    ? reportIntervalMs(ctx, control.clusters, true)
+    : !quiet
+      ? reportIntervalMs(ctx, control.clusters, false)
+      : steadyPaceMs({
+          relayId: report.relayId,
+          peers,
+          relays: control.relays,
+          policy: relayPolicy(ctx, control),
+          reportMs: reportIntervalMs(ctx, control.clusters, false),
+          now,
+        });
+  // A peer this relay no longer hears is taken for silent a moment after the threshold: report again then.
+  const nextReportInMs = Math.min(pace, untilPeerSilenceCountsMs(peers, relayPolicy(ctx, control)) ?? pace);
   const relay = await relays.acceptReport(report.siteId, report.relayId, {
     seq: report.seq,
     at: now,
@@ -65,6 +84,7 @@ export async function recordReport(
     nextReportInMs,
     // Hosts of the site this relay does not list at all: it has not heard them since it started.
     unheardHosts: unlisted(control, report),
+    ...(peers === undefined ? {} : { peers }),
   });
   metrics.count(METRIC.ReportsIngested);
   const view = withRelay(control, relay);
@@ -181,6 +201,21 @@ function silenceUnresolved(
     silentHosts,
   ];
   return sets.some((set) => Object.keys(set).some((hostId) => control.hosts[hostId]?.status === 'up'));
+}
+
+/**
+ * The policy relays are held to at this site: the deployment's, with the shortest relay silence of any of
+ * its clusters (a relay serves them all), which bounds how long a relay taking turns may stay quiet.
+ */
+function relayPolicy(ctx: AppContext, control: SiteControl): HaPolicy {
+  const policies = [
+    defaultPolicy(ctx),
+    ...control.clusters.map((c) => clusterPolicy(ctx, control.clusters, c.clusterId)),
+  ];
+  return {
+    ...defaultPolicy(ctx),
+    relaySilentAfterMs: Math.min(...policies.map((p) => p.relaySilentAfterMs)),
+  };
 }
 
 /** Hosts this relay calls silent under their cluster's policy, with how long ago it last heard each. */

@@ -51,8 +51,8 @@ function relayView(ctx: AppContext, control: SiteControl, relay: RelayRecord, no
     lastReportAgeMs: relay.lastSeenAt === null ? null : Math.max(0, now - relay.lastSeenAt),
     seq: relay.lastSeq < 0 ? null : relay.lastSeq,
     nextReportInMs: relay.nextReportInMs ?? null,
-    live: isLiveRelay(relay, now, policy),
-    onTime: isOnTime(relay, now, policy),
+    live: isLiveRelay(relay, now, policy, control.relays),
+    onTime: isOnTime(relay, now, policy, control.relays),
     // Hosts it calls silent or did not list at all (not heard since it started) are not heard.
     hostsHeard: reported
       ? Object.keys(control.hosts)

@@ -1,9 +1,76 @@
-import type { HaPolicy } from '../../core/policy';
+import { type HaPolicy, hostSilentAfterMs } from '../../core/policy';
 import type { RelayRecord } from '../ports';
 
-/** A relay counts when it is enrolled, not revoked, and reported within the policy's relay silence. */
-export function isLiveRelay(relay: RelayRecord, now: number, policy: HaPolicy): boolean {
+/**
+ * A relay's liveness, with what its peers say of it on the LAN (RelayRecord.peers: each relay reports how
+ * long ago it heard the site's other relays). `site` is the site's relays; without it, only the relay's own
+ * reports count.
+ *
+ * - A relay is live while it reported within the relay silence (`relaySilentAfterMs`).
+ * - A relay whose peers hear it on the LAN stays live one report interval longer: relays that hear each
+ *   other take turns and each reports only every `relaySilentAfterMs` (relayPace), so a peer's word that it
+ *   lives bridges its report coming due.
+ * - A relay a live peer has not heard on the LAN for the silence threshold and one incident-pace interval
+ *   more, and that has not reported since that peer last heard it, is not live, whatever its last report:
+ *   it has died (with a host it heard, perhaps), and its word must stop counting at LAN speed rather than
+ *   when its report is overdue. It is live again with its next report. The extra interval is the silenced
+ *   relay's chance to speak for itself first: relays cut off from each other (but not dead) each report the
+ *   other silent at the threshold, at once, and each report lifts the other's silence.
+ */
+export function isLiveRelay(
+  relay: RelayRecord,
+  now: number,
+  policy: HaPolicy,
+  site: readonly RelayRecord[] = [],
+): boolean {
+  if (relay.revoked || relay.lastSeenAt === null || peerSilenced(relay, site, now, policy)) return false;
+  const age = now - relay.lastSeenAt;
+  if (age <= policy.relaySilentAfterMs) return true;
+  return age <= policy.relaySilentAfterMs + policy.relayReportMs && heardByPeer(relay, site, now, policy);
+}
+
+/** A relay that reported within the relay silence itself: whose word about its peers counts. */
+function reportsItself(relay: RelayRecord, now: number, policy: HaPolicy): boolean {
   return !relay.revoked && relay.lastSeenAt !== null && now - relay.lastSeenAt <= policy.relaySilentAfterMs;
+}
+
+/** Another relay of the site that reports itself heard `relay` on the LAN within the silence threshold. */
+function heardByPeer(
+  relay: RelayRecord,
+  site: readonly RelayRecord[],
+  now: number,
+  policy: HaPolicy,
+): boolean {
+  return site.some((peer) => {
+    if (peer.relayId === relay.relayId || !reportsItself(peer, now, policy)) return false;
+    const ago = peer.peers?.[relay.relayId];
+    return ago !== undefined && ago <= hostSilentAfterMs(policy);
+  });
+}
+
+/**
+ * A peer that reports itself has not heard `relay` on the LAN for the silence threshold plus one incident
+ * pace, and `relay` has not reported since that peer last heard it (allowing one incident-pace interval for
+ * the uplink: a report sent just before it died reaches the control plane a little after its last heartbeat
+ * reached the peer).
+ */
+export function peerSilenced(
+  relay: RelayRecord,
+  site: readonly RelayRecord[],
+  now: number,
+  policy: HaPolicy,
+): boolean {
+  if (relay.lastSeenAt === null) return false;
+  const lastSeenAt = relay.lastSeenAt;
+  return site.some((peer) => {
+    if (peer.relayId === relay.relayId || peer.lastSeenAt === null || !reportsItself(peer, now, policy)) {
+      return false;
+    }
+    const ago = peer.peers?.[relay.relayId];
+    if (ago === undefined || ago < hostSilentAfterMs(policy) + policy.incidentReportMs) return false;
+    const lastHeardAt = peer.lastSeenAt - ago;
+    return lastSeenAt <= lastHeardAt + policy.incidentReportMs;
+  });
 }
 
 /**
@@ -16,7 +83,7 @@ export function hearsHost(relay: RelayRecord, hostId: string): boolean {
 
 /** The live relays of a site, in the order given. */
 export function liveRelays(relays: readonly RelayRecord[], now: number, policy: HaPolicy): RelayRecord[] {
-  return relays.filter((r) => isLiveRelay(r, now, policy));
+  return relays.filter((r) => isLiveRelay(r, now, policy, relays));
 }
 
 /**
@@ -32,7 +99,9 @@ export function liveRelays(relays: readonly RelayRecord[], now: number, policy: 
 export function heardVoteWindowMs(relay: RelayRecord, policy: HaPolicy): number {
   const asked = relay.nextReportInMs;
   if (asked === undefined) return policy.relaySilentAfterMs;
-  return Math.min(policy.relaySilentAfterMs, asked + policy.incidentReportMs);
+  // A relay taking turns is asked for a report only every relaySilentAfterMs (relayPace), and stays live a
+  // report interval past it while a peer hears it.
+  return Math.min(policy.relaySilentAfterMs + policy.relayReportMs, asked + policy.incidentReportMs);
 }
 
 /**
@@ -40,9 +109,14 @@ export function heardVoteWindowMs(relay: RelayRecord, policy: HaPolicy): number 
  * expected to take a command with its next report. An overdue relay may have died; a command sent to it
  * would wait out a whole attempt.
  */
-export function isOnTime(relay: RelayRecord, now: number, policy: HaPolicy): boolean {
+export function isOnTime(
+  relay: RelayRecord,
+  now: number,
+  policy: HaPolicy,
+  site: readonly RelayRecord[] = [],
+): boolean {
   return (
-    isLiveRelay(relay, now, policy) &&
+    isLiveRelay(relay, now, policy, site) &&
     relay.lastSeenAt !== null &&
     now - relay.lastSeenAt <= heardVoteWindowMs(relay, policy)
   );
@@ -56,8 +130,9 @@ export function byCommandPreference(
   now: number,
   policy: HaPolicy,
   rank: (a: RelayRecord, b: RelayRecord) => number,
+  site: readonly RelayRecord[] = [],
 ): (a: RelayRecord, b: RelayRecord) => number {
-  const late = (r: RelayRecord): number => (isOnTime(r, now, policy) ? 0 : 1);
+  const late = (r: RelayRecord): number => (isOnTime(r, now, policy, site) ? 0 : 1);
   return (a, b) => late(a) - late(b) || rank(a, b);
 }
 

@@ -255,6 +255,8 @@ async function runOnce(scenario: Scenario, options: RunOptions): Promise<RunResu
               relayReportMs: policy.relayReportMs,
             },
             fence,
+            // The site's other relays, heard and heartbeaten on the simulated LAN (relays take turns).
+            peers: (scenario.sites.find((s) => s.id === siteId)?.relays ?? []).filter((r) => r !== relayId),
             bmcPollMs: scenario.timing.bmcPollMs ?? Math.min(hb, 250),
             loopMs: Math.max(10, Math.min(50, Math.floor(hb / 4))),
             minReportGapMs: Math.min(250, hb),

@@ -71,6 +71,12 @@ export const RelayConfigFileSchema = z.strictObject({
     keyFile: z.string().min(1),
     /** Largest accepted difference between a sender's clock and ours. */
     maxSkewMs: positiveMs.optional(),
+    /**
+     * The site's other relays, by id, at their LAN `host:port`: this relay heartbeats each and reports how
+     * long ago it heard each, so that relays that hear each other take turns reporting and a dead one is
+     * known at once (docs/protocol.md "Relays take turns"). Optional: without it the relay reports alone.
+     */
+    relays: z.record(IdSchema, ListenSchema).optional(),
   }),
   stateDir: z.string().min(1),
   /** Must match the control plane's policy for the site (core/policy; `cdk.json` halo:policy). */
@@ -128,6 +134,8 @@ export interface RelaySettings {
   readonly lan: {
     readonly host: string;
     readonly port: number;
+    /** The site's other relays at their LAN addresses (lan.relays). */
+    readonly relays: Readonly<Record<string, { readonly host: string; readonly port: number }>>;
     /** The decoded LAN key. */
     readonly key: Buffer;
     readonly maxSkewMs?: number;
@@ -211,6 +219,13 @@ export function loadRelayConfig(configPath: string): RelaySettings {
   secrets.push(keyText);
   const listen = parseHostPort(file.lan.listen);
   if (listen === null) throw new ConfigError('lan.listen: expected host:port');
+  const relays: Record<string, { host: string; port: number }> = {};
+  for (const [relayId, address] of Object.entries(file.lan.relays ?? {})) {
+    if (relayId === file.relay) throw new ConfigError(`lan.relays.${relayId}: this relay itself`);
+    const parsed = parseHostPort(address);
+    if (parsed === null) throw new ConfigError(`lan.relays.${relayId}: expected host:port`);
+    relays[relayId] = parsed;
+  }
 
   return {
     configPath: path,
@@ -221,6 +236,7 @@ export function loadRelayConfig(configPath: string): RelaySettings {
     ...(file.controlPlane.timeoutMs === undefined ? {} : { requestTimeoutMs: file.controlPlane.timeoutMs }),
     lan: {
       ...listen,
+      relays,
       key,
       ...(file.lan.maxSkewMs === undefined ? {} : { maxSkewMs: file.lan.maxSkewMs }),
     },

@@ -51,4 +51,10 @@ export interface RelayConfig {
   readonly minReportGapMs?: number;
   /** Granularity of `run()`'s loop; default 100 ms. */
   readonly loopMs?: number;
+  /**
+   * The site's other relays (ids; their LAN addresses are the transport's). The relay sends each a relay
+   * heartbeat every `hostHeartbeatMs` and reports how long ago it heard each: relays that hear each other
+   * take turns reporting, and one that dies is known at once (docs/protocol.md "Relays take turns").
+   */
+  readonly peers?: readonly string[];
 }

@@ -2,6 +2,7 @@ import {
   type CommandResult,
   type FenceReadiness,
   type HostReport,
+  type PeerRelay,
   INVENTORY_REORDER_WINDOW_MS,
   PROTOCOL_VERSION,
   REPORT_BUDGET_BYTES,
@@ -120,6 +121,12 @@ export class Relay {
   private readonly acceptedDigest = new Map<string, string>();
   /** Hosts whose inventory the last response asked for (it holds another digest, or none). */
   private wanted = new Set<string>();
+  /** When each of the site's other relays was last heard on the LAN (its relay heartbeats). */
+  private readonly peerHeardAt = new Map<string, number>();
+  /** Peer relays the last report called silent: one crossing the threshold either way is reported at once. */
+  private reportedSilentPeers = new Set<string>();
+  /** When this relay last sent its heartbeat to its peers. */
+  private peerBeatAt = Number.NEGATIVE_INFINITY;
   private nextSeq: number;
   /** A restarted relay first listens one silence threshold, so live hosts are heard before any report. */
   private readonly quietUntil: number;
@@ -184,11 +191,13 @@ export class Relay {
     else if (message.kind === 'inventory') this.inventory(message);
     else if (message.kind === 'definitions') this.receiveDefinitions(message);
     else if (message.kind === 'start-result') this.answered(message);
+    else if (message.kind === 'relay-heartbeat') this.peerHeard(message.relayId);
   }
 
   /** Does what is due now (command steps and the report, side by side) and awaits it. */
   async tick(): Promise<void> {
     const now = this.ports.clock.now();
+    this.beatToPeers(now);
     this.noticeSilence(now);
     const steps = this.stepDueCommands(now);
     const report = this.reportIfDue();
@@ -356,11 +365,12 @@ export class Relay {
     return now - host.heardAt > this.silentAfterMs;
   }
 
-  /** Time until the next heard host would cross the silence threshold (strictly above it). */
+  /** Time until the next heard host or peer relay would cross the silence threshold (strictly above it). */
   private untilNextSilence(now: number): number {
     let next = Number.POSITIVE_INFINITY;
-    for (const host of this.hosts.values()) {
-      const until = host.heardAt + this.silentAfterMs + 1 - now;
+    const heardAt = [...[...this.hosts.values()].map((h) => h.heardAt), ...this.peerHeardAt.values()];
+    for (const at of heardAt) {
+      const until = at + this.silentAfterMs + 1 - now;
       // Already past it: the tick that saw it has made the report urgent, so no wake-up is owed.
       if (until > 0) next = Math.min(next, until);
     }
@@ -374,6 +384,51 @@ export class Relay {
         this.urgent = true;
       }
     }
+    // A peer relay going silent is news at once too: it may have died with a host it heard, and until the
+    // control plane knows, that relay's word still keeps the host from failing over.
+    for (const [relayId, heardAt] of this.peerHeardAt) {
+      if (now - heardAt > this.silentAfterMs !== this.reportedSilentPeers.has(relayId)) {
+        this.changed = true;
+        this.urgent = true;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ peer relays
+
+  /** Every `hostHeartbeatMs`, a relay heartbeat to each of the site's other relays (LAN, UDP). */
+  private beatToPeers(now: number): void {
+    const peers = this.config.peers ?? [];
+    if (peers.length === 0 || now < this.peerBeatAt + this.policy.hostHeartbeatMs) return;
+    this.peerBeatAt = now;
+    for (const peer of peers) {
+      this.ports.lan.send(peer, { kind: 'relay-heartbeat', relayId: this.config.relayId });
+    }
+  }
+
+  /** A peer relay's heartbeat; one that is not a configured peer is ignored. */
+  private peerHeard(relayId: string): void {
+    if (!(this.config.peers ?? []).includes(relayId)) return;
+    this.peerHeardAt.set(relayId, this.ports.clock.now());
+    // Heard again after the last report called it silent: reported at once, as for a host.
+    if (this.reportedSilentPeers.has(relayId)) {
+      this.changed = true;
+      this.urgent = true;
+    }
+  }
+
+  /** The peer relays heard since this relay started, with how long ago; the silent ones among them. */
+  private peerViews(now: number): { relays: PeerRelay[]; silent: Set<string> } {
+    const relays: PeerRelay[] = [];
+    const silent = new Set<string>();
+    for (const relayId of this.config.peers ?? []) {
+      const heardAt = this.peerHeardAt.get(relayId);
+      if (heardAt === undefined) continue;
+      const lastHeardMsAgo = Math.max(0, Math.round(now - heardAt));
+      relays.push({ relayId, lastHeardMsAgo });
+      if (lastHeardMsAgo > this.silentAfterMs) silent.add(relayId);
+    }
+    return { relays, silent };
   }
 
   /** The boot the host is heard alive in now; null while it is silent or was never heard. */
@@ -412,8 +467,10 @@ export class Relay {
       const response = await this.ports.uplink.send(report, this.config.credential);
       this.failures = 0;
       this.staleJump = 1000;
+      // The control plane sets the pace: its interval, shorter during incidents, longer while the site's
+      // relays take turns, never past the relay silence (it would be taken for dead).
       this.nextReportAt =
-        this.ports.clock.now() + Math.min(response.nextReportInMs, this.policy.relayReportMs);
+        this.ports.clock.now() + Math.min(response.nextReportInMs, this.policy.relaySilentAfterMs);
       if (this.accepted(report, response)) await this.persist();
     } catch (error) {
       this.refused(error);
@@ -451,6 +508,8 @@ export class Relay {
     const seq = this.nextSeq;
     // Every attempt takes a new seq, sent or not: a retry is a new report with the latest state.
     this.nextSeq += 1;
+    const peers = this.peerViews(now);
+    this.reportedSilentPeers = peers.silent;
     const base: RelayReportV2 = {
       protocol: PROTOCOL_VERSION,
       siteId: this.config.siteId,
@@ -459,6 +518,7 @@ export class Relay {
       sentAt: now,
       hosts,
       results: [...this.unsent.values()],
+      ...(this.config.peers === undefined || this.config.peers.length === 0 ? {} : { relays: peers.relays }),
     };
     const report =
       this.unsentReadiness.size === 0

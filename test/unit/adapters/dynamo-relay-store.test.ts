@@ -34,10 +34,22 @@ describe('DynamoRelayStore.acceptReport', () => {
     const relay = await relays.acceptReport(SITE, 'r1', { ...report, unheardHosts: ['h1', 'h2'] });
     const [call] = ddb.commandCalls(UpdateCommand);
     expect(call?.args[0].input.UpdateExpression).toBe(
-      'SET #lastSeq = :seq, #lastSeenAt = :at, #silentHosts = :silentHosts, #unheardHosts = :unheard',
+      'SET #lastSeq = :seq, #lastSeenAt = :at, #silentHosts = :silentHosts, #unheardHosts = :unheard REMOVE #peers',
     );
     expect(call?.args[0].input.ExpressionAttributeValues?.[':unheard']).toEqual(['h1', 'h2']);
     expect(relay.unheardHosts).toEqual(['h1', 'h2']);
+  });
+
+  it('stores the peer relays a report lists, in the same write, and reads them back', async () => {
+    ddb.on(UpdateCommand).resolves({ Attributes: { ...storedRelay, peers: { r2: 700 } } });
+    const relay = await relays.acceptReport(SITE, 'r1', { ...report, peers: { r2: 700 } });
+    expect(ddb.calls()).toHaveLength(1);
+    const [call] = ddb.commandCalls(UpdateCommand);
+    expect(call?.args[0].input.UpdateExpression).toBe(
+      'SET #lastSeq = :seq, #lastSeenAt = :at, #silentHosts = :silentHosts, #peers = :peers REMOVE #unheardHosts',
+    );
+    expect(call?.args[0].input.ExpressionAttributeValues?.[':peers']).toEqual({ r2: 700 });
+    expect(relay.peers).toEqual({ r2: 700 });
   });
 
   it('is one conditional UpdateItem: credential, revocation and replay guard, no GSI attributes', async () => {
@@ -50,9 +62,10 @@ describe('DynamoRelayStore.acceptReport', () => {
     expect(call?.args[0].input).toEqual({
       TableName: 'halo',
       Key: { pk: `SITE#${SITE}`, sk: 'C#RELAY#r1' },
-      // A report that lists every host removes what an earlier one said it did not hear.
+      // A report that lists every host removes what an earlier one said it did not hear; one that lists no
+      // peer relay, what an earlier one said of them.
       UpdateExpression:
-        'SET #lastSeq = :seq, #lastSeenAt = :at, #silentHosts = :silentHosts REMOVE #unheardHosts',
+        'SET #lastSeq = :seq, #lastSeenAt = :at, #silentHosts = :silentHosts REMOVE #unheardHosts, #peers',
       ConditionExpression: '#credentialHash = :hash AND #revoked = :false AND #lastSeq < :seq',
       ExpressionAttributeNames: {
         '#lastSeq': 'lastSeq',
@@ -61,6 +74,7 @@ describe('DynamoRelayStore.acceptReport', () => {
         '#credentialHash': 'credentialHash',
         '#revoked': 'revoked',
         '#unheardHosts': 'unheardHosts',
+        '#peers': 'peers',
       },
       ExpressionAttributeValues: {
         ':seq': 8,

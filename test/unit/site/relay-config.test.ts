@@ -256,3 +256,20 @@ describe('halo-relay command line', () => {
     expect((await run([])).code).toBe(2);
   });
 });
+
+describe('the site’s other relays (lan.relays)', () => {
+  it('reads each peer relay at its LAN address; the relay itself or a bad address is refused', () => {
+    const site = siteFolder();
+    const lan = (relays: Record<string, string>) => ({
+      ...example(),
+      lan: { listen: '0.0.0.0:7400', keyFile: './lan.key', relays },
+    });
+    const settings = loadRelayConfig(site.write(lan({ 'relay-b': '10.0.0.3:7400' })));
+    expect(settings.lan.relays).toEqual({ 'relay-b': { host: '10.0.0.3', port: 7400 } });
+    expect(loadRelayConfig(site.write(example())).lan.relays).toEqual({});
+    expect(() => loadRelayConfig(site.write(lan({ 'relay-a': '10.0.0.2:7400' })))).toThrow(
+      /lan\.relays\.relay-a: this relay itself/,
+    );
+    expect(() => loadRelayConfig(site.write(lan({ 'relay-b': 'nowhere' })))).toThrow(ConfigError);
+  });
+});
