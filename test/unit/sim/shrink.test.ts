@@ -135,7 +135,8 @@ describe('shrinkScenario', () => {
       rule: 'split-brain',
       runner: async (s, options) => {
         // Without relay-a the "harness" cannot start: a throw, not a reproduction.
-        if (!s.sites.some((site) => site.relays.includes('relay-a'))) throw new Error('never heard of node01');
+        if (!s.sites.some((site) => site.relays.includes('relay-a')))
+          throw new Error('never heard of node01');
         return base(s, options);
       },
     });
