@@ -1,12 +1,22 @@
+import { createHash } from 'node:crypto';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { formatCredential } from '../app/ingest/credential';
-import type { HostObservation, ObservedVm, RelayReport } from '../contracts/relay-protocol';
+import {
+  type AnyRelayReport,
+  type HostObservation,
+  type HostReport,
+  type ObservedVm,
+  REPORT_BUDGET_BYTES,
+  REPORT_DIGEST_HEX,
+  type RelayReport,
+  type RelayReportV2,
+} from '../contracts/relay-protocol';
 import { mulberry32 } from './placement.bench';
 
 /**
- * A production-shaped site for the ingest bench: 50 KVM hosts in 5 racks and 2 clusters, ~20 VMs each
- * with libvirt UUIDs, boot ids as /proc/sys/kernel/random/boot_id prints them, 2 relays with 32-byte
- * base64url secrets. Seeded, so every run sends the same bytes.
+ * A production-shaped site for the ingest bench: KVM hosts in racks of 10 and 2 clusters (50 by default),
+ * 20 VMs each with libvirt UUIDs, boot ids as /proc/sys/kernel/random/boot_id prints them, 2 relays with
+ * 32-byte base64url secrets. Seeded, so every run sends the same bytes.
  */
 
 export const SITE_ID = 'fra1-dc2';
@@ -45,19 +55,19 @@ export interface SiteFixture {
   readonly hosts: HostObservation[];
 }
 
-export function siteFixture(seed = 7): SiteFixture {
+export function siteFixture(seed = 7, hostCount: number = HOSTS_PER_SITE): SiteFixture {
   const random = mulberry32(seed);
   const secrets = { [RELAYS[0]]: secret(random), [RELAYS[1]]: secret(random) } as Record<RelayId, string>;
-  const hosts = Array.from({ length: HOSTS_PER_SITE }, (_, i): HostObservation => {
+  const hosts = Array.from({ length: hostCount }, (_, i): HostObservation => {
     const rack = Math.floor(i / 10) + 1;
-    const hostId = `fra1-r${String(rack).padStart(2, '0')}-kvm${String((i % 10) + 1).padStart(2, '0')}`;
+    const hostId = `fra1-r${String(rack).padStart(3, '0')}-kvm${String((i % 10) + 1).padStart(2, '0')}`;
     const vms = Array.from({ length: VMS_PER_HOST }, (): ObservedVm => {
       const shape = VM_SHAPES[Math.floor(random() * VM_SHAPES.length)] ?? VM_SHAPES[0];
       return { id: uuid(random), ...shape, state: random() < 0.9 ? 'running' : 'shut-off' };
     });
     return {
       hostId,
-      cluster: i < HOSTS_PER_SITE / 2 ? 'prod-a' : 'prod-b',
+      cluster: i < hostCount / 2 ? 'prod-a' : 'prod-b',
       bootId: uuid(random),
       lastHeardMsAgo: 0,
       cpus: 64,
@@ -68,12 +78,18 @@ export function siteFixture(seed = 7): SiteFixture {
   return { siteId: SITE_ID, secrets, hosts };
 }
 
-/** One host's VM list changes: its first VM is stopped, or started again. Returns the host's id. */
+/**
+ * One host's VM list changes: one of its VMs is stopped, or started again. Change `index` touches host
+ * `index mod hosts` and, on each pass over the hosts, its next VM, so no change brings a host back to an
+ * inventory it had (its digest is new every time, as a real change's is, for a pass over every VM of the
+ * site). Returns the host's id.
+ */
 export function changeOneHost(site: SiteFixture, index: number): string {
   const host = site.hosts[index % site.hosts.length];
-  const vm = host?.vms[0];
+  const v = Math.floor(index / site.hosts.length) % (host?.vms.length ?? 1);
+  const vm = host?.vms[v];
   if (host === undefined || vm === undefined) throw new Error('empty site fixture');
-  host.vms[0] = { ...vm, state: vm.state === 'running' ? 'shut-off' : 'running' };
+  host.vms[v] = { ...vm, state: vm.state === 'running' ? 'shut-off' : 'running' };
   return host.hostId;
 }
 
@@ -90,8 +106,69 @@ export function reportOf(site: SiteFixture, relayId: RelayId, seq: number, sentA
   };
 }
 
+/** A host's inventory digest as its agent announces it (first 128 bits of a SHA-256 of its content). */
+function digestOf(host: HostObservation): string {
+  const { lastHeardMsAgo: _heard, ...content } = host;
+  return createHash('sha256').update(JSON.stringify(content)).digest('hex').slice(0, REPORT_DIGEST_HEX);
+}
+
+/**
+ * A protocol v2 relay of the site, as site/relay/relay.ts reports: every host's liveness and digest, the
+ * inventories the control plane has not taken from it (all of them at first, spread over reports of at
+ * most REPORT_BUDGET_BYTES), and the other relay heard on the LAN. `accepted` marks a report's inventories
+ * taken, as a 200 answer does.
+ */
+export class V2Relay {
+  private readonly taken = new Map<string, string>();
+
+  constructor(
+    private readonly site: SiteFixture,
+    readonly relayId: RelayId,
+  ) {}
+
+  next(seq: number, sentAt: number): RelayReportV2 {
+    const hosts = this.site.hosts.map((h, i): HostReport => {
+      const digest = digestOf(h);
+      const lastHeardMsAgo = 200 + ((seq * 37 + i * 131) % 1800);
+      return { hostId: h.hostId, lastHeardMsAgo, digest };
+    });
+    const report: RelayReportV2 = {
+      protocol: 2,
+      siteId: this.site.siteId,
+      relayId: this.relayId,
+      seq,
+      sentAt,
+      hosts,
+      results: [],
+      relays: RELAYS.filter((r) => r !== this.relayId).map((relayId) => ({ relayId, lastHeardMsAgo: 700 })),
+    };
+    let size = JSON.stringify(report).length;
+    this.site.hosts.forEach((h, i) => {
+      const entry = hosts[i];
+      if (entry === undefined || this.taken.get(h.hostId) === entry.digest) return;
+      const { hostId: _id, lastHeardMsAgo: _heard, ...inventory } = h;
+      const more = 13 + JSON.stringify(inventory).length;
+      if (size + more > REPORT_BUDGET_BYTES) return;
+      size += more;
+      hosts[i] = { ...entry, inventory };
+    });
+    return report;
+  }
+
+  /** The report was answered 200: its inventories are the control plane's. */
+  accepted(report: RelayReportV2): void {
+    for (const host of report.hosts)
+      if (host.inventory !== undefined) this.taken.set(host.hostId, host.digest);
+  }
+
+  /** Hosts whose inventory this relay has not had taken yet. */
+  pending(): number {
+    return this.site.hosts.filter((h) => this.taken.get(h.hostId) !== digestOf(h)).length;
+  }
+}
+
 /** The HTTP API v2 event API Gateway hands the ingest Lambda for a report. */
-export function reportEvent(site: SiteFixture, report: RelayReport): APIGatewayProxyEventV2 {
+export function reportEvent(site: SiteFixture, report: AnyRelayReport): APIGatewayProxyEventV2 {
   const relayId = report.relayId as RelayId;
   const body = JSON.stringify(report);
   return {

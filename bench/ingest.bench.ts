@@ -18,7 +18,8 @@ import { SK_PREFIX } from '../adapters/dynamodb/table-definition';
 import { Sha256Hasher } from '../adapters/node/sha256-hasher';
 import type { AppContext } from '../app/context';
 import { detectOnce } from '../app/detector/detect';
-import type { RelayReport } from '../contracts/relay-protocol';
+import { type AnyRelayReport, MAX_REPORT_BYTES } from '../contracts/relay-protocol';
+import { DEFAULT_TIMING, resolvePolicy } from '../core/policy';
 import { makeDetectorHandler } from '../functions/detector/detector';
 import { makeIngestHandler } from '../functions/ingest/ingest';
 import { createAppContext } from '../functions/shared/context';
@@ -52,6 +53,7 @@ import {
   reportOf,
   type SiteFixture,
   siteFixture,
+  V2Relay,
   VMS_PER_HOST,
 } from './ingest-fixture';
 import { count, kb, percentile, type ReportSuite, type Table } from './report-suite';
@@ -76,10 +78,10 @@ const ACCOUNTED = 10;
 
 /** research/performance-and-cost.md §5.4: warm p50 ≤ 10 ms billed, p99 ≤ 50 ms. */
 export const LATENCY_TARGET = { medianMs: 10, p99Ms: 50 } as const;
-/** Fleets priced (50 hosts and 2 relays a site, a report every 10 s). */
+/** Fleets priced (50 hosts and 2 relays a site taking turns). */
 export const FLEET_SIZES = [100, 1_000, 10_000] as const;
 /** The liveness budget per host and the fixed budget (research §5.3). */
-export const COST_TARGET = { perHostMonth: 0.02, fixedMonth: 10 } as const;
+export const COST_TARGET = { perHostMonth: 0.01, fixedMonth: 10 } as const;
 /** research §3: a failover incident is ~100 state transitions (not measured here). */
 const TRANSITIONS_PER_INCIDENT = 100;
 
@@ -144,19 +146,46 @@ function measurement(name: string, times: number[]): Measurement {
   };
 }
 
-/** Reports of the site, each relay in turn, with strictly increasing sequence numbers. */
-class Relays {
-  private readonly seq: Record<RelayId, number> = { [RELAYS[0]]: 0, [RELAYS[1]]: 0 };
+/**
+ * Reports of the site, each relay in turn, with strictly increasing sequence numbers (shared by every
+ * `Relays` of one table, so v1 and v2 reports can follow each other). v2 by default, as relays report now:
+ * a report's inventories count as taken once it is built (the bench stops at any answer but 200).
+ */
+export class Relays {
   private turn = 0;
-  constructor(private readonly site: SiteFixture) {}
+  private readonly v2: Record<RelayId, V2Relay>;
+  constructor(
+    private readonly site: SiteFixture,
+    private readonly protocol: 1 | 2 = 2,
+    private readonly seq: Record<RelayId, number> = { [RELAYS[0]]: 0, [RELAYS[1]]: 0 },
+  ) {
+    this.v2 = {
+      [RELAYS[0]]: new V2Relay(site, RELAYS[0]),
+      [RELAYS[1]]: new V2Relay(site, RELAYS[1]),
+    } as Record<RelayId, V2Relay>;
+  }
+
+  /** The same site's reports in the other version, on the same sequence numbers. */
+  other(protocol: 1 | 2): Relays {
+    return new Relays(this.site, protocol, this.seq);
+  }
 
   next(relayId: RelayId = RELAYS[this.turn++ % RELAYS.length] as RelayId): APIGatewayProxyEventV2 {
     return reportEvent(this.site, this.nextReport(relayId));
   }
 
-  nextReport(relayId: RelayId = RELAYS[this.turn++ % RELAYS.length] as RelayId): RelayReport {
+  nextReport(relayId: RelayId = RELAYS[this.turn++ % RELAYS.length] as RelayId): AnyRelayReport {
     this.seq[relayId] += 1;
-    return reportOf(this.site, relayId, this.seq[relayId], Date.now());
+    if (this.protocol === 1) return reportOf(this.site, relayId, this.seq[relayId], Date.now());
+    const relay = this.v2[relayId];
+    const report = relay.next(this.seq[relayId], Date.now());
+    relay.accepted(report);
+    return report;
+  }
+
+  /** Hosts whose inventory a relay has not had taken yet (v2): first contact spans several reports. */
+  pending(relayId: RelayId): number {
+    return this.v2[relayId].pending();
   }
 }
 
@@ -207,7 +236,7 @@ async function timed(
 
 /** A recorded report and the document-client outputs dynalite gave each of its calls. */
 interface Replay {
-  readonly report: RelayReport;
+  readonly report: AnyRelayReport;
   readonly answers: Map<string, Record<string, unknown>>;
 }
 
@@ -264,6 +293,8 @@ export const ingestSuite: ReportSuite = {
       const ctx = createAppContext(env, tools, { dynamodb: raw, sfn });
       const handler = withHaloMiddleware(makeIngestHandler(ctx, tools.logger), tools) as unknown as Handler;
       const relays = new Relays(site);
+      /** Changes made so far: each one new (changeOneHost). */
+      let changes = 0;
 
       // First contact: relay A creates hosts, VMs, clusters and summaries; relay B finds them.
       const firstMark = recorder.mark();
@@ -277,15 +308,15 @@ export const ingestSuite: ReportSuite = {
 
       const accounted = async (scenario: Scenario) => {
         const next = () => {
-          if (scenario.name === 'changed') changeOneHost(site, 0);
+          if (scenario.name === 'changed') changeOneHost(site, changes++);
           return relays.nextReport();
         };
         recorder.mode = { accounting: true, consumedCapacity: false, retain: true };
         const mark = recorder.mark();
-        let last: { report: RelayReport; mark: number } | undefined;
+        let last: { report: AnyRelayReport; mark: number } | undefined;
         for (let i = 0; i < ACCOUNTED; i++) {
           const report = next();
-          last = { report, mark: recorder.mark() };
+          last = { report: structuredClone(report), mark: recorder.mark() };
           await capturingStdout(() => invoke(handler, reportEvent(site, report)));
         }
         const calls = recorder.since(mark);
@@ -311,8 +342,8 @@ export const ingestSuite: ReportSuite = {
       const changedAccount = await accounted(CHANGED);
 
       const dynaliteRun = async (scenario: Scenario) => {
-        const events = Array.from({ length: WARMUP + RUNS }, (_, i) => {
-          if (scenario.name === 'changed') changeOneHost(site, i + 1);
+        const events = Array.from({ length: WARMUP + RUNS }, () => {
+          if (scenario.name === 'changed') changeOneHost(site, changes++);
           return relays.next();
         });
         const mark = recorder.mark();
@@ -441,7 +472,29 @@ export const ingestSuite: ReportSuite = {
         functionLogBytes: steadyLogBytes,
         accessLogBytes,
       };
-      const cost = costTables(ingestFigures, detector.figures, mocked.steady.run.measurement.median);
+      // ------------------------------------------------------------ before: protocol v1 on the same table
+      // Every host's whole inventory in every report. Its first reports rewrite the hosts once (their
+      // digests are v2's); then it is steady.
+      const v1 = relays.other(1);
+      for (let i = 0; i < 4; i++) await capturingStdout(() => invoke(handler, v1.next()));
+      recorder.mode = { accounting: true, consumedCapacity: false, retain: true };
+      const v1Mark = recorder.mark();
+      for (let i = 0; i < ACCOUNTED; i++) await capturingStdout(() => invoke(handler, v1.next()));
+      const v1Steady = summarize(recorder.since(v1Mark), ACCOUNTED);
+      recorder.mode = { accounting: false, consumedCapacity: false, retain: false };
+      const v1BodyBytes = Buffer.byteLength(v1.next().body ?? '', 'utf8');
+      const beforeFigures: IngestFigures = {
+        ...ingestFigures,
+        wru: v1Steady.wru,
+        rru: v1Steady.rru,
+        reportBodyBytes: v1BodyBytes,
+      };
+      const cost = costTables(
+        ingestFigures,
+        beforeFigures,
+        detector.figures,
+        mocked.steady.run.measurement.median,
+      );
       return [latency, units, firstReport, consistency, wire, ...detector.tables, ...cost];
     } finally {
       await local.stop();
@@ -646,15 +699,71 @@ async function measureDetector(
   return { figures, tables };
 }
 
+/** Each relay's steady report interval while relays take turns: relaySilentAfterMs (app/ingest/pace.ts). */
+export const TURN_SECONDS = resolvePolicy(DEFAULT_TIMING).relaySilentAfterMs / 1000;
+
+/**
+ * Liveness per host per month at 50-host sites, line by line: before (protocol v1, each relay every 10 s)
+ * and after (protocol v2, relays taking turns), each from the calls and bytes measured above.
+ */
+function beforeAfter(before: IngestFigures, after: IngestFigures, detector: DetectorFigures): Table {
+  const fleet = (reportIntervalSeconds: number): Fleet => ({
+    hosts: 10_000,
+    hostsPerSite: HOSTS_PER_SITE,
+    relaysPerSite: RELAYS.length,
+    reportIntervalSeconds,
+  });
+  const was = monthlyCost(fleet(10), before, detector).filter((l) => l.group === 'liveness');
+  const now = monthlyCost(fleet(TURN_SECONDS), after, detector).filter((l) => l.group === 'liveness');
+  const perHost = (d: number) => `$${(d / 10_000).toFixed(5)}`;
+  const total = (lines: readonly { dollars: number }[]) => lines.reduce((sum, l) => sum + l.dollars, 0);
+  const rows: Record<string, Cell>[] = was.map((line, i) => ({
+    item: line.item.replace(/ \(ingest, .*\)$/, ' (ingest)'),
+    'before $/host/month': perHost(line.dollars),
+    'after $/host/month': perHost(now[i]?.dollars ?? 0),
+  }));
+  const afterPerHost = total(now) / 10_000;
+  rows.push({
+    item: `= liveness (target ≤ $${COST_TARGET.perHostMonth})`,
+    'before $/host/month': perHost(total(was)),
+    'after $/host/month': `${perHost(total(now))} ${afterPerHost <= COST_TARGET.perHostMonth ? 'PASS' : 'MISS'}`,
+  });
+  return {
+    title: `Liveness per host and month at ${HOSTS_PER_SITE}-host sites with ${RELAYS.length} relays: before (v1, each relay every 10 s) and after (v2, turns of ${TURN_SECONDS} s)`,
+    rows: [
+      ...rows,
+      {
+        item: 'reports a month per site',
+        'before $/host/month': count(reportsPerMonth(fleet(10)) / 200),
+        'after $/host/month': count(reportsPerMonth(fleet(TURN_SECONDS)) / 200),
+      },
+      {
+        item: 'steady report: WRU / RRU / body bytes',
+        'before $/host/month': `${before.wru} / ${before.rru} / ${count(before.reportBodyBytes)}`,
+        'after $/host/month': `${after.wru} / ${after.rru} / ${count(after.reportBodyBytes)}`,
+      },
+    ],
+    footnote:
+      'Both columns from this run: the v1 figures are a steady v1 report measured on the same table after the v2 runs.' +
+      ' Reports a month: 2 relays × 730 h × 3,600 s / interval. A site with an open incident or a VM down reports at 10 s' +
+      ' (and a silence under way at the incident pace): incidents are not steady state.',
+  };
+}
+
 const money = (d: number): string =>
   d >= 100 ? `$${d.toFixed(0)}` : d >= 1 ? `$${d.toFixed(2)}` : `$${d.toFixed(4)}`;
 
-function costTables(ingest: IngestFigures, detector: DetectorFigures, measuredMedianMs: number): Table[] {
+function costTables(
+  ingest: IngestFigures,
+  before: IngestFigures,
+  detector: DetectorFigures,
+  measuredMedianMs: number,
+): Table[] {
   const fleets: Fleet[] = FLEET_SIZES.map((hosts) => ({
     hosts,
     hostsPerSite: HOSTS_PER_SITE,
     relaysPerSite: RELAYS.length,
-    reportIntervalSeconds: 10,
+    reportIntervalSeconds: TURN_SECONDS,
   }));
   const lines = fleets.map((f) => monthlyCost(f, ingest, detector));
   const summaries = fleets.map((f, i) => summarizeCost(f, lines[i] ?? []));
@@ -695,9 +804,14 @@ function costTables(ingest: IngestFigures, detector: DetectorFigures, measuredMe
       {
         input: 'reports a month per relay',
         value: count(
-          reportsPerMonth({ hosts: 1, hostsPerSite: 1, relaysPerSite: 1, reportIntervalSeconds: 10 }),
+          reportsPerMonth({
+            hosts: 1,
+            hostsPerSite: 1,
+            relaysPerSite: 1,
+            reportIntervalSeconds: TURN_SECONDS,
+          }),
         ),
-        from: '730 h × 3,600 s / 10 s',
+        from: `730 h × 3,600 s / ${TURN_SECONDS} s (relays taking turns; 10 s each before)`,
       },
       {
         input: 'ingest billed duration',
@@ -749,10 +863,278 @@ function costTables(ingest: IngestFigures, detector: DetectorFigures, measuredMe
   };
   return [
     {
-      title: `Monthly cost, us-east-1 list prices, no free tier (${HOSTS_PER_SITE} hosts and ${RELAYS.length} relays a site, a report every 10 s)`,
+      title: `Monthly cost, us-east-1 list prices, no free tier (${HOSTS_PER_SITE} hosts and ${RELAYS.length} relays a site taking turns: each reports every ${TURN_SECONDS} s, the site every ${TURN_SECONDS / RELAYS.length} s)`,
       rows,
     },
+    beforeAfter(before, ingest, detector),
     inputs,
     sensitivity,
   ];
 }
+
+/** Site sizes of the scale table; liveness is priced for those of them a site of its kind has. */
+export const SCALE_SITES = [10, 50, 200, 1_000] as const;
+const PRICED_SITES: readonly number[] = [10, 50, 200];
+
+/** What one site size measured. */
+interface SizeFigures {
+  readonly hosts: number;
+  /** Reports relay A needed to have every inventory taken, and the slowest of them (ms, dynalite). */
+  readonly firstContactReports: number;
+  readonly firstContactSlowestMs: number;
+  readonly steady: {
+    readonly summary: CallSummary;
+    readonly latency: Measurement;
+    readonly bodyBytes: number;
+  };
+  readonly changed: {
+    readonly summary: CallSummary;
+    readonly latency: Measurement;
+    readonly bodyBytes: number;
+  };
+  /** A v1 report of the same site: its body, and its DynamoDB figures when it fits the limit. */
+  readonly v1: { readonly bodyBytes: number; readonly summary: CallSummary | null };
+}
+
+/** One site of `hosts` hosts on its own table: first contact, steady and changed v2 reports, and v1. */
+async function measureSize(
+  local: Awaited<ReturnType<typeof startDynalite>>,
+  hosts: number,
+  policy: string,
+): Promise<SizeFigures> {
+  const table = `halo-bench-${hosts}`;
+  await local.createTable(table);
+  const site = siteFixture(7, hosts);
+  const hasher = new Sha256Hasher();
+  const stores = createDynamoStores({ client: local.client, tableName: table });
+  const enrolledAt = Date.now() - 60_000;
+  await stores.sites.putSite({ siteId: site.siteId, createdAt: enrolledAt });
+  for (const relayId of RELAYS) {
+    await stores.relays.enroll({
+      siteId: site.siteId,
+      relayId,
+      credentialHash: hasher.hash(site.secrets[relayId]),
+      at: enrolledAt,
+    });
+  }
+  const tools = benchPowertools();
+  const raw = new DynamoDBClient({ endpoint: local.endpoint, region: REGION, credentials: CREDENTIALS });
+  const recorder = new DynamoRecorder(raw, local.raw, table);
+  const sfn = new SFNClient({
+    endpoint: NO_SFN_ENDPOINT,
+    region: REGION,
+    credentials: CREDENTIALS,
+    maxAttempts: 1,
+  });
+  const ctx = createAppContext({ TABLE_NAME: table, HALO_POLICY: policy, STATE_MACHINE_ARN }, tools, {
+    dynamodb: raw,
+    sfn,
+  });
+  const handler = withHaloMiddleware(makeIngestHandler(ctx, tools.logger), tools) as unknown as Handler;
+  const relays = new Relays(site);
+  let changes = 0;
+
+  // First contact: relay A's reports carry the inventories, as many as fit each (REPORT_BUDGET_BYTES).
+  let firstContactReports = 0;
+  let firstContactSlowestMs = 0;
+  while (relays.pending(RELAYS[0]) > 0 && firstContactReports < 100) {
+    const event = relays.next(RELAYS[0]);
+    const start = performance.now();
+    await capturingStdout(() => invoke(handler, event, 600_000));
+    firstContactSlowestMs = Math.max(firstContactSlowestMs, performance.now() - start);
+    firstContactReports += 1;
+  }
+  while (relays.pending(RELAYS[1]) > 0) await capturingStdout(() => invoke(handler, relays.next(RELAYS[1])));
+
+  const measure = async (changed: boolean, runs: number) => {
+    const next = () => {
+      if (changed) changeOneHost(site, changes++);
+      return relays.next();
+    };
+    for (let i = 0; i < 5; i++) await capturingStdout(() => invoke(handler, next()));
+    recorder.mode = { accounting: true, consumedCapacity: false, retain: true };
+    const mark = recorder.mark();
+    let bodyBytes = 0;
+    for (let i = 0; i < ACCOUNTED; i++) {
+      const event = next();
+      bodyBytes += Buffer.byteLength(event.body ?? '', 'utf8') / ACCOUNTED;
+      await capturingStdout(() => invoke(handler, event));
+    }
+    const summary = summarize(recorder.since(mark), ACCOUNTED);
+    recorder.mode = { accounting: false, consumedCapacity: false, retain: false };
+    const events = Array.from({ length: runs }, next);
+    const times: number[] = [];
+    await capturingStdout(async () => {
+      for (const event of events) {
+        const start = performance.now();
+        await invoke(handler, event);
+        times.push(performance.now() - start);
+      }
+    });
+    return { summary, latency: measurement(`${hosts} hosts`, times), bodyBytes: Math.round(bodyBytes) };
+  };
+  const steady = await measure(false, 60);
+  const changed = await measure(true, 40);
+
+  // Before: the same site in protocol v1, if its report fits the limit at all.
+  const v1 = relays.other(1);
+  const v1Body = Buffer.byteLength(v1.next().body ?? '', 'utf8');
+  let v1Summary: CallSummary | null = null;
+  if (v1Body <= MAX_REPORT_BYTES) {
+    for (let i = 0; i < 4; i++) await capturingStdout(() => invoke(handler, v1.next(), 600_000));
+    recorder.mode = { accounting: true, consumedCapacity: false, retain: true };
+    const mark = recorder.mark();
+    for (let i = 0; i < ACCOUNTED; i++) await capturingStdout(() => invoke(handler, v1.next()));
+    v1Summary = summarize(recorder.since(mark), ACCOUNTED);
+    recorder.mode = { accounting: false, consumedCapacity: false, retain: false };
+  }
+  return {
+    hosts,
+    firstContactReports,
+    firstContactSlowestMs,
+    steady,
+    changed,
+    v1: { bodyBytes: v1Body, summary: v1Summary },
+  };
+}
+
+/** Liveness per host and month of a site of `hosts` hosts and 2 relays, from its measured steady report. */
+function livenessPerHost(
+  hosts: number,
+  figures: {
+    readonly wru: number;
+    readonly rru: number;
+    readonly bodyBytes: number;
+    readonly billedMs: number;
+  },
+  intervalSeconds: number,
+  logs: { readonly functionLogBytes: number; readonly accessLogBytes: number },
+): number {
+  const ingest: IngestFigures = {
+    memoryMb: HALO_MEMORY_MB,
+    billedMs: figures.billedMs,
+    wru: figures.wru,
+    rru: figures.rru,
+    reportBodyBytes: figures.bodyBytes,
+    ...logs,
+  };
+  const fleet: Fleet = {
+    hosts,
+    hostsPerSite: hosts,
+    relaysPerSite: RELAYS.length,
+    reportIntervalSeconds: intervalSeconds,
+  };
+  const detector: DetectorFigures = {
+    memoryMb: HALO_MEMORY_MB,
+    tickSeconds: 10,
+    runSeconds: DETECTOR_RUN_SECONDS,
+    tickMsPerSite: 0,
+    siteItemBytes: 0,
+    controlRruPerSite: 0,
+    capacityRruPerSite: 0,
+    capacityEveryMinutes: 5,
+    logBytesPerTick: 0,
+    logBytesPerInvocation: 0,
+  };
+  return summarizeCost(fleet, monthlyCost(fleet, ingest, detector)).livenessPerHost;
+}
+
+/** Ingest at 10, 50, 200 and 1,000 hosts a site, and liveness per host at the site sizes priced. */
+export const ingestScaleSuite: ReportSuite = {
+  title: `Ingest at scale: sites of ${SCALE_SITES.join(', ')} hosts (${VMS_PER_HOST} VMs each, ${RELAYS.length} relays, protocol v2, dynalite)`,
+  report: async () => {
+    const deployed = deployedContext();
+    const local = await startDynalite();
+    try {
+      const sizes: SizeFigures[] = [];
+      for (const hosts of SCALE_SITES) sizes.push(await measureSize(local, hosts, deployed.policy));
+      const ingestRows = sizes.flatMap((z) =>
+        (['steady', 'changed'] as const).map((kind) => {
+          const m = z[kind];
+          return {
+            site: `${count(z.hosts)} hosts`,
+            report: kind,
+            'median ms': m.latency.median,
+            'p99 ms': m.latency.p99,
+            calls: describeCalls(m.summary.byOperation),
+            WRU: m.summary.wru,
+            RRU: m.summary.rru,
+            'bytes read': Math.round(m.summary.bytesRead),
+            'body B': m.bodyBytes,
+            'B/host': Math.round(m.bodyBytes / z.hosts),
+          };
+        }),
+      );
+      const firstRows = sizes.map((z) => ({
+        site: `${count(z.hosts)} hosts`,
+        'v2 first contact': `${z.firstContactReports} report(s), slowest ${Math.round(z.firstContactSlowestMs)} ms`,
+        'v1 report body': `${kb(z.v1.bodyBytes)} KB${z.v1.bodyBytes > MAX_REPORT_BYTES ? ' — refused (413): such a site was never heard' : ''}`,
+        'v2 steady body': `${kb(z.steady.bodyBytes)} KB (${Math.round((100 * z.steady.bodyBytes) / MAX_REPORT_BYTES)} % of the limit)`,
+      }));
+      // Log bytes per report do not depend on the site's size (EMF flush, access-log line): the deep dive's.
+      const logs = { functionLogBytes: 198, accessLogBytes: 246 };
+      const priced = sizes.filter((z) => PRICED_SITES.includes(z.hosts));
+      const money5 = (d: number) => `$${d.toFixed(4)}`;
+      const costRows = priced.map((z) => {
+        const after = livenessPerHost(
+          z.hosts,
+          {
+            wru: z.steady.summary.wru,
+            rru: z.steady.summary.rru,
+            bodyBytes: z.steady.bodyBytes,
+            billedMs: Math.ceil(z.steady.latency.median),
+          },
+          TURN_SECONDS,
+          logs,
+        );
+        const before =
+          z.v1.summary === null
+            ? null
+            : livenessPerHost(
+                z.hosts,
+                {
+                  wru: z.v1.summary.wru,
+                  rru: z.v1.summary.rru,
+                  bodyBytes: z.v1.bodyBytes,
+                  billedMs: Math.ceil(z.steady.latency.median),
+                },
+                10,
+                logs,
+              );
+        return {
+          'hosts a site': count(z.hosts),
+          'before (v1, 10 s each relay)':
+            before === null ? 'cannot report (v1 body over 256 KiB)' : money5(before),
+          'after (v2, turns of 30 s)': money5(after),
+          'steady report after: WRU / RRU': `${z.steady.summary.wru} / ${z.steady.summary.rru}`,
+          target: z.hosts === HOSTS_PER_SITE ? `≤ $${COST_TARGET.perHostMonth}` : '',
+          result: z.hosts === HOSTS_PER_SITE ? (after <= COST_TARGET.perHostMonth ? 'PASS' : 'MISS') : '',
+        };
+      });
+      return [
+        {
+          title:
+            'Ingest of one report by site size (dynalite: latency includes loopback HTTP; 5 warm-up, 10 accounted, then 60 steady / 40 changed timed)',
+          rows: ingestRows,
+          footnote:
+            'steady: nothing changed (digests only); changed: one host’s VM started or stopped (its inventory in the report).' +
+            ' A changed report reads every VM of the site (recordInventory), which grows with the site: see "what is left" in docs/cost.md.',
+        },
+        {
+          title: 'Report size: v1 (every inventory) against v2 (digests), and v2 first contact',
+          rows: firstRows,
+        },
+        {
+          title:
+            'Liveness $/host/month by site size, 2 relays (us-east-1 list prices; from the steady report measured at each size)',
+          rows: costRows,
+          footnote:
+            'Lambda duration priced at the dynalite median (an upper bound); logs per report as the deep dive measured them (198 B EMF flush, 246 B access log).' +
+            ' Per site and month: 525,600 reports before (2 relays × 10 s), 175,200 after (2 relays taking turns of 30 s).',
+        },
+      ];
+    } finally {
+      await local.stop();
+    }
+  },
+};

@@ -4,7 +4,7 @@ import { clusterSuite } from './cluster.bench';
 import { failoverSuite } from './failover.bench';
 import type { BenchSuite } from './harness';
 import { printTable, resultRows } from './harness';
-import { ingestSuite } from './ingest.bench';
+import { ingestScaleSuite, ingestSuite } from './ingest.bench';
 import { placementSuite } from './placement.bench';
 import type { ReportSuite } from './report-suite';
 import { simulationSuite } from './simulation.bench';
@@ -18,6 +18,7 @@ const SUITES: readonly (BenchSuite | ReportSuite)[] = [
   failoverSuite,
   placementSuite,
   ingestSuite,
+  ingestScaleSuite,
   clusterSuite,
   workflowLimitsSuite,
   bundleSuite,
