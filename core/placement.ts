@@ -242,6 +242,27 @@ function candidates(s: PlanState, vm: Vm): number[] {
   );
 }
 
+/**
+ * The VMs in placement order (comparePlacementOrder), sorted on keys computed once per VM: the comparator
+ * runs some 140,000 times for 10,000 VMs, and looking the priority's rank up in each call was a few percent
+ * of a large plan's time.
+ */
+function placementOrder(vms: readonly Vm[]): Vm[] {
+  const rank = vms.map((vm) => priorityRank(vm.priority));
+  const index = vms.map((_, i) => i);
+  index.sort((i, j) => {
+    const a = vms[i] as Vm;
+    const b = vms[j] as Vm;
+    return (
+      (rank[i] as number) - (rank[j] as number) ||
+      b.memoryMiB - a.memoryMiB ||
+      b.cpus - a.cpus ||
+      (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+    );
+  });
+  return index.map((i) => vms[i] as Vm);
+}
+
 /** Placement order: wave by priority, then largest memory first, then most CPUs, then id (deterministic). */
 export function comparePlacementOrder(a: Vm, b: Vm): number {
   return (
@@ -339,7 +360,7 @@ export function planOnCompiled(
   validateVms(vms);
   const s = freshState(c, exclude);
   const skipped = vms.filter((vm) => !vm.ha).map((vm) => ({ vmId: vm.id, reason: 'not-ha' as const }));
-  const queue = vms.filter((vm) => vm.ha).sort(comparePlacementOrder);
+  const queue = placementOrder(vms.filter((vm) => vm.ha));
   const placements: Placement[] = [];
   const unplaced: Unplaced[] = [];
   const touched = new Map<number, string[]>();
