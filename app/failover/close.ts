@@ -29,13 +29,15 @@ export async function close(
   if (record.fencedAt !== null) {
     // The failed host's VMs still recorded running there are the ones no wave brought back: down. (Done
     // before the close, so a repeated Close finishes it; a VM restarted elsewhere is recorded there.) Not
-    // once the host runs a new boot: its own inventory says then what runs there.
+    // once the host runs a new boot: its own inventory says then what runs there. Down as of the fence,
+    // which is what the mark knows: a report that saw the VM running on its new host after that, whose
+    // write is still on the way (the start's result that let the waves end came in it), stays newer.
     const [left, host] = await Promise.all([
       ctx.ports.vms.listVms(incident.siteId, { hostId: incident.hostId }),
       ctx.ports.hosts.getHost(incident.siteId, incident.hostId),
     ]);
     if (host === null || !bootEnded(host, incident)) {
-      await markDownAll(ctx, incident, left.filter(isRunning), ctx.ports.clock.now());
+      await markDownAll(ctx, incident, left.filter(isRunning), record.fencedAt);
     }
   }
   if (record.closedAt !== null) return { outcome: record.outcome };

@@ -495,3 +495,36 @@ describe('close of an incident that never fenced', () => {
     expect(await runStep(other.ctx, { step: 'close', incident: open })).toEqual({ outcome: 'false-alarm' });
   });
 });
+
+describe('close beside the report that shows a restarted VM running', () => {
+  it('leaves the VM recorded where it runs: the down mark of the fenced host never outranks that report', async () => {
+    // db-1's start on its target succeeded; then one report shows it running there. Its inventory write
+    // is still on the way when Close runs (the result that ended the wave came in that very report, and
+    // the steps run apart from ingest): Close marks down what it still finds recorded on h1, db-1 included.
+    const attempt = await reserved(await attemptFor('db-1'));
+    await started(attempt);
+    const target = attempt.targetHostId;
+    const saveObserved = world.stores.vms.saveObserved.bind(world.stores.vms);
+    let closed = false;
+    world.stores.vms.saveObserved = async (siteId, hostId, observed, at, options) => {
+      if (!closed && observed.id === 'db-1' && observed.state === 'running') {
+        closed = true;
+        world.clock.advance(50);
+        await step(world, { step: 'close', incident });
+      }
+      return saveObserved(siteId, hostId, observed, at, options);
+    };
+    const onTarget = site.hosts()[['h1', 'h2', 'h3'].indexOf(target)]?.vms ?? [];
+    await site.r1.report(
+      site.hosts({
+        h1: { lastHeardMsAgo: SILENT_MS },
+        [target]: { vms: [...onTarget, vm('db-1', attempt.vm.memoryMiB, attempt.vm.cpus)] },
+      }),
+    );
+
+    expect(closed).toBe(true);
+    expect(await world.stores.vms.getVm(SITE, 'db-1')).toMatchObject({ hostId: target, state: 'running' });
+    // What no wave brought back is down, on the fenced host.
+    expect((await world.stores.vms.getVm(SITE, 'web-1'))?.state).toBe('down');
+  });
+});
