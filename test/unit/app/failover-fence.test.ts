@@ -437,9 +437,9 @@ describe('fence-failed', () => {
 
 describe('report pace', () => {
   it('an incident left to the operator no longer holds the relays at the incident pace', async () => {
-    // given h1's incident is under way (suspect): the relays report at the incident pace
+    // given h1's incident is under way (suspect): the relays report at the command pace (its fence is near)
     const silent = site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } });
-    expect((await site.r1.report(silent)).nextReportInMs).toBe(2_000);
+    expect((await site.r1.report(silent)).nextReportInMs).toBe(250);
 
     // when fencing fails and the incident waits for an operator
     await step(world, { step: 'fence-failed', incident, error: { Error: 'NoRelayAvailableError' } });
