@@ -360,6 +360,21 @@ export function describeStoreConformance(
         expect(await stores.relays.getRelay(SITE, 'r1')).not.toHaveProperty('unheardHosts');
       });
 
+      it('keeps the peer relays a report lists, with the report, and drops them with one that lists none', async () => {
+        await stores.sites.putSite({ siteId: SITE, createdAt: T0 });
+        await enrollRelay('r1', HASH_A);
+        const accepted = await stores.relays.acceptReport(SITE, 'r1', { ...report(1), peers: { r2: 700 } });
+        expect(accepted.peers).toEqual({ r2: 700 });
+        expect((await stores.relays.getRelay(SITE, 'r1'))?.peers).toEqual({ r2: 700 });
+        expect((await stores.sites.loadControl(SITE))?.relays.find((r) => r.relayId === 'r1')?.peers).toEqual(
+          {
+            r2: 700,
+          },
+        );
+        await stores.relays.acceptReport(SITE, 'r1', report(2));
+        expect(await stores.relays.getRelay(SITE, 'r1')).not.toHaveProperty('peers');
+      });
+
       it('enrolls the same relay id again after revocation, starting afresh', async () => {
         await enrollRelay('r1', HASH_A);
         await stores.relays.acceptReport(SITE, 'r1', report(7));
