@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { stringify } from 'yaml';
 import { type IpmiSim, startIpmiSim } from '../support/ipmi-sim';
 import {
@@ -126,6 +126,16 @@ describe('a site of real programs: halo-relay, three halo-agents on libvirt, the
   afterAll(async () => {
     for (const bmc of bmcs?.values() ?? []) await bmc.stop();
     await stopAll();
+  });
+
+  // A failure shows what the programs said: the control plane's requests, the relay's and agents' logs.
+  beforeEach(() => {
+    onTestFailed(() => {
+      const programs = [cp?.program, relay, ...agents.values()].filter((p) => p !== undefined);
+      for (const program of programs) {
+        console.error(`--- ${program.name}, last lines:\n${program.lines.slice(-60).join('\n')}`);
+      }
+    });
   });
 
   it('the control plane sees every host and VM the agents read from libvirt, each VM where it runs', async () => {
