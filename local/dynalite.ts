@@ -21,7 +21,10 @@ export interface LocalDynalite {
   readonly client: DynamoDBDocumentClient;
   /** Creates a table from the one table definition and waits until it is ACTIVE. */
   createTable(name: string): Promise<void>;
-  /** Deletes a table and its items (a run that shared this server is over); an absent one is fine. */
+  /**
+   * Deletes a table and its items (a run that shared this server is over) and waits until it is gone; an
+   * absent one is fine.
+   */
   deleteTable(name: string): Promise<void>;
   /** Destroys the clients and closes the server; calling it again is harmless. */
   stop(): Promise<void>;
@@ -117,11 +120,28 @@ export async function startDynalite(options: DynaliteOptions = {}): Promise<Loca
     }
   };
 
+  const gone = (error: unknown): boolean =>
+    error instanceof Error && error.name === 'ResourceNotFoundException';
   const deleteTable = async (name: string): Promise<void> => {
     try {
       await raw.send(new DeleteTableCommand({ TableName: name }));
     } catch (error) {
-      if (!(error instanceof Error && error.name === 'ResourceNotFoundException')) throw error;
+      if (gone(error)) return;
+      throw error;
+    }
+    // DeleteTable answers while the table is DELETING (dynalite drops it a timer later, as DynamoDB does
+    // some time later): like CreateTable's ACTIVE, its end is awaited, so that the table is gone once this
+    // resolves, however busy the machine.
+    const deadline = Date.now() + ACTIVE_TIMEOUT_MS;
+    for (;;) {
+      try {
+        await raw.send(new DescribeTableCommand({ TableName: name }));
+      } catch (error) {
+        if (gone(error)) return;
+        throw error;
+      }
+      if (Date.now() > deadline) throw new Error(`table ${name} not deleted after ${ACTIVE_TIMEOUT_MS} ms`);
+      await new Promise((resolve) => setTimeout(resolve, ACTIVE_POLL_MS));
     }
   };
 
