@@ -81,10 +81,44 @@ export class Program {
   }
 }
 
-/** Kills every process still running and removes the folders made. */
+/** Processes that run the program as a child of their own (`tsx`): stopped with SIGTERM, which they relay. */
+const relaying = new Set<ChildProcess>();
+
+/** Resolves once the child has exited, or after `ms`. */
+function exitedWithin(child: ChildProcess, ms: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Kills every process still running and removes the folders made. The control plane runs under `tsx`,
+ * whose server is a child of its own: SIGKILL to `tsx` left that server running after the test, so it gets
+ * SIGTERM, which `tsx` relays (SIGKILL after 10 s if it is still there).
+ */
 export async function stopAll(): Promise<void> {
-  for (const child of started) child.kill('SIGKILL');
+  const graceful: ChildProcess[] = [];
+  for (const child of started) {
+    if (relaying.has(child)) {
+      child.kill('SIGTERM');
+      graceful.push(child);
+    } else {
+      child.kill('SIGKILL');
+    }
+  }
+  await Promise.all(
+    graceful.map(async (child) => {
+      await exitedWithin(child, 10_000);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }),
+  );
   started.clear();
+  relaying.clear();
   for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
@@ -136,6 +170,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, HALO_LOCAL_TOKEN_FILE: tokenFile },
   });
+  relaying.add(child);
   const program = new Program('control plane', child);
   const line = await program.waitFor((l) => l.startsWith('Halo local control plane on '), 120_000);
   const url = /on (http:\/\/\S+)/.exec(line)?.[1];

@@ -101,14 +101,30 @@ export function ipmitoolLevel(bmc: IpmiSim, extra: Record<string, unknown> = {})
   };
 }
 
-/** Starts the whole site; `modes` sets a BMC's behaviour, `level` adds options to every ipmitool level. */
+/**
+ * Starts the whole site; `modes` sets a BMC's behaviour, `level` adds options to every ipmitool level. A
+ * start that fails midway stops what it started (a test's afterAll has no site to close then).
+ */
 export async function openRelaySite(
   opts: { modes?: Partial<Record<string, IpmiSimMode>>; level?: Record<string, unknown> } = {},
+): Promise<RelaySite> {
+  const bmcs = new Map<string, IpmiSim>();
+  try {
+    return await startRelaySite(opts, bmcs);
+  } catch (error) {
+    for (const bmc of bmcs.values()) await bmc.stop();
+    await stopAll();
+    throw error;
+  }
+}
+
+async function startRelaySite(
+  opts: { modes?: Partial<Record<string, IpmiSimMode>>; level?: Record<string, unknown> },
+  bmcs: Map<string, IpmiSim>,
 ): Promise<RelaySite> {
   const cp = await startControlPlane();
   const lanKey = newLanKey();
   const lanPort = await freePort();
-  const bmcs = new Map<string, IpmiSim>();
   for (const host of HOSTS) {
     bmcs.set(host, await startIpmiSim({ power: 'on', mode: opts.modes?.[host] ?? 'normal' }));
   }
