@@ -271,6 +271,12 @@ export interface VmRecovery {
    * down, or the VM incident its stop opened), ended when the VM runs again; absent or null: none.
    */
   readonly downIncidentId?: string | null;
+  /**
+   * The host incident that took the VM over as it opened (its start there was under way or unseen: the
+   * host may have been running it as it fell silent). While that incident is open nothing else lists the
+   * VM for a restart: its close does, if it leaves the VM down. Absent or null: none.
+   */
+  readonly handedTo?: string | null;
   /** Optimistic-lock counter of the recovery alone, incremented by every saveRecovery. */
   readonly version: number;
 }
@@ -499,14 +505,16 @@ export interface VmStore {
    * unless told otherwise: adds or removes `hostId` in `definedOn`, and in `autostartOn` as `vm.autostart`
    * says). Conditional: an observation older than the stored one is dropped, and so is an inactive one
    * (shut-off, crashed) from a host other than the one the record has it active on, since a definition
-   * elsewhere says nothing about where the VM runs. Returns whether it was written.
+   * elsewhere says nothing about where the VM runs. Returns whether it was written. `overActiveOn` names
+   * a host confirmed powered off (fenced) on which the record may still have the VM active: an inactive
+   * observation takes the record from that host too (nothing runs there), and only from that one.
    */
   saveObserved(
     siteId: string,
     hostId: string,
     vm: ObservedVm,
     at: number,
-    options?: { readonly listed?: boolean },
+    options?: { readonly listed?: boolean; readonly overActiveOn?: string },
   ): Promise<boolean>;
   /**
    * Records only whether `hostId` lists the VM and with autostart on (`definedOn`, `autostartOn`), for a

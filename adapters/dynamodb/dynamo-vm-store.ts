@@ -62,14 +62,18 @@ export class DynamoVmStore implements VmStore {
     hostId: string,
     vm: ObservedVm,
     at: number,
-    options?: { readonly listed?: boolean },
+    options?: { readonly listed?: boolean; readonly overActiveOn?: string },
   ): Promise<boolean> {
     const listed = options?.listed ?? true;
     const active = vm.state === 'running' || vm.state === 'paused';
+    const overOff = options?.overActiveOn;
     // Two relays report the same VM: an observation older than the stored one is dropped, not written
     // over a newer one. An inactive one from a host other than the one the VM is active on is a definition
     // elsewhere: it must not move the record (the condition is the rule; a failed one is the expected no-op).
-    const rule = active ? '' : ' AND (#hostId = :hostId OR NOT (#state IN (:running, :paused)))';
+    // With `overActiveOn` (a host confirmed off), the record may be taken from that host as well.
+    const rule = active
+      ? ''
+      : ` AND (#hostId = :hostId${overOff === undefined ? '' : ' OR #hostId = :overOff'} OR NOT (#state IN (:running, :paused)))`;
     const set = [
       '#hostId = :hostId',
       '#cpus = :cpus',
@@ -129,6 +133,7 @@ export class DynamoVmStore implements VmStore {
             ':antiAffinity': DEFAULT_META.antiAffinity,
             ':host': new Set([hostId]),
             ...(active ? {} : { ':running': 'running', ':paused': 'paused' }),
+            ...(active || overOff === undefined ? {} : { ':overOff': overOff }),
           },
         }),
       ),

@@ -26,7 +26,7 @@ export class MemoryVmStore implements VmStore {
     hostId: string,
     vm: ObservedVm,
     at: number,
-    options?: { readonly listed?: boolean },
+    options?: { readonly listed?: boolean; readonly overActiveOn?: string },
   ): Promise<boolean> {
     const key = rowKey(siteId, vm.id);
     const existing = this.state.vms.get(key);
@@ -37,6 +37,7 @@ export class MemoryVmStore implements VmStore {
       existing !== undefined &&
       !isActive(vm.state) &&
       existing.hostId !== hostId &&
+      (options?.overActiveOn === undefined || existing.hostId !== options.overActiveOn) &&
       isActive(existing.state)
     ) {
       return false;

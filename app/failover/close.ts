@@ -5,7 +5,7 @@ import type { DownPeriod, IncidentRecord, VmRecord } from '../ports';
 import { listLeftDown } from '../recovery/left-down';
 import { isRunning } from '../shared/capacity';
 import { recordDownPeriods, runningAgainAt, silenceStart } from '../shared/downtime';
-import { bootEnded, runningNow, storedHaSet } from '../shared/ha-set';
+import { bootEnded, fencedHostIds, runningNow, storedHaSet } from '../shared/ha-set';
 import { incidentOf } from '../shared/host-lifecycle';
 import { closeIncident, requireIncident } from '../shared/incidents';
 import { compareIds } from '../shared/order';
@@ -63,12 +63,14 @@ async function resolveOutcome(
   downtime?: Record<string, DownPeriod>;
 }> {
   if (record.fencedAt !== null) {
-    const [events, commands, siteVms, host] = await Promise.all([
+    const [events, commands, siteVms, siteHosts] = await Promise.all([
       ctx.ports.incidents.listEvents(record.incidentId),
       ctx.ports.commands.listForIncident(record.siteId, record.incidentId),
       ctx.ports.vms.listVms(record.siteId),
-      ctx.ports.hosts.getHost(record.siteId, record.hostId),
+      ctx.ports.hosts.listHosts(record.siteId),
     ]);
+    const host = siteHosts.find((h) => h.hostId === record.hostId) ?? null;
+    const fenced = fencedHostIds(siteHosts);
     const plan = storedPlan(events);
     const started = new Set(
       commands.flatMap((c) =>
@@ -105,15 +107,36 @@ async function resolveOutcome(
         vm.observedAt > start.issuedAt
       );
     };
+    // A start that succeeded on a host that has since fallen silent itself (in an incident of its own now):
+    // the VM may have died with it. That incident has it when it opened after the start (it took it over,
+    // app/recovery/adopt.ts) or saw it running there: handed over. Otherwise down, and VM-level HA takes it
+    // pinned to that host (listLeftDown), which lets nothing start it elsewhere before that host is fenced.
+    const targetIncident = (vmId: string): string | null => {
+      const start = lastStart.get(vmId);
+      if (start === undefined || start.hostId === record.hostId) return null;
+      const target = siteHosts.find((h) => h.hostId === start.hostId);
+      return target === undefined ? null : incidentOf(target.lifecycle);
+    };
+    const handedOver = (vmId: string): boolean => {
+      const taker = targetIncident(vmId);
+      const vm = records.get(vmId);
+      if (taker === null || vm === undefined) return false;
+      const target = lastStart.get(vmId)?.hostId;
+      return vm.recovery?.handedTo === taker || (vm.hostId === target && isRunning(vm));
+    };
     const runs = (vmId: string): boolean =>
-      runningNow(records.get(vmId), failed) !== null || (started.has(vmId) && !crashedSinceStart(vmId));
-    const down = set.filter((vmId) => !runs(vmId));
+      runningNow(records.get(vmId), failed, fenced) !== null ||
+      (started.has(vmId) && !crashedSinceStart(vmId) && targetIncident(vmId) === null);
+    const handed = set.filter((vmId) => !runs(vmId) && handedOver(vmId));
+    const down = set.filter((vmId) => !runs(vmId) && !handed.includes(vmId));
     const unplaced = plan?.unplaced.map((u) => u.vmId) ?? [];
     const recovered = plan !== null && down.length === 0;
     const observed = new Map(
       set.flatMap((vmId) => {
         const vm = records.get(vmId);
-        return vm !== undefined && runningNow(vm, failed) !== null ? [[vmId, vm.observedAt] as const] : [];
+        return vm !== undefined && runningNow(vm, failed, fenced) !== null
+          ? [[vmId, vm.observedAt] as const]
+          : [];
       }),
     );
     const ranAgain = runningAgainAt(events, observed);
@@ -122,7 +145,7 @@ async function resolveOutcome(
     const downtime = Object.fromEntries(
       set.map((vmId): [string, DownPeriod] => [
         vmId,
-        { from, to: runs(vmId) ? (ranAgain.get(vmId) ?? now) : null },
+        { from, to: runs(vmId) ? (ranAgain.get(vmId) ?? now) : handed.includes(vmId) ? now : null },
       ]),
     );
     return {
@@ -131,9 +154,12 @@ async function resolveOutcome(
       detail:
         plan === null
           ? 'the host was fenced but no placement was planned'
-          : `${set.length - down.length} of ${set.length} HA VM(s) run again` +
+          : `${set.length - down.length - handed.length} of ${set.length} HA VM(s) run again` +
+            (handed.length === 0
+              ? ''
+              : `; handed over to the incident of the host they were started on, which fell silent: ${handed.join(', ')}`) +
             (down.length === 0 ? '' : `; down: ${down.join(', ')}`),
-      data: { started: [...started], down, unplaced, haVms: set },
+      data: { started: [...started], down, unplaced, haVms: set, ...(handed.length === 0 ? {} : { handed }) },
     };
   }
   const named = IncidentOutcomeSchema.safeParse(requested);

@@ -4,7 +4,7 @@ import type { AppContext } from '../context';
 import type { VmRecord } from '../ports';
 import { isRunning, placementLoads } from '../shared/capacity';
 import { appendEvent } from '../shared/events';
-import { runningNow, storedHaSet } from '../shared/ha-set';
+import { fencedHostIds, runningNow, storedHaSet } from '../shared/ha-set';
 import { METRIC } from '../shared/metrics';
 import { plannedVmIds, storedPlan } from './plan-record';
 import { loadScope, survivors } from './scope';
@@ -51,8 +51,9 @@ export async function planPlacementStep(ctx: AppContext, incident: IncidentInput
         priority: vm.priority,
         antiAffinity: vm.antiAffinity,
       }));
+  const fenced = fencedHostIds(hosts);
   const running = set.flatMap((vm) => {
-    const hostId = runningNow(records.get(vm.vmId), failed);
+    const hostId = runningNow(records.get(vm.vmId), failed, fenced);
     return hostId === null ? [] : [{ vmId: vm.vmId, hostId }];
   });
   const toStart = set.filter((vm) => !running.some((r) => r.vmId === vm.vmId));

@@ -103,7 +103,7 @@ export async function recordInventory(
     running.push(
       ...obs.vms.filter((vm) => occupies(vm) && control.recovering.includes(vm.id)).map((vm) => vm.id),
     );
-    await saveVms(ctx, { control, obs, known, inReport, now });
+    await saveVms(ctx, { control, obs, known, inReport, now, startedHere: reservedVms(host) });
     await sites.putHostSummary(siteId, obs.hostId, summaryOf(host));
     if (host.lifecycle.status === 'up' && host.lifecycle.bootId !== obs.bootId) rebooted.push(obs);
   }
@@ -122,6 +122,31 @@ function olderThanRecorded(summary: HostSummary | undefined, obs: HostObservatio
     return false;
   }
   return obs.takenAt < summary.takenAt && summary.takenAt - obs.takenAt < INVENTORY_REORDER_WINDOW_MS;
+}
+
+/** The VMs whose start to the host holds capacity there: started there, not yet seen running there. */
+function reservedVms(host: HostRecord): ReadonlySet<string> {
+  return new Set(Object.values(host.reservations).map((held) => held.vmId));
+}
+
+/**
+ * The fenced host a VM's record has it active on, when `hostId` now reports it stopped after a start went
+ * there (its capacity is still held there): the record names the host a failover took it from, which is
+ * confirmed off, and the VM started here and stopped before any report showed it running. This host's
+ * word is the VM's whole truth then, and the record takes it (its incident, if still open, sees the crash
+ * at its close; VM-level HA afterwards). Null otherwise.
+ */
+function activeOnFencedHost(
+  control: SiteControl,
+  record: VmRecord,
+  hostId: string,
+  vm: ObservedVm,
+  startedHere: ReadonlySet<string>,
+): string | null {
+  const active = record.hostId;
+  if (active === null || active === hostId || occupies(vm) || !isRunning(record)) return null;
+  if (!startedHere.has(vm.id)) return null;
+  return control.hosts[active]?.status === 'fenced' ? active : null;
 }
 
 /** Where a host's observation says a VM incident is: that host, its cluster and boot. */
@@ -288,6 +313,8 @@ interface VmChange {
   readonly vm: ObservedVm;
   readonly record: VmRecord | undefined;
   readonly takes: boolean;
+  /** The fenced host whose active record the observation takes over (activeOnFencedHost), or null. */
+  readonly overActiveOn: string | null;
 }
 
 /**
@@ -303,9 +330,11 @@ async function saveVms(
     readonly known: Map<string, VmRecord>;
     readonly inReport: ReadonlyMap<string, HostObservation>;
     readonly now: number;
+    /** VMs whose start to this host holds capacity here (see activeOnFencedHost). */
+    readonly startedHere: ReadonlySet<string>;
   },
 ): Promise<void> {
-  const { control, obs, known, inReport, now } = args;
+  const { control, obs, known, inReport, now, startedHere } = args;
   const siteId = control.site.siteId;
   const hostId = obs.hostId;
   const { vms } = ctx.ports;
@@ -315,18 +344,23 @@ async function saveVms(
   // `takes`: the observation is written to the record; otherwise only that this host lists the VM.
   const changed = obs.vms.flatMap((vm): VmChange[] => {
     const record = known.get(vm.id);
-    if (record === undefined) return [{ vm, record, takes: true }];
-    const takes = takesRecord(record, hostId, vm) && !sameObservation(record, hostId, vm);
-    return takes || !sameListing(record, hostId, true, vm.autostart === true) ? [{ vm, record, takes }] : [];
+    if (record === undefined) return [{ vm, record, takes: true, overActiveOn: null }];
+    const overActiveOn = activeOnFencedHost(control, record, hostId, vm, startedHere);
+    const takes =
+      (takesRecord(record, hostId, vm) || overActiveOn !== null) && !sameObservation(record, hostId, vm);
+    return takes || !sameListing(record, hostId, true, vm.autostart === true)
+      ? [{ vm, record, takes, overActiveOn }]
+      : [];
   });
-  await forEachConcurrently(changed, STEP_WRITE_CONCURRENCY, async ({ vm, record, takes }) => {
+  await forEachConcurrently(changed, STEP_WRITE_CONCURRENCY, async ({ vm, record, takes, overActiveOn }) => {
     const autostart = vm.autostart === true;
     if (takes) {
       if (record !== undefined && vm.state === 'running') {
         await checkSplitBrain(ctx, { control, record, hostId, inReport });
       }
       const base = record ?? defaultMeta(siteId, vm.id);
-      if (await vms.saveObserved(siteId, hostId, vm, now)) {
+      const over = overActiveOn === null ? {} : { overActiveOn };
+      if (await vms.saveObserved(siteId, hostId, vm, now, over)) {
         known.set(vm.id, {
           ...base,
           ...observed(hostId, vm, now),

@@ -4,9 +4,10 @@ import type { HostStateOf } from '../../core/lifecycle';
 import { hostSilentAfterMs } from '../../core/policy';
 import type { AppContext } from '../context';
 import type { HostRecord, IncidentRecord, SiteControl } from '../ports';
+import { adoptStartsUnderWay } from '../recovery/adopt';
 import { appendEvent } from '../shared/events';
 import { fencingInputFor } from '../shared/fencing-guard';
-import { recordHaSet } from '../shared/ha-set';
+import { type HaSetIncident, recordHaSet } from '../shared/ha-set';
 import { incidentOf, summaryOf, transitionHostSummaryAfter } from '../shared/host-lifecycle';
 import { updateIncident } from '../shared/incidents';
 import { METRIC } from '../shared/metrics';
@@ -136,7 +137,7 @@ async function startIncident(
       incidents.create(newIncident(ctx, args)),
       fresh ? sites.setIncidentOpen(siteId, state.incidentId, true) : Promise.resolve(),
       summarized,
-      recordHaSet(ctx, haSetRef(siteId, args.host.hostId, state)),
+      recordHaSetOf(ctx, control, haSetRef(siteId, args.host.hostId, state)),
     ]);
     incident = result.incident;
     created = result.created;
@@ -151,8 +152,9 @@ async function startIncident(
     // An opening a crashed call left half done may lack its HA set: recorded now (the first one stands).
     await Promise.all([
       sites.setIncidentOpen(siteId, incident.incidentId, true),
-      recordHaSet(
+      recordHaSetOf(
         ctx,
+        control,
         haSetRef(siteId, incident.hostId, {
           incidentId: incident.incidentId,
           bootId: incident.bootId,
@@ -171,12 +173,17 @@ async function startIncident(
   return { incidentId: incident.incidentId, created, executionArn };
 }
 
+/** The incident's HA set: what the host ran, and the starts under way there it takes over. */
+function recordHaSetOf(ctx: AppContext, control: SiteControl, incident: HaSetIncident): Promise<unknown> {
+  return recordHaSet(ctx, incident, (ran) => adoptStartsUnderWay(ctx, incident, control, ran));
+}
+
 /** What recordHaSet needs of the incident being opened. */
 function haSetRef(
   siteId: string,
   hostId: string,
   state: { readonly incidentId: string; readonly bootId: string; readonly since: number },
-): Parameters<typeof recordHaSet>[1] {
+): HaSetIncident {
   return { incidentId: state.incidentId, siteId, hostId, bootId: state.bootId, openedAt: state.since };
 }
 

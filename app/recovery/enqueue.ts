@@ -57,9 +57,14 @@ export async function listForRestart(given: AppContext, down: DownVm, at: number
     if (prior !== undefined && onRetryList(prior)) {
       return { listedNow: false, vm, incidentId: prior.incidentId };
     }
+    // Taken over by a host incident still open (app/recovery/adopt.ts): its close lists it if left down.
+    if (prior?.handedTo && prior.handedTo !== down.downIncidentId && (await stillOpen(ctx, prior.handedTo))) {
+      return { listedNow: false, vm, incidentId: null };
+    }
     const incidentSeq = (prior?.incidentSeq ?? 0) + (opens ? 1 : 0);
     const incidentId = opens ? vmIncidentIdFor(siteId, vmId, incidentSeq) : null;
     const saved = await ctx.ports.vms.saveRecovery(siteId, vmId, prior?.version ?? null, {
+      handedTo: null,
       status: 'waiting',
       cause: down.cause,
       since: at,
@@ -99,4 +104,9 @@ export async function listForRestart(given: AppContext, down: DownVm, at: number
     }
   }
   return outcome.listedNow;
+}
+
+async function stillOpen(ctx: AppContext, incidentId: string): Promise<boolean> {
+  const incident = await ctx.ports.incidents.get(incidentId);
+  return incident !== null && incident.closedAt === null;
 }

@@ -28,15 +28,14 @@ export async function listLeftDown(
   ]);
   const down = vms.filter((vm) => vm.ha && vmIds.includes(vm.vmId));
   await forEachConcurrently(down, STEP_WRITE_CONCURRENCY, async (vm) => {
-    const unanswered = commands
-      .filter(
-        (c) =>
-          c.command.kind === 'start-vm' &&
-          c.command.vm.id === vm.vmId &&
-          (c.status === 'pending' || c.status === 'delivered'),
-      )
-      .at(-1);
-    const host = hosts.find((h) => h.hostId === unanswered?.command.hostId);
+    const starts = commands.filter((c) => c.command.kind === 'start-vm' && c.command.vm.id === vm.vmId);
+    const unanswered = starts.filter((c) => c.status === 'pending' || c.status === 'delivered').at(-1);
+    // A start that worked on a host since fallen silent: the VM may run there until that host is fenced.
+    const worked = starts.filter((c) => c.status === 'succeeded').at(-1);
+    const workedOn = hosts.find((h) => h.hostId === worked?.command.hostId && h.hostId !== incident.hostId);
+    const host =
+      hosts.find((h) => h.hostId === unanswered?.command.hostId) ??
+      (workedOn !== undefined && workedOn.lifecycle.status !== 'up' ? workedOn : undefined);
     await listForRestart(
       ctx,
       {

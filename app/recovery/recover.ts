@@ -157,9 +157,15 @@ async function recoverOne(pass: Pass, vm: VmRecord): Promise<StepDone> {
       await unlist(ctx, control, vm.vmId);
     return 'off-list';
   }
-  if (isRunning(vm)) {
+  if (runsNow(control, vm)) {
     // Only an observation after it went down proves it runs again: an older one is what it ran before.
-    return vm.observedAt >= r.since ? resolve(pass, vm, r) : 'waiting';
+    if (vm.observedAt < r.since) return 'waiting';
+    // Nor one of a host in an incident now (read afresh): a relay may report the failed boot's last
+    // inventory until its fence, and a fenced boot runs nothing.
+    const { hosts } = await pass.inventory();
+    const status = hosts.find((h) => h.hostId === vm.hostId)?.lifecycle.status;
+    if (status === 'up' || status === 'maintenance' || status === undefined) return resolve(pass, vm, r);
+    if (status !== 'fenced') return 'waiting';
   }
   const policy = vmPolicy(ctx, control, vm);
   if (r.status === 'starting') {
@@ -174,6 +180,15 @@ async function recoverOne(pass: Pass, vm: VmRecord): Promise<StepDone> {
     return 'waiting';
   }
   return tryRestart(pass, vm, policy);
+}
+
+/**
+ * Whether the record has the VM running on a host that may run it: not on one confirmed powered off (a
+ * relay may still report a fenced boot's last inventory, which the split-brain alarm is about; the
+ * power-off read back is the better word on what runs there).
+ */
+function runsNow(control: SiteControl, vm: VmRecord): boolean {
+  return isRunning(vm) && (vm.hostId === null || control.hosts[vm.hostId]?.status !== 'fenced');
 }
 
 /** The VM runs again: its incident closes recovered and it leaves the list (its budget history stays). */
@@ -337,7 +352,8 @@ async function tryRestart(pass: Pass, vm: VmRecord, policy: HaPolicy): Promise<S
   const { hosts, vms } = await pass.inventory();
   const lastHost = pass.facts(hosts, current.hostId);
   const pinnedHost = r.pinned === null ? null : pass.facts(hosts, r.pinned.hostId);
-  const scope = startScope({ vmState: current.state, lastHost, pin: r.pinned, pinnedHost });
+  const vmState = isRunning(current) && lastHost?.status === 'fenced' ? 'down' : current.state;
+  const scope = startScope({ vmState, lastHost, pin: r.pinned, pinnedHost });
   if (scope.kind === 'none') return blocked(pass, current, r, scope.reason, policy);
   const targets = targetsFor(pass, current, scope, hosts, vms, policy);
   if (targets.length === 0) return unplaced(pass, current, r, policy, 'no host of its cluster can take it');

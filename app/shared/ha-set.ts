@@ -30,31 +30,67 @@ export function haVmsOn(vms: readonly VmRecord[], hostId: string): IncidentVm[] 
  */
 export async function recordHaSet(
   ctx: AppContext,
-  incident: {
-    readonly incidentId: string;
-    readonly siteId: string;
-    readonly hostId: string;
-    readonly bootId: string;
-    readonly openedAt: number;
-  },
+  incident: HaSetIncident,
+  /**
+   * Takes over the VMs the host was being started with (app/recovery/adopt.ts), given the VM ids the host
+   * ran: what it returns joins the set.
+   */
+  adopt: (ran: ReadonlySet<string>) => Promise<readonly AdoptedVm[]> = async () => [],
 ): Promise<IncidentVm[]> {
-  const vms = haVmsOn(
+  const ran = haVmsOn(
     await ctx.ports.vms.listVms(incident.siteId, { hostId: incident.hostId }),
     incident.hostId,
   );
-  const shown = vms.slice(0, 20).map((vm) => vm.vmId);
-  const more = vms.length > shown.length ? `, and ${vms.length - shown.length} more` : '';
+  const adopted = await adopt(new Set(ran.map((vm) => vm.vmId)));
+  const vms = [...ran, ...adopted.map(({ vm }) => incidentVmOf(vm))].sort((a, b) =>
+    compareIds(a.vmId, b.vmId),
+  );
+  const shown = ran.slice(0, 20).map((vm) => vm.vmId);
+  const more = ran.length > shown.length ? `, and ${ran.length - shown.length} more` : '';
+  const taken = adopted.map(({ vm, from }) => `${vm.vmId} (${from ?? 'a start'})`).join(', ');
   await ctx.ports.incidents.appendEvent({
     incidentId: incident.incidentId,
     at: incident.openedAt,
     kind: HA_SET_KIND,
     detail:
-      `${incident.hostId} (boot ${incident.bootId}) ran ${vms.length} HA VM(s) when the incident opened` +
-      (vms.length === 0 ? '' : `: ${shown.join(', ')}${more}`) +
+      `${incident.hostId} (boot ${incident.bootId}) ran ${ran.length} HA VM(s) when the incident opened` +
+      (ran.length === 0 ? '' : `: ${shown.join(', ')}${more}`) +
+      (adopted.length === 0
+        ? ''
+        : `; and was starting ${adopted.length} more, which it takes over: ${taken}`) +
       '; the incident restarts these and is recovered only when all of them run',
-    data: { bootId: incident.bootId, vms },
+    data: {
+      bootId: incident.bootId,
+      vms,
+      ...(adopted.length === 0 ? {} : { adopted: adopted.map(({ vm, from }) => ({ vmId: vm.vmId, from })) }),
+    },
   });
   return vms;
+}
+
+/** What recordHaSet needs of the incident being opened. */
+export interface HaSetIncident {
+  readonly incidentId: string;
+  readonly siteId: string;
+  readonly hostId: string;
+  readonly bootId: string;
+  readonly openedAt: number;
+}
+
+/** A VM an incident takes over as it opens, and the incident it came from (null: none). */
+export interface AdoptedVm {
+  readonly vm: VmRecord;
+  readonly from: string | null;
+}
+
+function incidentVmOf(vm: VmRecord): IncidentVm {
+  return {
+    vmId: vm.vmId,
+    cpus: vm.cpus,
+    memoryMiB: vm.memoryMiB,
+    priority: vm.priority,
+    antiAffinity: vm.antiAffinity,
+  };
 }
 
 /** The HA set recorded when the incident opened; null for incidents opened before it was recorded. */
@@ -73,6 +109,11 @@ export function bootEnded(host: HostRecord, incident: { readonly bootId: string 
   return host.bootId !== incident.bootId;
 }
 
+/** The ids of hosts whose lifecycle is fenced (confirmed powered off). */
+export function fencedHostIds(hosts: readonly HostRecord[]): Set<string> {
+  return new Set(hosts.filter((h) => h.lifecycle.status === 'fenced').map((h) => h.hostId));
+}
+
 /**
  * Where an HA VM of the incident runs now, by its record, or null. A record naming the failed host while
  * that host's inventory is still the failed boot's says what the dead boot ran, not what runs: null.
@@ -80,8 +121,14 @@ export function bootEnded(host: HostRecord, incident: { readonly bootId: string 
 export function runningNow(
   vm: VmRecord | undefined,
   failed: { readonly hostId: string; readonly host: HostRecord | null; readonly bootId: string },
+  /**
+   * Hosts confirmed powered off (fenced): a record naming one is what ran there before the fence, as when
+   * a VM this incident took over was started by another failover off that host.
+   */
+  fencedHosts: ReadonlySet<string> = new Set(),
 ): string | null {
   if (vm === undefined || vm.hostId === null || !isRunning(vm)) return null;
+  if (vm.hostId !== failed.hostId && fencedHosts.has(vm.hostId)) return null;
   const stale = vm.hostId === failed.hostId && (failed.host === null || !bootEnded(failed.host, failed));
   return stale ? null : vm.hostId;
 }

@@ -1050,6 +1050,31 @@ export function describeStoreConformance(
         expect(await stores.vms.getVm(SITE, 'v1')).toMatchObject({ hostId: 'h3', state: 'running' });
       });
 
+      it('lets an inactive observation take a VM active on the host named as confirmed off, and only that one', async () => {
+        await stores.vms.saveObserved(SITE, 'h1', running, T0);
+        const crashed = { ...running, state: 'crashed', reason: 'crashed' } as const;
+        // Another host than the one the record has it active on: still refused.
+        expect(await stores.vms.saveObserved(SITE, 'h2', crashed, T0 + 1000, { overActiveOn: 'h3' })).toBe(
+          false,
+        );
+        expect(await stores.vms.getVm(SITE, 'v1')).toMatchObject({ hostId: 'h1', state: 'running' });
+        // h1 is the one confirmed off: the observation from h2 takes the record.
+        expect(await stores.vms.saveObserved(SITE, 'h2', crashed, T0 + 1000, { overActiveOn: 'h1' })).toBe(
+          true,
+        );
+        expect(await stores.vms.getVm(SITE, 'v1')).toMatchObject({
+          hostId: 'h2',
+          state: 'crashed',
+          reason: 'crashed',
+          observedAt: T0 + 1000,
+        });
+        // Not over an older observation.
+        await stores.vms.saveObserved(SITE, 'h1', running, T0 + 5000);
+        expect(await stores.vms.saveObserved(SITE, 'h2', crashed, T0 + 4000, { overActiveOn: 'h1' })).toBe(
+          false,
+        );
+      });
+
       it('records which hosts list a VM, and with autostart, without touching the observed fields', async () => {
         await stores.vms.saveObserved(SITE, 'h1', running, T0);
         const before = await stores.vms.getVm(SITE, 'v1');

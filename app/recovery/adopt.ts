@@ -1,0 +1,163 @@
+import type { AppContext } from '../context';
+import { ConcurrentUpdateError } from '../errors';
+import type { SiteControl, VmRecord, VmRecovery } from '../ports';
+import { isRunning } from '../shared/capacity';
+import { endDownPeriod } from '../shared/downtime';
+import type { AdoptedVm, HaSetIncident } from '../shared/ha-set';
+import { closeIncident } from '../shared/incidents';
+import { onRetryList, type RecoveryDraft, unlist } from './episode';
+
+/**
+ * HA VMs the failed host was being started with, that no report showed running there yet: a failover's
+ * start there whose result said it runs, or VM-level HA's start (or its pin: a start that may still bring
+ * it up there). Each may be running on the host as it goes silent, so only its fence makes it down for
+ * sure, and the host's incident takes it over: it restarts it in its priority waves and says it is down
+ * while it is. The takeover is a conditional write of the VM's recovery naming the incident (`handedTo`),
+ * the one item every lister writes too (listForRestart refuses a VM handed to an open incident), so the VM
+ * has one owner whatever the interleaving. From VM-level HA the VM also leaves the retry list and its
+ * incident closes, handing over; VM-level HA can start it nowhere else meanwhile, since its start is bound
+ * to this host, now suspect. A failover's start whose result is still out is not taken: that failover may
+ * try another host once it fails. Repeat-safe: a VM taken by a first call that died names this incident.
+ */
+export async function adoptStartsUnderWay(
+  ctx: AppContext,
+  incident: HaSetIncident,
+  control: SiteControl,
+  ran: ReadonlySet<string>,
+): Promise<AdoptedVm[]> {
+  const { siteId, hostId } = incident;
+  const host = await ctx.ports.hosts.getHost(siteId, hostId);
+  const held = Object.entries(host?.reservations ?? {}).map(([reservationId, r]) => ({
+    reservationId,
+    vmId: r.vmId,
+  }));
+  const ids = [...new Set([...held.map((r) => r.vmId), ...control.recovering])].filter((id) => !ran.has(id));
+  if (ids.length === 0) return [];
+  const records = (await Promise.all(ids.map((id) => ctx.ports.vms.getVm(siteId, id)))).filter(
+    (vm): vm is VmRecord => vm?.ha === true,
+  );
+  const adopted: AdoptedVm[] = [];
+  for (const record of records) {
+    let vm: VmRecord | null = record;
+    // A lost race re-reads the VM and judges it again.
+    for (let round = 0; round < 3 && vm !== null; round++) {
+      const judged = await judge(ctx, incident, control, vm, held);
+      if (judged === 'keep') break;
+      if (judged === 'conflict') {
+        vm = await ctx.ports.vms.getVm(siteId, vm.vmId);
+        continue;
+      }
+      adopted.push(judged);
+      break;
+    }
+  }
+  return adopted;
+}
+
+async function judge(
+  ctx: AppContext,
+  incident: HaSetIncident,
+  control: SiteControl,
+  vm: VmRecord,
+  held: readonly { readonly reservationId: string; readonly vmId: string }[],
+): Promise<AdoptedVm | 'keep' | 'conflict'> {
+  const { hostId } = incident;
+  const r = vm.recovery;
+  if (r?.handedTo === incident.incidentId) return { vm, from: null };
+  // Running on a host not confirmed off: it runs there, whatever a start here did.
+  if (vm.hostId !== null && vm.hostId !== hostId && isRunning(vm)) {
+    if (control.hosts[vm.hostId]?.status !== 'fenced') return 'keep';
+  }
+  if (r !== undefined && onRetryList(r)) {
+    if (r.start?.hostId !== hostId && r.pinned?.hostId !== hostId) return 'keep';
+    if (!(await claim(ctx, vm, { ...idleDraft(r), handedTo: incident.incidentId }))) {
+      return 'conflict';
+    }
+    const detail = `${vm.vmId} was being started on ${hostId}, which fell silent: incident ${incident.incidentId} takes it over and restarts it after the fence`;
+    if (r.downIncidentId) await endDownPeriod(ctx, r.downIncidentId, vm.vmId, incident.openedAt);
+    if (r.incidentId !== null) {
+      await closeIncident(
+        ctx,
+        { incidentId: r.incidentId, siteId: vm.siteId },
+        'partially-recovered',
+        detail,
+        { vmId: vm.vmId, handedTo: incident.incidentId },
+      );
+    }
+    await unlist(ctx, control, vm.vmId);
+    return { vm, from: r.incidentId };
+  }
+  const reservation = held.find((h) => h.vmId === vm.vmId);
+  const owner = reservation === undefined ? null : failoverOf(reservation.reservationId, vm.vmId);
+  if (owner === null) return 'keep';
+  const commands = await ctx.ports.commands.listForIncident(vm.siteId, owner);
+  const start = commands
+    .filter(
+      (c) => c.command.kind === 'start-vm' && c.command.vm.id === vm.vmId && c.command.hostId === hostId,
+    )
+    .at(-1);
+  if (start?.status !== 'succeeded') return 'keep';
+  const next: RecoveryDraft = r === undefined ? freshIdle(incident.openedAt) : idleDraft(r);
+  if (!(await claim(ctx, vm, { ...next, handedTo: incident.incidentId }))) return 'conflict';
+  return { vm, from: owner };
+}
+
+/** Writes the takeover, conditional on the recovery as read; false when another writer came first. */
+async function claim(ctx: AppContext, vm: VmRecord, next: RecoveryDraft): Promise<boolean> {
+  try {
+    await ctx.ports.vms.saveRecovery(vm.siteId, vm.vmId, vm.recovery?.version ?? null, next);
+    return true;
+  } catch (error) {
+    if (error instanceof ConcurrentUpdateError) return false;
+    throw error;
+  }
+}
+
+/** The recovery off the retry list, its restart history kept for the budget. */
+function idleDraft(r: VmRecovery): RecoveryDraft {
+  const { version: _version, ...draft } = r;
+  return {
+    ...draft,
+    status: 'idle',
+    incidentId: null,
+    attempt: 0,
+    triedHosts: [],
+    orders: 0,
+    start: null,
+    pinned: null,
+    notBefore: null,
+    note: null,
+    downIncidentId: null,
+  };
+}
+
+/** A first recovery, off the list: a VM VM-level HA never handled. */
+function freshIdle(at: number): RecoveryDraft {
+  return {
+    status: 'idle',
+    cause: 'host-failover',
+    since: at,
+    incidentId: null,
+    incidentSeq: 0,
+    restarts: [],
+    attempt: 0,
+    triedHosts: [],
+    orders: 0,
+    start: null,
+    pinned: null,
+    notBefore: null,
+    checkedAt: 0,
+    note: null,
+    by: null,
+    downIncidentId: null,
+  };
+}
+
+/** The failover (host incident) whose reservation this is, or null for VM-level HA's. */
+function failoverOf(reservationId: string, vmId: string): string | null {
+  const suffix = `.${vmId}.`;
+  const at = reservationId.lastIndexOf(suffix);
+  if (at <= 0) return null;
+  const incidentId = reservationId.slice(0, at);
+  return incidentId.includes(':vm:') ? null : incidentId;
+}
