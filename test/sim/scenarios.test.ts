@@ -27,13 +27,13 @@ interface ScenarioRun extends RunResult {
   readonly scenario: Scenario;
 }
 
-async function run(name: string): Promise<ScenarioRun> {
+async function run(name: string, seed = 7): Promise<ScenarioRun> {
   if (running >= PARALLEL) await new Promise<void>((resolve) => queue.push(resolve));
   running += 1;
   try {
     const file = join(DIR, `${name}.json`);
     const scenario = parseScenario(readFileSync(file, 'utf8'), file);
-    return { ...(await runScenario(scenario, { seed: 7 })), scenario };
+    return { ...(await runScenario(scenario, { seed })), scenario };
   } finally {
     running -= 1;
     queue.shift()?.();
@@ -532,5 +532,47 @@ describe('a deaf relay among two', () => {
       true,
     );
     expect(runningOn(report, 'vm-011')).toEqual(['node05']);
+  });
+});
+
+// Found by `npm run sim -- --random`: VMs being started on a host as it fell silent, and shrunk. Each seed
+// times the host's failure between the start and the report that would show the VM running there.
+describe('a host that fails while VMs are being started on it', () => {
+  it("start-host-isolated (seed 3183): its incident takes over VM-level HA's start there, and restarts the VM after the fence", async () => {
+    const result = await run('start-host-isolated', 3183);
+    const report = clean(result);
+    const incident = only(report, 'node01');
+    expect(incident.outcome).toBe('recovered');
+    expect(incident.starts).toEqual([expect.objectContaining({ vm: 'vm-004', host: 'node02' })]);
+    expect(vmIncidents(report, 'vm-004').map((i) => i.outcome)).toEqual(['partially-recovered']);
+    expect(runningOn(report, 'vm-004')).toEqual(['node02']);
+  });
+
+  it('started-host-power-loss (seed 7220): a failover start that said it runs is taken over by the incident of the host that lost power', async () => {
+    const result = await run('started-host-power-loss', 7220);
+    const report = clean(result);
+    expect(only(report, 'node03').outcome).toBe('recovered');
+    const second = only(report, 'node01');
+    expect(second.outcome).toBe('recovered');
+    expect(second.starts.map((s) => s.vm)).toEqual(['vm-009']);
+    expect(runningOn(report, 'vm-009')).toHaveLength(1);
+  });
+
+  it('crash-on-new-host (seed 7507): a VM that crashes on its new host before any report showed it there is restarted', async () => {
+    const result = await run('crash-on-new-host', 7507);
+    const report = clean(result);
+    expect(only(report, 'node01').outcome).toBe('partially-recovered');
+    expect(vmIncidents(report, 'vm-006').map((i) => i.outcome)).toEqual(['recovered']);
+    expect(runningOn(report, 'vm-006')).toHaveLength(1);
+  });
+
+  it('started-host-suspect (seed 20251): a start that worked on a host already suspect is not counted as running; VM-level HA restarts it once that host is off', async () => {
+    const result = await run('started-host-suspect', 20251);
+    const report = clean(result);
+    expect(only(report, 'node03').outcome).toBe('partially-recovered');
+    expect(vmIncidents(report, 'vm-010').map((i) => i.outcome)).toEqual(['recovered']);
+    const [where, ...more] = runningOn(report, 'vm-010');
+    expect(more).toEqual([]);
+    expect(where).not.toBe('node01');
   });
 });
