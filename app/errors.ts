@@ -115,6 +115,12 @@ export class NoCapacityError extends HaloError {
   readonly status = 409;
 }
 
+/** The VM was taken over by the incident of the host its start went to, which fell silent (adopt.ts). */
+export class VmHandedOverError extends HaloError {
+  readonly code = 'vm-handed-over';
+  readonly status = 409;
+}
+
 export class StartAttemptsExhaustedError extends HaloError {
   readonly code = 'start-attempts-exhausted';
   readonly status = 409;

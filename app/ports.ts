@@ -23,6 +23,11 @@ import type { HaPolicyInput } from '../core/policy';
 /** Time is passed in, never read from the environment inside use cases. */
 export interface Clock {
   now(): number;
+  /**
+   * Resolves after `ms` of this clock's time. Optional: a clock without it (a test's hand-advanced clock)
+   * makes a step that would wait for evidence judge at once on what it has.
+   */
+  sleep?(ms: number): Promise<void>;
 }
 
 /** Random identifiers and secrets; seeded in tests and the simulator. */
@@ -222,6 +227,13 @@ export type RecoveryCause =
   | 'operator';
 
 /** The start command a recovery has out, and the capacity held for it (safety rule 5). */
+/** A host failover's start of a VM (VmRecovery.failoverStart). */
+export interface FailoverStart {
+  readonly incidentId: string;
+  readonly commandId: string;
+  readonly hostId: string;
+}
+
 export interface RecoveryStart {
   readonly commandId: string;
   readonly hostId: string;
@@ -277,6 +289,12 @@ export interface VmRecovery {
    * VM for a restart: its close does, if it leaves the VM down. Absent or null: none.
    */
   readonly handedTo?: string | null;
+  /**
+   * The latest start a host failover ordered for the VM, claimed on this item before its command goes out:
+   * the one item a host incident taking the VM over writes too (app/recovery/adopt.ts), so that a failover
+   * never starts a VM another incident took, nor is one taken from it after it moved on. Absent: none.
+   */
+  readonly failoverStart?: FailoverStart | null;
   /** Optimistic-lock counter of the recovery alone, incremented by every saveRecovery. */
   readonly version: number;
 }

@@ -119,7 +119,8 @@ export interface FailoverSample {
 /** Segments of the path from the crash to the first high VM, and who spends each. */
 const PATH_SEGMENTS = [
   ['crash → incident opened', 'relays (detection threshold) + ingest'],
-  ['opened → fence ordered', 'control plane (incl. confirmSilence wait)'],
+  ['opened → silence confirmed', 'relays (each one’s report since the opening; grace) + ConfirmSilence'],
+  ['silence confirmed → fence ordered', 'control plane (CheckFencingPolicy, DispatchFence)'],
   ['fence ordered → relay finished', 'relay (report interval, BMC polls)'],
   ['relay finished → power-off confirmed', 'control plane (result ingest, VerifyPowerOff, MarkFenced)'],
   ['power-off confirmed → start ordered', 'control plane (PlanPlacement, StartVm: reserve, then order)'],
@@ -160,9 +161,27 @@ export function commandSpans(timeline: readonly TimelineEntry[], host: string): 
 }
 
 /**
+ * The confirmation of the silence as the timeline shows it: when ConfirmSilence confirmed it, and when the
+ * last live relay's report since the opening came in (ms after the opening, from the event's text), which
+ * is what it waited for; null where the timeline lacks them.
+ */
+export function confirmationOf(
+  timeline: readonly TimelineEntry[],
+  host: string,
+): { readonly atMs: number; readonly lastWordMs: number | null } | null {
+  const entry = timeline.find(
+    (e) => e.source === 'control-plane' && e.subject === host && e.text.startsWith('silence-confirmed'),
+  );
+  if (entry === undefined) return null;
+  const word = /the last reported again (\d+) ms after the opening/.exec(entry.text);
+  return { atMs: entry.atMs, lastWordMs: word === null ? null : Number(word[1]) };
+}
+
+/**
  * One run's milestones and waits. Waits = detection (from the crash until the threshold passes: the host's
  * last heartbeat + missedHeartbeats × hostHeartbeatMs, so a crash just before a heartbeat waits less) +
- * confirmSilenceMs (the WaitBeforeConfirm the runner sets) + relay time on the critical path: for the fence
+ * the confirmation's wait for the relays (measured: until the last live relay's report since the opening,
+ * or the policy's grace `confirmSilenceMs` when that is longer) + relay time on the critical path: for the fence
  * that confirmed, and for each wave's last-recorded VM start, ordered→finished (the relay's report
  * interval until it takes the command, plus BMC calls or the VM's boot). The relay's loop tick after the
  * threshold, the reports' round trips and every step count as the control plane's.
@@ -186,7 +205,9 @@ export function sampleOf(
     lastBeat === undefined || lastBeat > crash.atMs
       ? hostSilentAfterMs(policy)
       : lastBeat + hostSilentAfterMs(policy) - crash.atMs;
-  const detectAndConfirm = detection + policy.confirmSilenceMs;
+  const confirmation = confirmationOf(timeline, crash.host);
+  const confirmWaitMs = Math.max(policy.confirmSilenceMs, confirmation?.lastWordMs ?? 0);
+  const detectAndConfirm = detection + confirmWaitMs;
   const spans = commandSpans(timeline, crash.host);
   const relayMs = (key: string): number => {
     const span = spans.get(key);
@@ -217,7 +238,8 @@ export function sampleOf(
     from === undefined || to === undefined ? Number.NaN : to - from;
   const path: Record<PathSegment, number> = {
     'crash → incident opened': incident.openedAtMs - crash.atMs,
-    'opened → fence ordered': gap(incident.openedAtMs, fence?.ordered),
+    'opened → silence confirmed': gap(incident.openedAtMs, confirmation?.atMs),
+    'silence confirmed → fence ordered': gap(confirmation?.atMs, fence?.ordered),
     'fence ordered → relay finished': gap(fence?.ordered, fence?.finished),
     'relay finished → power-off confirmed': gap(fence?.finished, incident.fencedAtMs),
     'power-off confirmed → start ordered': gap(incident.fencedAtMs, start?.ordered),
@@ -348,7 +370,9 @@ async function measureFailover(
     `Timing ${policy.hostHeartbeatMs}/${policy.missedHeartbeats}/${policy.relayReportMs} ms (heartbeat/misses/report), incident pace ${policy.incidentReportMs} ms` +
       `${scenario.hosts[0]?.bmcLatencyMs === undefined ? '' : `, BMC answering in ${scenario.hosts[0].bmcLatencyMs} ms`}; times from the report vs the crash's atMs.`,
     'control plane = total − waits; waits = detection (the crashed host’s last heartbeat + missedHeartbeats' +
-      ` × hostHeartbeatMs = ${hostSilentAfterMs(policy)}, minus the crash time) [+ confirmSilenceMs = ${policy.confirmSilenceMs}]` +
+      ` × hostHeartbeatMs = ${hostSilentAfterMs(policy)}, minus the crash time) [+ the confirmation’s wait for the relays:` +
+      ` until the last live relay reported again since the opening, as ConfirmSilence recorded it, at least the grace` +
+      ` confirmSilenceMs = ${policy.confirmSilenceMs}]` +
       ' [+ relay time of the confirming fence] [+ relay time of the start on the path: the VM itself, or each' +
       ' wave’s last-recorded VM for the last start]; relay time = control-plane "ordered" → relay "command' +
       ' finished" in the timeline (report/poll interval until taken, BMC polls, VM boot).',

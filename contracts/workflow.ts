@@ -70,6 +70,8 @@ export const WORKFLOW_ERROR = {
   VmStartFailed: 'VmStartFailedError',
   NoCapacity: 'NoCapacityError',
   StartAttemptsExhausted: 'StartAttemptsExhaustedError',
+  /** Another host's incident took the VM over (its start went to that host, which fell silent). */
+  VmHandedOver: 'VmHandedOverError',
   IncidentSuperseded: 'IncidentSupersededError',
   /** The host is heard in a new boot: the failover goes to HostRebooted instead of fencing. */
   HostRebooted: 'HostRebootedError',

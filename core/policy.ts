@@ -15,7 +15,12 @@ export interface HaPolicy extends PlacementPolicy {
   readonly incidentReportMs: number;
   /** A relay not heard for this long is silent; a site with every relay silent is partitioned. */
   readonly relaySilentAfterMs: number;
-  /** Wait after suspicion before the silence is re-checked (a host may come back). */
+  /**
+   * Grace after the incident opens before the silence is re-checked (a host may come back); the check then
+   * also waits for a report from every live relay since the opening (at most one incident pace more).
+   * Default: a sixteenth of a heartbeat, the command pace at which the relays report during a failover
+   * (125 ms at the production 2 s): the missed heartbeats are the silence, the re-check wants fresh word.
+   */
   readonly confirmSilenceMs: number;
   /** Time one relay gets to power the host off and read it back as off. */
   readonly fenceAttemptTimeoutMs: number;
@@ -73,7 +78,7 @@ export function resolvePolicy(input: HaPolicyInput = {}): HaPolicy {
     relayReportMs,
     incidentReportMs: input.incidentReportMs ?? Math.min(relayReportMs, Math.max(hostHeartbeatMs, 250)),
     relaySilentAfterMs: input.relaySilentAfterMs ?? 3 * relayReportMs,
-    confirmSilenceMs: input.confirmSilenceMs ?? hostHeartbeatMs,
+    confirmSilenceMs: input.confirmSilenceMs ?? Math.max(1, Math.round(hostHeartbeatMs / 16)),
     fenceAttemptTimeoutMs: input.fenceAttemptTimeoutMs ?? Math.max(3 * hostHeartbeatMs, 2 * relayReportMs),
     fenceDeadlineMs: input.fenceDeadlineMs ?? Math.max(8 * hostHeartbeatMs, 5 * relayReportMs),
     startTimeoutMs: input.startTimeoutMs ?? Math.max(3 * hostHeartbeatMs, 2 * relayReportMs),

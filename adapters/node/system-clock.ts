@@ -5,4 +5,8 @@ export class SystemClock implements Clock {
   now(): number {
     return Date.now();
   }
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+  }
 }

@@ -117,12 +117,19 @@ async function resolveOutcome(
       const target = siteHosts.find((h) => h.hostId === start.hostId);
       return target === undefined ? null : incidentOf(target.lifecycle);
     };
+    // Taken over (VmRecovery.handedTo) by another incident still open, whatever this one's start did.
+    const takers = await openTakers(
+      ctx,
+      record.incidentId,
+      set.map((vmId) => records.get(vmId)),
+    );
     const handedOver = (vmId: string): boolean => {
+      if (takers.has(vmId)) return true;
       const taker = targetIncident(vmId);
       const vm = records.get(vmId);
       if (taker === null || vm === undefined) return false;
       const target = lastStart.get(vmId)?.hostId;
-      return vm.recovery?.handedTo === taker || (vm.hostId === target && isRunning(vm));
+      return vm.hostId === target && isRunning(vm);
     };
     const runs = (vmId: string): boolean =>
       runningNow(records.get(vmId), failed, fenced) !== null ||
@@ -190,4 +197,20 @@ function stoppedByFailure(vm: VmRecord): boolean {
   return (
     vm.state === 'crashed' || (vm.state === 'shut-off' && (vm.reason === 'crashed' || vm.reason === 'failed'))
   );
+}
+
+/** The VMs of `vms` taken over by another incident that is still open (VmRecovery.handedTo). */
+async function openTakers(
+  ctx: AppContext,
+  incidentId: string,
+  vms: readonly (VmRecord | undefined)[],
+): Promise<Set<string>> {
+  const handed = vms.flatMap((vm) => {
+    const to = vm?.recovery?.handedTo;
+    return vm !== undefined && to && to !== incidentId ? [{ vmId: vm.vmId, to }] : [];
+  });
+  const open = await Promise.all(
+    handed.map(async ({ to }) => (await ctx.ports.incidents.get(to))?.closedAt === null),
+  );
+  return new Set(handed.filter((_, i) => open[i] === true).map(({ vmId }) => vmId));
 }

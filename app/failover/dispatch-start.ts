@@ -1,8 +1,9 @@
 import type { StartVmCommand } from '../../contracts/relay-protocol';
 import type { VmAttempt } from '../../contracts/workflow';
 import type { AppContext } from '../context';
-import { FenceNotConfirmedError, NoCapacityError, NoRelayAvailableError } from '../errors';
+import { FenceNotConfirmedError, NoCapacityError, NoRelayAvailableError, VmHandedOverError } from '../errors';
 import type { HostRecord } from '../ports';
+import { claimFailoverStart } from '../recovery/adopt';
 import { outcomeOf, settleTask } from '../shared/callbacks';
 import { appendEvent } from '../shared/events';
 import { compareIds } from '../shared/order';
@@ -43,6 +44,22 @@ export async function dispatchStart(
       ? await reserveFor(ctx, attempt, reads)
       : heldAlready(attempt, siteHosts, attempt.reservationId);
   const targetHostId = reserved.host.hostId;
+  const commandId = `${attempt.incidentId}:start:${attempt.vm.vmId}:${attempt.attempt}`;
+  // Claimed on the VM's recovery before the command goes out (app/recovery/adopt.ts): refused when the
+  // incident of a host an earlier start went to took the VM over as that host fell silent.
+  const taken = await claimFailoverStart(
+    ctx,
+    attempt.siteId,
+    attempt.vm.vmId,
+    { incidentId: attempt.incidentId, commandId, hostId: targetHostId },
+    now,
+  );
+  if (taken !== null) {
+    await ctx.ports.hosts.release(attempt.siteId, targetHostId, reserved.reservationId);
+    throw new VmHandedOverError(
+      `${attempt.vm.vmId} is not started by ${attempt.incidentId}: incident ${taken.handedTo} took it over (its start went to that incident's host, which fell silent)`,
+    );
+  }
   const policy = clusterPolicy(ctx, control.clusters, record.cluster);
   // A relay that reports on time first: an overdue one may be dead, and its start would only time out.
   const relay = liveRelays(control.relays, now, policy)
@@ -54,7 +71,7 @@ export async function dispatchStart(
   }
   const command: StartVmCommand = {
     kind: 'start-vm',
-    commandId: `${attempt.incidentId}:start:${attempt.vm.vmId}:${attempt.attempt}`,
+    commandId,
     incidentId: attempt.incidentId,
     hostId: targetHostId,
     vm: { id: attempt.vm.vmId, cpus: attempt.vm.cpus, memoryMiB: attempt.vm.memoryMiB },

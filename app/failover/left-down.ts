@@ -9,6 +9,8 @@ export async function recordVmLeftDown(
   attempt: VmAttempt,
   kind: Extract<IncidentEventKind, 'vm-unplaced' | 'start-unconfirmed'>,
   detail: string,
+  /** Whether it counts as a VM left unplaced (VmsUnplaced): not one another incident took over. */
+  options: { readonly counted?: boolean } = {},
 ): Promise<void> {
   if ((await eventsOf(ctx, attempt.incidentId, kind, aboutVm(attempt.vm.vmId))).length > 0) return;
   await appendEvent(ctx, attempt.incidentId, kind, detail, {
@@ -16,5 +18,5 @@ export async function recordVmLeftDown(
     hostId: attempt.targetHostId,
     attempt: attempt.attempt,
   });
-  ctx.ports.metrics.count(METRIC.VmsUnplaced);
+  if (options.counted !== false) ctx.ports.metrics.count(METRIC.VmsUnplaced);
 }

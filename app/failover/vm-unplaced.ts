@@ -1,4 +1,4 @@
-import type { VmAttempt } from '../../contracts/workflow';
+import { type VmAttempt, WORKFLOW_ERROR } from '../../contracts/workflow';
 import type { AppContext } from '../context';
 import { describeError } from '../shared/errors';
 import { recordVmLeftDown } from './left-down';
@@ -9,7 +9,10 @@ export async function vmUnplaced(
   attempt: VmAttempt,
   error: unknown,
 ): Promise<{ vmId: string; detail: string }> {
-  const detail = `${attempt.vm.vmId} (${attempt.vm.priority}) stays down: ${describeError(error)}`;
-  await recordVmLeftDown(ctx, attempt, 'vm-unplaced', detail);
+  const handedOver = describeError(error).startsWith(WORKFLOW_ERROR.VmHandedOver);
+  const detail = handedOver
+    ? `${attempt.vm.vmId} (${attempt.vm.priority}) is left to another incident: ${describeError(error)}`
+    : `${attempt.vm.vmId} (${attempt.vm.priority}) stays down: ${describeError(error)}`;
+  await recordVmLeftDown(ctx, attempt, 'vm-unplaced', detail, { counted: !handedOver });
   return { vmId: attempt.vm.vmId, detail };
 }

@@ -60,10 +60,13 @@ export async function recordReport(
   // the pace it gets is already the incident pace. Relays that hear each other take turns only while the
   // site is quiet: an open incident (one left to an operator too) or a VM down may send a command at any
   // moment, which a relay takes with its next report, and a start must be taken well within its timeout.
-  const fast = incidentUnderWay(control) || silenceUnresolved(control, report.relayId, silentHosts);
+  const unresolved = silenceUnresolved(control, report.relayId, silentHosts, now, (cluster) =>
+    clusterPolicy(ctx, control.clusters, cluster),
+  );
+  const fast = incidentUnderWay(control) || unresolved !== null;
   const quiet = control.openIncidents.length === 0 && control.recovering.length === 0;
   const pace = fast
-    ? incidentUnderWay(control)
+    ? incidentUnderWay(control) || unresolved === 'fresh'
       ? commandPaceMs(reportIntervalMs(ctx, control.clusters, true), defaultPolicy(ctx))
       : reportIntervalMs(ctx, control.clusters, true)
     : !quiet
@@ -187,34 +190,54 @@ function incidentUnderWay(control: SiteControl): boolean {
 }
 
 /**
- * The pace while a failover works through the relays (incidentUnderWay): its commands come one after the
- * other within a few hundred milliseconds of the step before (the fence once the silence is confirmed, the
- * starts once the power-off is, each wave once the one before runs), and a relay takes a command with its
- * next report: at the incident pace each would wait up to its 2 s (production timing), about 2 s for the
- * fence and 2 s a wave. An eighth of a heartbeat (250 ms at the production 2 s), never under 100 ms nor over
- * the incident pace; a few dozen reports more per incident and relay, next to a month of steady reports.
+ * The pace while a failover works through the relays (incidentUnderWay), or is about to (a fresh silence,
+ * silenceUnresolved): its steps follow each other within moments (ConfirmSilence once every live relay has
+ * reported since the opening, the fence once the silence is confirmed, the starts once the power-off is,
+ * each wave once the one before runs), and each waits for the relays' next report, which brings the
+ * evidence or takes the command: at the incident pace each would wait up to its 2 s (production timing).
+ * A sixteenth of a heartbeat (125 ms at the production 2 s), never under 100 ms nor over the incident
+ * pace; a few dozen reports more per incident and relay, next to a month of steady reports.
  */
 function commandPaceMs(incidentPaceMs: number, policy: HaPolicy): number {
-  return Math.min(incidentPaceMs, Math.max(100, Math.round(policy.hostHeartbeatMs / 8)));
+  return Math.min(incidentPaceMs, Math.max(100, Math.round(policy.hostHeartbeatMs / 16)));
 }
 
 /**
  * Some relay (this report's silent set in place of the reporting relay's last one) calls an up host silent,
- * but no incident has it yet (the other relays have not called it
- * silent, or this report is about to open it): the fence command is near, so the relays report at the
- * incident pace already instead of one full interval later. Hosts already suspect, fenced or in
- * maintenance do not count, so a host that stays off does not keep the site on the fast pace.
+ * but no incident has it yet (the other relays have not called it silent, or this report is about to open
+ * it): the incident is near, so the relays report faster instead of one full interval later. `fresh` while
+ * that silence is younger than the threshold and one incident pace (the relays that lost the host too call
+ * it silent within it, and the incident opens): the command pace, so that every relay's word is in moments
+ * after the opening, as ConfirmSilence waits for it. `lasting` past that (relays disagree: one lost the
+ * host, another hears it): the incident pace, which a disagreement that lasts hours can afford. Hosts
+ * already suspect, fenced or in maintenance do not count, so a host that stays off does not keep the site
+ * on a fast pace.
  */
 function silenceUnresolved(
   control: SiteControl,
   relayId: string,
   silentHosts: Readonly<Record<string, number>>,
-): boolean {
+  now: number,
+  policyOf: (cluster: string) => HaPolicy,
+): 'fresh' | 'lasting' | null {
+  // Each relay's silences, aged to now: a relay measured them when it last reported.
   const sets = [
-    ...control.relays.filter((r) => r.relayId !== relayId).map((r) => r.silentHosts),
-    silentHosts,
+    ...control.relays
+      .filter((r) => r.relayId !== relayId)
+      .map((r) => ({ set: r.silentHosts, age: r.lastSeenAt === null ? 0 : now - r.lastSeenAt })),
+    { set: silentHosts, age: 0 },
   ];
-  return sets.some((set) => Object.keys(set).some((hostId) => control.hosts[hostId]?.status === 'up'));
+  let found: 'fresh' | 'lasting' | null = null;
+  for (const { set, age } of sets) {
+    for (const [hostId, ago] of Object.entries(set)) {
+      const host = control.hosts[hostId];
+      if (host?.status !== 'up') continue;
+      const policy = policyOf(host.cluster);
+      if (ago + age < hostSilentAfterMs(policy) + policy.incidentReportMs) return 'fresh';
+      found = 'lasting';
+    }
+  }
+  return found;
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { AppContext } from '../context';
 import { ConcurrentUpdateError } from '../errors';
-import type { SiteControl, VmRecord, VmRecovery } from '../ports';
+import type { FailoverStart, SiteControl, VmRecord, VmRecovery } from '../ports';
 import { isRunning } from '../shared/capacity';
 import { endDownPeriod } from '../shared/downtime';
 import type { AdoptedVm, HaSetIncident } from '../shared/ha-set';
@@ -16,8 +16,9 @@ import { onRetryList, type RecoveryDraft, unlist } from './episode';
  * the one item every lister writes too (listForRestart refuses a VM handed to an open incident), so the VM
  * has one owner whatever the interleaving. From VM-level HA the VM also leaves the retry list and its
  * incident closes, handing over; VM-level HA can start it nowhere else meanwhile, since its start is bound
- * to this host, now suspect. A failover's start whose result is still out is not taken: that failover may
- * try another host once it fails. Repeat-safe: a VM taken by a first call that died names this incident.
+ * to this host, now suspect. A failover's start whose result is still out is taken only when the failover
+ * claimed it on the recovery (claimFailoverStart): its next start, if that one fails, finds the VM handed
+ * over and stops. Repeat-safe: a VM taken by a first call that died names this incident.
  */
 export async function adoptStartsUnderWay(
   ctx: AppContext,
@@ -87,16 +88,26 @@ async function judge(
     await unlist(ctx, control, vm.vmId);
     return { vm, from: r.incidentId };
   }
+  // A failover's start: the latest it claimed on the recovery (claimFailoverStart), else its reservation.
   const reservation = held.find((h) => h.vmId === vm.vmId);
-  const owner = reservation === undefined ? null : failoverOf(reservation.reservationId, vm.vmId);
-  if (owner === null) return 'keep';
+  const claimed = r?.failoverStart ?? null;
+  const owner =
+    claimed?.incidentId ??
+    (reservation === undefined ? null : failoverOf(reservation.reservationId, vm.vmId));
+  if (owner === null || owner === incident.incidentId) return 'keep';
+  if (claimed !== null && claimed.hostId !== hostId) return 'keep';
   const commands = await ctx.ports.commands.listForIncident(vm.siteId, owner);
   const start = commands
     .filter(
       (c) => c.command.kind === 'start-vm' && c.command.vm.id === vm.vmId && c.command.hostId === hostId,
     )
     .at(-1);
-  if (start?.status !== 'succeeded') return 'keep';
+  // Its failover may still try another host only after a start that failed (or never went out); claimed, a
+  // start whose result is out is taken too (the failover's next start finds the VM handed over).
+  const mayRun =
+    start?.status === 'succeeded' ||
+    (claimed !== null && (start?.status === 'pending' || start?.status === 'delivered'));
+  if (!mayRun) return 'keep';
   const next: RecoveryDraft = r === undefined ? freshIdle(incident.openedAt) : idleDraft(r);
   if (!(await claim(ctx, vm, { ...next, handedTo: incident.incidentId }))) return 'conflict';
   return { vm, from: owner };
@@ -160,4 +171,46 @@ function failoverOf(reservationId: string, vmId: string): string | null {
   if (at <= 0) return null;
   const incidentId = reservationId.slice(0, at);
   return incidentId.includes(':vm:') ? null : incidentId;
+}
+
+/**
+ * Claims a host failover's start of a VM on its recovery, before the command goes out: refused (returns
+ * the incident) when another host incident that is still open took the VM over; a repeat of the same
+ * start is claimed already. Conditional on the recovery as read, so a takeover and a start never both win.
+ */
+export async function claimFailoverStart(
+  ctx: AppContext,
+  siteId: string,
+  vmId: string,
+  start: FailoverStart,
+  now: number,
+): Promise<{ handedTo: string } | null> {
+  for (let round = 0; round < 5; round++) {
+    const vm = await ctx.ports.vms.getVm(siteId, vmId);
+    if (vm === null) return null;
+    const r = vm.recovery;
+    if (r?.handedTo && r.handedTo !== start.incidentId && (await stillOpen(ctx, r.handedTo))) {
+      return { handedTo: r.handedTo };
+    }
+    if (r?.failoverStart?.commandId === start.commandId && r.failoverStart.hostId === start.hostId)
+      return null;
+    const base: RecoveryDraft = r === undefined ? freshIdle(now) : withoutVersion(r);
+    try {
+      await ctx.ports.vms.saveRecovery(siteId, vmId, r?.version ?? null, { ...base, failoverStart: start });
+      return null;
+    } catch (error) {
+      if (!(error instanceof ConcurrentUpdateError)) throw error;
+    }
+  }
+  throw new ConcurrentUpdateError(`the recovery of ${vmId} kept changing while a failover claimed its start`);
+}
+
+function withoutVersion(r: VmRecovery): RecoveryDraft {
+  const { version: _version, ...draft } = r;
+  return draft;
+}
+
+async function stillOpen(ctx: AppContext, incidentId: string): Promise<boolean> {
+  const incident = await ctx.ports.incidents.get(incidentId);
+  return incident !== null && incident.closedAt === null;
 }

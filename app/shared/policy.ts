@@ -31,11 +31,19 @@ export function reportIntervalMs(
   return Math.min(...policies.map((p) => (incidentsOpen ? p.incidentReportMs : p.relayReportMs)));
 }
 
+/**
+ * Longest the ConfirmSilence step itself waits (app/failover/confirm-silence.ts: the part of the grace
+ * under a second, then the relays' word; the steps function times out at 10 s).
+ */
+export const CONFIRM_STEP_MAX_WAIT_MS = 5000;
+
 /** The timings the state machine needs, in whole seconds rounded up (never shorter than the policy). */
 export function workflowTiming(policy: HaPolicy): WorkflowTiming {
   const seconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000));
   return {
-    confirmSilenceSeconds: Math.ceil(policy.confirmSilenceMs / 1000),
+    // Whole seconds of the confirmation's grace, rounded down: ConfirmSilence waits the rest itself, to the
+    // millisecond, and then for every live relay's report since the opening.
+    confirmSilenceSeconds: Math.floor(policy.confirmSilenceMs / 1000),
     fenceAttemptTimeoutSeconds: seconds(policy.fenceAttemptTimeoutMs),
     startTimeoutSeconds: seconds(policy.startTimeoutMs),
     operatorTimeoutSeconds: seconds(policy.operatorTimeoutMs),

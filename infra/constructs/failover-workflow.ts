@@ -364,7 +364,11 @@ export function buildFailoverDefinition(scope: Construct, stepsFunction: IFuncti
   // it elsewhere (that could run the VM twice).
   startVm.addCatch(startUnconfirmed, { errors: ['States.Timeout'], resultPath: '$.error' });
   // StartVm reserves before it orders the start: no host of the cluster can take the VM.
-  startVm.addCatch(vmUnplaced, { errors: outOfHosts, resultPath: '$.error' });
+  // Also when the incident of the host a start went to took the VM over: that incident restarts it.
+  startVm.addCatch(vmUnplaced, {
+    errors: [...outOfHosts, WORKFLOW_ERROR.VmHandedOver],
+    resultPath: '$.error',
+  });
   startVm.addCatch(releaseCapacity, { errors: ['States.ALL'], resultPath: '$.error' });
   pickNextHost.addCatch(vmUnplaced, { errors: outOfHosts, resultPath: '$.error' });
   releaseCapacity.next(pickNextHost);

@@ -510,7 +510,10 @@ describe('safety rule 1 at the definition level', () => {
     // Order matters: the first matching catcher wins, and a timed-out start keeps its reservation.
     expect(catches.map((c) => [c.ErrorEquals, c.Next])).toEqual([
       [['States.Timeout'], STATE.StartUnconfirmed],
-      [[WORKFLOW_ERROR.NoCapacity, WORKFLOW_ERROR.StartAttemptsExhausted], STATE.VmUnplaced],
+      [
+        [WORKFLOW_ERROR.NoCapacity, WORKFLOW_ERROR.StartAttemptsExhausted, WORKFLOW_ERROR.VmHandedOver],
+        STATE.VmUnplaced,
+      ],
       [['States.ALL'], STATE.ReleaseCapacity],
     ]);
     // The VM's iteration ends there: nothing after them starts it again.

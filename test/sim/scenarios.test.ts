@@ -566,13 +566,25 @@ describe('a host that fails while VMs are being started on it', () => {
     expect(runningOn(report, 'vm-006')).toHaveLength(1);
   });
 
-  it('started-host-suspect (seed 20251): a start that worked on a host already suspect is not counted as running; VM-level HA restarts it once that host is off', async () => {
+  it('started-host-suspect (seed 20251): a start ordered to a host that fell silent meanwhile is taken over by that host\'s incident, which restarts the VM after the fence', async () => {
     const result = await run('started-host-suspect', 20251);
     const report = clean(result);
-    expect(only(report, 'node03').outcome).toBe('partially-recovered');
-    expect(vmIncidents(report, 'vm-010').map((i) => i.outcome)).toEqual(['recovered']);
+    expect(only(report, 'node03').outcome).toBe('recovered');
+    const taker = only(report, 'node01');
+    expect(taker.outcome).toBe('recovered');
+    expect(taker.starts.map((s) => s.vm)).toEqual(['vm-010']);
     const [where, ...more] = runningOn(report, 'vm-010');
     expect(more).toEqual([]);
     expect(where).not.toBe('node01');
+  });
+
+  it('start-taken-over-priority (seed 9261): the taken-over VM goes in its new incident\'s priority waves, high before low', async () => {
+    const result = await run('start-taken-over-priority', 9261);
+    const report = clean(result);
+    expect(only(report, 'node04').outcome).toBe('recovered');
+    const taker = only(report, 'node03');
+    expect(taker.outcome).toBe('recovered');
+    expect(taker.starts.map((s) => s.vm)).toEqual(['vm-015', 'vm-011']);
+    expect(vmIncidents(report, 'vm-015')).toEqual([]);
   });
 });

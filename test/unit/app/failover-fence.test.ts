@@ -10,6 +10,7 @@ import { runStep } from '../../../app/failover/steps';
 import { confirmPowerOff } from '../../../app/operator/confirm-power-off';
 import { setFencing } from '../../../app/operator/fencing';
 import { setMaintenance } from '../../../app/operator/maintenance';
+import type { Clock } from '../../../app/ports';
 import type { CommandResult } from '../../../contracts/relay-protocol';
 import type {
   ConfirmSilenceOutput,
@@ -129,6 +130,85 @@ describe('confirm-silence', () => {
     await expect(runStep(world.ctx, { step: 'confirm-silence', incident })).rejects.toBeInstanceOf(
       IncidentSupersededError,
     );
+  });
+});
+
+describe('confirm-silence waits for the evidence, not for a heartbeat', () => {
+  /**
+   * Gives the clock a sleep that moves it on, then lets `during` act at the new instant (relays reporting
+   * while the step waits), as the simulator's virtual time does.
+   */
+  function sleepingClock(during: (elapsedSinceOpening: number) => Promise<void>): number[] {
+    const sleeps: number[] = [];
+    const clock: Clock = world.clock;
+    clock.sleep = async (ms) => {
+      sleeps.push(ms);
+      world.clock.advance(ms);
+      await during(world.clock.now() - incident.openedAt);
+    };
+    return sleeps;
+  }
+
+  it('given both relays report h1 silent again 300 and 400 ms after the opening, then it confirms at the second report, not a heartbeat later', async () => {
+    let reported = 0;
+    sleepingClock(async (elapsed) => {
+      if (elapsed >= 300 && reported === 0) {
+        reported = 1;
+        await site.r1.report(h1Silent(site));
+      }
+      if (elapsed >= 400 && reported === 1) {
+        reported = 2;
+        await site.r2.report(h1Silent(site));
+      }
+    });
+    const out = (await runStep(world.ctx, { step: 'confirm-silence', incident })) as ConfirmSilenceOutput;
+
+    expect(out.stillSilent).toBe(true);
+    expect(out.detail).toMatch(/the last reported again 400 ms after the opening/);
+    // The relays' reports are the evidence: confirmed at the first poll after the second one (25 ms
+    // apart at the 2 s heartbeat), long before the heartbeat the fixed wait used to take.
+    const confirmedAfter = world.clock.now() - incident.openedAt;
+    expect(confirmedAfter).toBeGreaterThanOrEqual(400);
+    expect(confirmedAfter).toBeLessThan(425);
+    const event = (await world.stores.incidents.listEvents(incident.incidentId)).find(
+      (e) => e.kind === 'silence-confirmed',
+    );
+    expect(event?.data).toMatchObject({ fresh: true, waitedMs: confirmedAfter, lastWordMs: 400 });
+  });
+
+  it('given the relays reported at once, then it still gives h1 the grace (a sixteenth of a heartbeat) to be heard again', async () => {
+    world.clock.advance(10);
+    await site.r1.report(h1Silent(site));
+    await site.r2.report(h1Silent(site));
+    const sleeps = sleepingClock(async () => {});
+    const out = (await runStep(world.ctx, { step: 'confirm-silence', incident })) as ConfirmSilenceOutput;
+
+    expect(out.stillSilent).toBe(true);
+    expect(sleeps).toEqual([115]);
+    expect(world.clock.now() - incident.openedAt).toBe(125);
+  });
+
+  it('given a relay does not report again, then it is judged on its last report one incident pace after the grace', async () => {
+    sleepingClock(async (elapsed) => {
+      if (elapsed >= 200 && elapsed < 250) await site.r1.report(h1Silent(site));
+    });
+    const out = (await runStep(world.ctx, { step: 'confirm-silence', incident })) as ConfirmSilenceOutput;
+
+    // r2's last report (at the opening) still calls h1 silent and r2 is live and on time: still silent.
+    expect(out.stillSilent).toBe(true);
+    expect(out.detail).toMatch(/not every live relay reported again/);
+    expect(world.clock.now() - incident.openedAt).toBe(125 + 2_000);
+  });
+
+  it('given a relay hears h1 again during the wait, then not silent, at once', async () => {
+    sleepingClock(async (elapsed) => {
+      if (elapsed >= 200) await site.r2.report(site.hosts());
+    });
+    const out = (await runStep(world.ctx, { step: 'confirm-silence', incident })) as ConfirmSilenceOutput;
+
+    expect(out.stillSilent).toBe(false);
+    expect(out.detail).toMatch(/came back/);
+    expect(world.clock.now() - incident.openedAt).toBeLessThan(250);
   });
 });
 
@@ -439,7 +519,7 @@ describe('report pace', () => {
   it('an incident left to the operator no longer holds the relays at the incident pace', async () => {
     // given h1's incident is under way (suspect): the relays report at the command pace (its fence is near)
     const silent = site.hosts({ h1: { lastHeardMsAgo: SILENT_MS } });
-    expect((await site.r1.report(silent)).nextReportInMs).toBe(250);
+    expect((await site.r1.report(silent)).nextReportInMs).toBe(125);
 
     // when fencing fails and the incident waits for an operator
     await step(world, { step: 'fence-failed', incident, error: { Error: 'NoRelayAvailableError' } });

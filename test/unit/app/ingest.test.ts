@@ -260,6 +260,25 @@ describe('recordReport: opening incidents', () => {
     expect((await site.r1.report(site.hosts())).nextReportInMs).toBe(10_000);
   });
 
+  it('given a relay calls an up host silent just past the threshold, then both report at the command pace until the silence has lasted an incident pace', async () => {
+    // when r1 has just lost h1 (6 s threshold crossed 100 ms ago) and r2 still hears it
+    const first = await site.r1.report(site.hosts({ h1: { lastHeardMsAgo: 6_100 } }));
+    const other = await site.r2.report(site.hosts());
+
+    // then no incident yet, but every relay reports again within the command pace (a sixteenth of a
+    // heartbeat): the incident may open with the next report, and its confirmation waits for every relay
+    expect(world.workflow.startCalls).toHaveLength(0);
+    expect(first.nextReportInMs).toBe(125);
+    expect(other.nextReportInMs).toBe(125);
+
+    // when the relays still disagree once the silence is older than the threshold and an incident pace
+    world.clock.advance(2_000);
+    const later = await site.r2.report(site.hosts());
+
+    // then the incident pace: a lasting disagreement does not hold the site at the command pace
+    expect(later.nextReportInMs).toBe(2_000);
+  });
+
   it('given a host in maintenance is silent, then the site keeps its normal pace', async () => {
     await setMaintenance(world.ctx, { siteId: SITE, hostId: 'h3', enabled: true, caller: 'alice' });
     const silent = site.hosts({ h3: { lastHeardMsAgo: SILENT_MS } });
@@ -290,7 +309,8 @@ describe('recordReport: opening incidents', () => {
     });
     expect(world.workflow.startCalls[0]).toMatchObject({
       incidentId: 'dc1:h1:1',
-      timing: { confirmSilenceSeconds: 2, fenceAttemptTimeoutSeconds: 20, startTimeoutSeconds: 20 },
+      // A 125 ms grace (a sixteenth of a heartbeat): ConfirmSilence waits it, none of it in whole seconds.
+      timing: { confirmSilenceSeconds: 0, fenceAttemptTimeoutSeconds: 20, startTimeoutSeconds: 20 },
       evidence: {
         relays: [
           { relayId: 'r1', lastHeardMsAgo: SILENT_MS },
@@ -576,8 +596,8 @@ describe('recordReport: commands in the response', () => {
     const otherResponse = await other.report(silent);
 
     expect(response.commands).toEqual([fence]);
-    // The command pace while a failover works through the relays: an eighth of a heartbeat.
-    expect(response.nextReportInMs).toBe(250);
+    // The command pace while a failover works through the relays: a sixteenth of a heartbeat.
+    expect(response.nextReportInMs).toBe(125);
     expect(otherResponse.commands).toEqual([]);
     expect((await world.stores.commands.listForIncident(SITE, fence.incidentId))[0]?.status).toBe(
       'delivered',
