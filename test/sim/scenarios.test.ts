@@ -566,7 +566,7 @@ describe('a host that fails while VMs are being started on it', () => {
     expect(runningOn(report, 'vm-006')).toHaveLength(1);
   });
 
-  it('started-host-suspect (seed 20251): a start ordered to a host that fell silent meanwhile is taken over by that host\'s incident, which restarts the VM after the fence', async () => {
+  it("started-host-suspect (seed 20251): a start ordered to a host that fell silent meanwhile is taken over by that host's incident, which restarts the VM after the fence", async () => {
     const result = await run('started-host-suspect', 20251);
     const report = clean(result);
     expect(only(report, 'node03').outcome).toBe('recovered');
@@ -578,7 +578,7 @@ describe('a host that fails while VMs are being started on it', () => {
     expect(where).not.toBe('node01');
   });
 
-  it('start-taken-over-priority (seed 9261): the taken-over VM goes in its new incident\'s priority waves, high before low', async () => {
+  it("start-taken-over-priority (seed 9261): the taken-over VM goes in its new incident's priority waves, high before low", async () => {
     const result = await run('start-taken-over-priority', 9261);
     const report = clean(result);
     expect(only(report, 'node04').outcome).toBe('recovered');
