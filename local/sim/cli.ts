@@ -1,7 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { runRandomCommand } from './random';
-import { runScenario } from './runner';
 import { parseScenario, ScenarioFileError } from './scenario-file';
 import { summaryTable } from './timeline';
 
@@ -78,6 +77,8 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     throw error;
   }
+  // Loaded only for a single scenario: `--random` runs its schedules on simulator threads.
+  const { runScenario } = await import('./runner');
   const result = await runScenario(scenario, {
     seed,
     time: values['real-time'] === true ? 'real-time' : 'virtual',

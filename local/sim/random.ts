@@ -5,7 +5,7 @@ import { renderTable } from '../../cli/format';
 import type { Scenario, ScenarioReport, ViolationRule } from '../../contracts/scenario';
 import { generateScenario } from './generate';
 import { runPool } from './pool';
-import { type RunOptions, type RunResult, runScenario } from './runner';
+import type { RunOptions, RunResult } from './runner';
 import { runSeedsOnThreads } from './seed-pool';
 import { type ScenarioSize, shrinkScenario } from './shrink';
 
@@ -346,8 +346,12 @@ export async function runRandomCommand(
     0,
     options.shrink ?? 3,
   );
-  for (const v of toShrink) {
-    await shrinkAndWrite(v, options.runner ?? runScenario, options.failuresDir ?? 'sim-failures', write);
+  if (toShrink.length > 0) {
+    // This thread loads the simulator only to shrink: the runs themselves went to the simulator threads.
+    const runner = options.runner ?? (await import('./runner')).runScenario;
+    for (const v of toShrink) {
+      await shrinkAndWrite(v, runner, options.failuresDir ?? 'sim-failures', write);
+    }
   }
   return summary.exitCode;
 }

@@ -1,10 +1,20 @@
 import { Worker } from 'node:worker_threads';
+import type { AslDefinition } from '../../infra/definition';
+import { synthesizedDefinition } from '../definition';
 import { workerExecArgv } from '../local-threads';
 
 /**
  * Generated schedules run on simulator threads (./sim-worker.ts): virtual time has one clock per thread,
  * so throughput comes from threads, one per CPU. Each thread takes the next seed when it posts a result.
+ *
+ * The definition is synthesized once, here, while the threads load, and handed to each: a thread then
+ * never loads aws-cdk-lib nor synthesizes (seconds of start-up each).
  */
+
+/** The first message to a thread: the definition its runs use. */
+export interface DefinitionJob {
+  readonly definition: AslDefinition;
+}
 
 /** A seed for a thread to generate and run. */
 export interface SeedJob {
@@ -25,6 +35,7 @@ export async function runSeedsOnThreads<R>(
   const outcomes = new Map<number, SeedOutcome<R>>();
   let next = 0;
   let done = 0;
+  const definition = synthesizedDefinition();
   const thread = (): Promise<void> =>
     new Promise<void>((resolve, reject) => {
       if (next >= seeds.length) {
@@ -60,7 +71,16 @@ export async function runSeedsOnThreads<R>(
         }
         reject(error);
       });
-      feed();
+      definition.then(
+        (d) => {
+          worker.postMessage({ definition: d } satisfies DefinitionJob);
+          feed();
+        },
+        (error: unknown) => {
+          void worker.terminate();
+          reject(error);
+        },
+      );
     });
   await Promise.all(Array.from({ length: Math.max(1, Math.min(threads, seeds.length)) }, thread));
   return seeds.map((s) => outcomes.get(s) ?? { seed: s, ok: false, error: 'never run', wallMs: 0 });

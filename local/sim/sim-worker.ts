@@ -1,12 +1,14 @@
 import { parentPort } from 'node:worker_threads';
+import { adoptSynthesizedDefinition } from '../definition';
 import { generateScenario } from './generate';
 import type { RandomRun } from './random';
 import { runScenario } from './runner';
-import type { SeedJob, SeedOutcome } from './seed-pool';
+import type { DefinitionJob, SeedJob, SeedOutcome } from './seed-pool';
 
 /**
  * A simulator thread: takes one seed at a time, generates its scenario, runs it on virtual time, and posts
- * back what the summary needs. Runs are sequential here (one virtual clock per thread).
+ * back what the summary needs. Runs are sequential here (one virtual clock per thread). The first message
+ * is the definition the parent synthesized, so this thread never synthesizes.
  */
 
 const PROGRAM_ERROR = 'site program error: ';
@@ -14,7 +16,11 @@ const PROGRAM_ERROR = 'site program error: ';
 const port = parentPort;
 if (port === null) throw new Error('sim-worker runs as a worker thread');
 
-port.on('message', (job: SeedJob) => {
+port.on('message', (job: SeedJob | DefinitionJob) => {
+  if ('definition' in job) {
+    adoptSynthesizedDefinition(job.definition);
+    return;
+  }
   void (async (): Promise<SeedOutcome<RandomRun>> => {
     const started = performance.now();
     try {
