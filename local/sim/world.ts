@@ -110,6 +110,7 @@ export class World {
   readonly events: WorldEvent[] = [];
   private readonly startFails = new Set<string>();
   private readonly listeners: ((event: WorldEvent) => void)[] = [];
+  private sortedVms: VmShape[] = [];
 
   constructor(
     scenario: Pick<Scenario, 'sites' | 'hosts' | 'vms'>,
@@ -169,21 +170,30 @@ export class World {
   /** VMs running on the host, in id order. */
   vmsOn(hostId: string): VmShape[] {
     const out: VmShape[] = [];
-    for (const [vmId, hosts] of this.runningOn) {
-      const vm = this.vms.get(vmId);
-      if (vm !== undefined && hosts.has(hostId)) out.push(vm);
+    for (const vm of this.vmsInIdOrder()) {
+      if (this.runningOn.get(vm.id)?.has(hostId) === true) out.push(vm);
     }
-    return out.sort((a, b) => a.id.localeCompare(b.id));
+    return out;
   }
 
   /** VMs defined on the host, running there or not, in id order: what `virsh list --all` shows. */
   vmsDefinedOn(hostId: string): VmShape[] {
     const out: VmShape[] = [];
-    for (const [vmId, hosts] of this.definedOn) {
-      const vm = this.vms.get(vmId);
-      if (vm !== undefined && hosts.has(hostId)) out.push(vm);
+    for (const vm of this.vmsInIdOrder()) {
+      if (this.definedOn.get(vm.id)?.has(hostId) === true) out.push(vm);
     }
-    return out.sort((a, b) => a.id.localeCompare(b.id));
+    return out;
+  }
+
+  /**
+   * Every VM in id order (`localeCompare`), sorted again only when a VM is added (none is ever removed):
+   * every agent lists its host's VMs at every heartbeat, and a sort each time was most of that.
+   */
+  private vmsInIdOrder(): readonly VmShape[] {
+    if (this.sortedVms.length !== this.vms.size) {
+      this.sortedVms = [...this.vms.values()].sort((a, b) => a.id.localeCompare(b.id));
+    }
+    return this.sortedVms;
   }
 
   /** How libvirt lists a VM defined on the host but not running there. */
