@@ -105,7 +105,7 @@ export interface CompiledHosts {
    */
   readonly shapes: readonly (readonly number[])[];
   /** Hosts already running each anti-affinity group (usually a handful per group). */
-  readonly hostsByGroup: ReadonlyMap<string, ReadonlySet<number>>;
+  readonly hostsByGroup: ReadonlyMap<string, readonly number[]>;
   readonly indexById: ReadonlyMap<string, number>;
 }
 
@@ -116,7 +116,7 @@ interface PlanState {
   readonly usedCpus: Float64Array;
   readonly ineligible: Uint8Array;
   /** Hosts the plan itself gave a VM of each anti-affinity group. */
-  readonly addedByGroup: Map<string, Set<number>>;
+  readonly addedByGroup: Map<string, number[]>;
 }
 
 const byId = (a: HostLoad, b: HostLoad): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -139,7 +139,7 @@ export function compileHosts(hosts: readonly HostLoad[], policy: PlacementPolicy
     usedCpus: new Float64Array(n),
     ineligible: new Uint8Array(n),
     shapes: [] as number[][],
-    hostsByGroup: new Map<string, Set<number>>(),
+    hostsByGroup: new Map<string, number[]>(),
     indexById: new Map(sorted.map((h, i) => [h.id, i])),
   };
   sorted.forEach((h, i) => {
@@ -152,9 +152,9 @@ export function compileHosts(hosts: readonly HostLoad[], policy: PlacementPolicy
     c.usedCpus[i] = h.usedCpus;
     c.ineligible[i] = h.maintenance ? 1 : 0;
     for (const g of h.antiAffinityGroups) {
-      const set = c.hostsByGroup.get(g) ?? new Set<number>();
-      set.add(i);
-      c.hostsByGroup.set(g, set);
+      const hosts = c.hostsByGroup.get(g);
+      if (hosts === undefined) c.hostsByGroup.set(g, [i]);
+      else if (hosts[hosts.length - 1] !== i) hosts.push(i);
     }
   });
   const byShape = new Map<string, number[]>();
@@ -209,18 +209,18 @@ function at(a: Float64Array, i: number): number {
 }
 
 function hasGroup(s: PlanState, i: number, group: string): boolean {
-  return s.c.hostsByGroup.get(group)?.has(i) === true || s.addedByGroup.get(group)?.has(i) === true;
+  return s.c.hostsByGroup.get(group)?.includes(i) === true || s.addedByGroup.get(group)?.includes(i) === true;
 }
 
 /** Sets `mask` to `value` for every host of a group's hosts: those it ran on before, and by this plan. */
 function setMask(
   mask: Uint8Array,
-  before: ReadonlySet<number> | undefined,
-  added: ReadonlySet<number> | undefined,
+  before: readonly number[] | undefined,
+  added: readonly number[] | undefined,
   value: 0 | 1,
 ): void {
-  if (before !== undefined) for (const i of before) mask[i] = value;
-  if (added !== undefined) for (const i of added) mask[i] = value;
+  if (before !== undefined) for (let k = 0; k < before.length; k++) mask[before[k] as number] = value;
+  if (added !== undefined) for (let k = 0; k < added.length; k++) mask[added[k] as number] = value;
 }
 
 /** The one statement of the placement rules: why host `i` cannot take `vm` now, or null if it can. */
@@ -357,17 +357,38 @@ function pct(x: number): string {
   return text;
 }
 
-/** Why the VM goes to `chosen`, in one string built at once (a plan builds 10,000 of them). */
+/**
+ * Why the VM goes to `chosen`. A plan builds 10,000 of these: one concat of the parts builds each in one
+ * go, several times faster than the template literal with its numbers to convert (same text).
+ */
 function placementReason(s: PlanState, vm: Vm, chosen: number, runnerUp: number): string {
   const host = s.c.hosts[chosen]?.id;
   const after = pct(memoryLoadAfter(s, chosen, vm));
-  if (runnerUp < 0) {
-    return `${vm.priority} wave: ${vm.memoryMiB} MiB/${vm.cpus} vCPU; ${host} is the only host it fits (memory ${after} after)`;
-  }
-  return `${vm.priority} wave: ${vm.memoryMiB} MiB/${vm.cpus} vCPU; ${host} keeps the cluster most even (memory ${after} after; next best ${s.c.hosts[runnerUp]?.id} at ${pct(memoryLoadAfter(s, runnerUp, vm))})`;
+  const size = ''.concat(vm.priority, ' wave: ', String(vm.memoryMiB), ' MiB/', String(vm.cpus), ' vCPU; ');
+  if (runnerUp < 0)
+    return ''.concat(size, String(host), ' is the only host it fits (memory ', after, ' after)');
+  return ''.concat(
+    size,
+    String(host),
+    ' keeps the cluster most even (memory ',
+    after,
+    ' after; next best ',
+    String(s.c.hosts[runnerUp]?.id),
+    ' at ',
+    pct(memoryLoadAfter(s, runnerUp, vm)),
+    ')',
+  );
 }
 
-function explainUnplaced(s: PlanState, vm: Vm): { reason: UnplacedReason; detail: string } {
+/**
+ * Why no host took the VM. `blocked` marks the hosts that run the VM's anti-affinity group (the rules of
+ * `rejection`, read from the mask instead of the group maps: every host is counted).
+ */
+function explainUnplaced(
+  s: PlanState,
+  vm: Vm,
+  blocked: Uint8Array,
+): { reason: UnplacedReason; detail: string } {
   const need = `needs ${vm.memoryMiB} MiB and ${vm.cpus} vCPU`;
   const counts: Record<Rejection, number> = { memory: 0, cpu: 0, 'anti-affinity': 0 };
   let eligible = 0;
@@ -376,8 +397,9 @@ function explainUnplaced(s: PlanState, vm: Vm): { reason: UnplacedReason; detail
   for (let i = 0; i < s.c.hosts.length; i++) {
     if (s.ineligible[i] === 1) continue;
     eligible += 1;
-    const why = rejection(s, i, vm);
-    if (why !== null) counts[why] += 1;
+    if (blocked[i] === 1) counts['anti-affinity'] += 1;
+    else if (at(s.usedMiB, i) + vm.memoryMiB > at(s.c.memLimit, i)) counts.memory += 1;
+    else if (at(s.usedCpus, i) + vm.cpus > at(s.c.cpuLimit, i)) counts.cpu += 1;
     const free = at(s.c.memLimit, i) - at(s.usedMiB, i);
     if (free > roomiestFree) {
       roomiest = i;
@@ -401,6 +423,62 @@ function explainUnplaced(s: PlanState, vm: Vm): { reason: UnplacedReason; detail
   return { reason, detail: `${need}; of ${eligible} eligible hosts ${parts.join(', ')}` };
 }
 
+/**
+ * The best two hosts for a VM of `mem` and `cpu` (indexes into `out`, -1 where none): lowest memory load
+ * after, then CPU load, then index. The best two of each shape group are its first two hosts that fit, so
+ * the plan's best two are among them. A function of its own, over numbers only: it stays small enough to
+ * be optimized at once, its loads and comparisons unboxed.
+ */
+function bestTwo(
+  s: PlanState,
+  shapes: readonly Int32Array[],
+  blocked: Uint8Array,
+  mem: number,
+  cpu: number,
+  out: Int32Array,
+): void {
+  const c = s.c;
+  let best = -1;
+  let bestMem = Number.POSITIVE_INFINITY;
+  let bestCpu = Number.POSITIVE_INFINITY;
+  let second = -1;
+  let secondMem = Number.POSITIVE_INFINITY;
+  let secondCpu = Number.POSITIVE_INFINITY;
+  // The best two of each shape group are its first two hosts that fit; the plan's best two are among them.
+  for (const members of shapes) {
+    let found = 0;
+    for (let k = 0; k < members.length && found < 2; k++) {
+      const i = members[k] as number;
+      if (s.ineligible[i] === 1 || blocked[i] === 1) continue;
+      const um = at(s.usedMiB, i) + mem;
+      // Sorted by used memory under one limit: if this host lacks memory, so does every later one.
+      if (um > at(c.memLimit, i)) break;
+      const uc = at(s.usedCpus, i) + cpu;
+      if (uc > at(c.cpuLimit, i)) continue;
+      found += 1;
+      const ml = um * at(c.invMemoryMiB, i);
+      const cl = uc / at(c.cpuCapacity, i);
+      if (ml < bestMem || (ml === bestMem && (cl < bestCpu || (cl === bestCpu && i < best)))) {
+        second = best;
+        secondMem = bestMem;
+        secondCpu = bestCpu;
+        best = i;
+        bestMem = ml;
+        bestCpu = cl;
+      } else if (
+        ml < secondMem ||
+        (ml === secondMem && (cl < secondCpu || (cl === secondCpu && i < second)))
+      ) {
+        second = i;
+        secondMem = ml;
+        secondCpu = cl;
+      }
+    }
+  }
+  out[0] = best;
+  out[1] = second;
+}
+
 /** Places HA VMs over compiled hosts, skipping the hosts in `exclude` (e.g. the failed host itself). */
 export function planOnCompiled(
   c: CompiledHosts,
@@ -416,6 +494,7 @@ export function planOnCompiled(
   // The anti-affinity groups the plan adds to each host it gives a VM (undefined: untouched).
   const touched = new Array<string[] | undefined>(c.hosts.length);
   const blocked = new Uint8Array(c.hosts.length);
+  const chosen = new Int32Array(2);
   const shapes = c.shapes.map((members) => Int32Array.from(members));
   const shapeOf = new Int32Array(c.hosts.length);
   shapes.forEach((members, k) => {
@@ -429,44 +508,9 @@ export function planOnCompiled(
     const before = group === undefined ? undefined : c.hostsByGroup.get(group);
     const added = group === undefined ? undefined : s.addedByGroup.get(group);
     setMask(blocked, before, added, 1);
-    let best = -1;
-    let bestMem = Number.POSITIVE_INFINITY;
-    let bestCpu = Number.POSITIVE_INFINITY;
-    let second = -1;
-    let secondMem = Number.POSITIVE_INFINITY;
-    let secondCpu = Number.POSITIVE_INFINITY;
-    // The best two of each shape group are its first two hosts that fit; the plan's best two are among them.
-    for (const members of shapes) {
-      let found = 0;
-      for (let k = 0; k < members.length && found < 2; k++) {
-        const i = members[k] as number;
-        if (s.ineligible[i] === 1 || blocked[i] === 1) continue;
-        const um = at(s.usedMiB, i) + mem;
-        // Sorted by used memory under one limit: if this host lacks memory, so does every later one.
-        if (um > at(c.memLimit, i)) break;
-        const uc = at(s.usedCpus, i) + cpu;
-        if (uc > at(c.cpuLimit, i)) continue;
-        found += 1;
-        const ml = um * at(c.invMemoryMiB, i);
-        const cl = uc / at(c.cpuCapacity, i);
-        if (ml < bestMem || (ml === bestMem && (cl < bestCpu || (cl === bestCpu && i < best)))) {
-          second = best;
-          secondMem = bestMem;
-          secondCpu = bestCpu;
-          best = i;
-          bestMem = ml;
-          bestCpu = cl;
-        } else if (
-          ml < secondMem ||
-          (ml === secondMem && (cl < secondCpu || (cl === secondCpu && i < second)))
-        ) {
-          second = i;
-          secondMem = ml;
-          secondCpu = cl;
-        }
-      }
-    }
-    setMask(blocked, before, added, 0);
+    bestTwo(s, shapes, blocked, mem, cpu, chosen);
+    const best = chosen[0] as number;
+    const second = chosen[1] as number;
     const host = c.hosts[best];
     if (host === undefined) {
       unplaced.push({
@@ -474,10 +518,12 @@ export function planOnCompiled(
         priority: vm.priority,
         cpus: cpu,
         memoryMiB: mem,
-        ...explainUnplaced(s, vm),
+        ...explainUnplaced(s, vm, blocked),
       });
+      setMask(blocked, before, added, 0);
       continue;
     }
+    setMask(blocked, before, added, 0);
     const reason = placementReason(s, vm, best, second);
     s.usedMiB[best] = at(s.usedMiB, best) + mem;
     s.usedCpus[best] = at(s.usedCpus, best) + cpu;
@@ -487,8 +533,8 @@ export function planOnCompiled(
     touched[best] = groupsAdded;
     if (group !== undefined) {
       groupsAdded.push(group);
-      if (added === undefined) s.addedByGroup.set(group, new Set([best]));
-      else added.add(best);
+      if (added === undefined) s.addedByGroup.set(group, [best]);
+      else added.push(best);
     }
     placements.push({
       vmId: vm.id,
