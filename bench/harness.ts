@@ -8,6 +8,11 @@ export interface Measurement {
   readonly min: number;
   readonly max: number;
   readonly runs: number;
+  /**
+   * CPU time of the main thread per run (process.threadCpuUsage), median and p99: the work itself, without
+   * the time the thread waited for a core on a loaded machine. Absent where Node lacks the call.
+   */
+  readonly cpu?: { readonly median: number; readonly p99: number };
 }
 
 /** How often to run: `warmup` untimed runs let the JIT settle before `runs` timed ones. */
@@ -32,13 +37,23 @@ export function measure(name: string, fn: () => unknown, options: MeasureOptions
   // With --expose-gc (npm run bench), each run starts on a clean heap: the previous runs' garbage is not
   // collected on this run's clock. What a run allocates itself is still collected, and timed, inside it.
   const gc = (globalThis as { gc?: () => void }).gc;
+  const threadCpu = (
+    process as { threadCpuUsage?: (since?: NodeJS.CpuUsage) => NodeJS.CpuUsage }
+  ).threadCpuUsage?.bind(process);
+  const cpuTimes: number[] = [];
   for (let i = 0; i < options.runs; i++) {
     gc?.();
+    const cpuStart = threadCpu?.();
     const start = performance.now();
     last = fn();
     times.push(performance.now() - start);
+    if (threadCpu !== undefined && cpuStart !== undefined) {
+      const used = threadCpu(cpuStart);
+      cpuTimes.push((used.user + used.system) / 1000);
+    }
   }
   times.sort((a, b) => a - b);
+  cpuTimes.sort((a, b) => a - b);
   void last;
   return {
     name,
@@ -47,6 +62,9 @@ export function measure(name: string, fn: () => unknown, options: MeasureOptions
     min: times[0] ?? Number.NaN,
     max: times[times.length - 1] ?? Number.NaN,
     runs: times.length,
+    ...(cpuTimes.length === 0
+      ? {}
+      : { cpu: { median: percentile(cpuTimes, 0.5), p99: percentile(cpuTimes, 0.99) } }),
   };
 }
 
@@ -92,6 +110,8 @@ export function resultRows(results: readonly BenchResult[]): Record<string, Cell
     'p99 ms': m.p99,
     'min ms': m.min,
     'max ms': m.max,
+    'thread CPU median / p99 ms':
+      m.cpu === undefined ? '' : `${m.cpu.median.toFixed(2)} / ${m.cpu.p99.toFixed(2)}`,
     target: `< ${targetMs} ms`,
     result: m.p99 < targetMs ? 'PASS' : 'MISS',
     workload: outcome,
