@@ -62,6 +62,8 @@ const POLICY: HaPolicyInput = { hostHeartbeatMs: 2000, missedHeartbeats: 3, rela
 export async function largeHostFailover(options: LargeHostOptions): Promise<LargeHostRun> {
   const seed = options.seed ?? 1;
   const random = seededRandom(seed);
+  // Synthesized before time stands still, as the simulator's runner does: the synth loads its modules.
+  await synthesizedDefinition();
   return onVirtualTime(() => run(options, random), { random: seededRandom(seed ^ 0x5eed) });
 }
 
