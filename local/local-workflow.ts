@@ -226,11 +226,14 @@ export class LocalWorkflow implements WorkflowPort {
     // a few hundred ms, so a definition object already validated in this process is not checked again.
     // asl-validator writes QueryLanguage into the states it checks: the runner gets a copy, never the
     // caller's definition (which local/definition.ts shares across the process).
+    // Unvalidated, the runner never writes into the definition: it runs the caller's own (frozen, when it
+    // comes from local/definition.ts, so a write would throw), with no copy per workflow.
     const validated = VALIDATED.has(options.definition);
-    this.machine = new StateMachine(
-      structuredClone(options.definition) as unknown as StateMachineDefinition,
-      validated ? { validationOptions: { noValidate: true } } : {},
-    );
+    this.machine = validated
+      ? new StateMachine(options.definition as unknown as StateMachineDefinition, {
+          validationOptions: { noValidate: true },
+        })
+      : new StateMachine(structuredClone(options.definition) as unknown as StateMachineDefinition, {});
     VALIDATED.add(options.definition);
     this.tasks = taskKinds(options.definition);
     this.steps = options.steps;
