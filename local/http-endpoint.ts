@@ -135,11 +135,14 @@ function gatewayTime(epochMs: number): string {
   );
 }
 
+/** A fatal UTF-8 decoder keeps no state between whole-buffer decodes: one serves every request. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 /** Valid UTF-8 bytes decode to text; anything else is passed on base64-encoded, as API Gateway does. */
 function bodyOf(bytes: Buffer): Pick<APIGatewayProxyEventV2, 'body' | 'isBase64Encoded'> {
   if (bytes.length === 0) return { isBase64Encoded: false };
   try {
-    return { body: new TextDecoder('utf-8', { fatal: true }).decode(bytes), isBase64Encoded: false };
+    return { body: UTF8.decode(bytes), isBase64Encoded: false };
   } catch {
     // The handler's readBody decodes it again and refuses it as invalid UTF-8, as it would in Lambda.
     return { body: bytes.toString('base64'), isBase64Encoded: true };
