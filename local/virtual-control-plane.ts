@@ -3,7 +3,7 @@ import { Sha256Hasher } from '../adapters/node/sha256-hasher';
 import { SystemClock } from '../adapters/node/system-clock';
 import type { AppContext } from '../app/context';
 import type { DetectorReport } from '../app/detector/detect';
-import type { IdGenerator } from '../app/ports';
+import type { IdGenerator, MetricsPort } from '../app/ports';
 import { OPERATOR_ROUTES, type OperatorRouteName } from '../contracts/operator-api';
 import { type HaPolicyInput, resolvePolicy } from '../core/policy';
 import { makeFailoverStepsHandler } from '../functions/failover-steps/failover-steps';
@@ -39,12 +39,18 @@ export interface VirtualControlPlaneOptions {
   readonly log?: (line: string) => void;
   /** Ids, secrets, request ids and task tokens: seeded in the simulator. */
   readonly ids: IdGenerator;
+  /**
+   * Whether the datapoints the use cases publish are kept in `metrics` (true by default). The simulator
+   * reads none: it passes false, and they are dropped as published (one per report and detector tick).
+   */
+  readonly recordMetrics?: boolean;
 }
 
 /** A control plane served in-process: what the simulator drives. */
 export interface InProcessControlPlane {
   readonly ctx: AppContext;
   readonly workflow: LocalWorkflow;
+  /** What the use cases published; empty when started with `recordMetrics: false`. */
   readonly metrics: MetricsRecorder;
   /** Serves one request as the HTTP endpoint would, without a socket. */
   readonly dispatch: LocalDispatcher;
@@ -54,6 +60,7 @@ export interface InProcessControlPlane {
 }
 
 const CAPACITY_PERIOD_MS = 5 * 60_000;
+const DROP_METRICS: MetricsPort = { count: () => undefined, seconds: () => undefined };
 const STEP_DRAIN_MS = 5_000;
 
 export async function startVirtualControlPlane(
@@ -68,6 +75,7 @@ export async function startVirtualControlPlane(
   const definition = await synthesizedDefinition();
   const clock = new SystemClock();
   const metrics = new MetricsRecorder(clock);
+  const published: MetricsPort = options.recordMetrics === false ? DROP_METRICS : metrics;
   const { ids } = options;
   const { workflow, ctx } = createLocalWorkflow(
     {
@@ -78,7 +86,7 @@ export async function startVirtualControlPlane(
       ...(options.retryIntervalMs === undefined ? {} : { retryIntervalMs: options.retryIntervalMs }),
     },
     (wf) => ({
-      ports: { ...createMemoryStores(), clock, ids, workflow: wf, metrics },
+      ports: { ...createMemoryStores(), clock, ids, workflow: wf, metrics: published },
       hasher: new Sha256Hasher(),
       defaults: { ...policy },
     }),

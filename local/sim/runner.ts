@@ -167,6 +167,7 @@ async function runOnce(scenario: Scenario, options: RunOptions): Promise<RunResu
     const plane = await startVirtualControlPlane({
       ...planeOptions,
       ids: new SeededIds(seededRandom(seed ^ 0x1d5)),
+      recordMetrics: false,
     });
     cp = plane;
     uplinkOf = () => new DispatchUplink(plane.dispatch);
