@@ -112,6 +112,12 @@ export const StartVmRequestSchema = z.strictObject({
   definition: DefinitionXmlSchema.optional(),
   /** Past this the agent does not start the VM any more (the control plane has moved on). */
   notAfter: epochMs,
+  /**
+   * The host's boot when the relay took the start: an agent in another boot does not start the VM. That
+   * boot ended (a fence, a crash, a reboot), and with it the start: the control plane may have started the
+   * VM elsewhere since. Absent: the relay had not heard the host.
+   */
+  bootId: z.string().min(1).max(200).optional(),
 });
 export type StartVmRequest = z.infer<typeof StartVmRequestSchema>;
 

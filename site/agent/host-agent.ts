@@ -284,6 +284,15 @@ export class HostAgent {
     if (clock.now() > request.notAfter) {
       return reply('failed', `arrived after its notAfter (${request.notAfter}); not started`);
     }
+    if (request.bootId !== undefined) {
+      const boot = await hypervisor.bootId();
+      if (boot !== request.bootId) {
+        return reply(
+          'failed',
+          `ordered for boot ${request.bootId}; this host runs boot ${boot}: not started`,
+        );
+      }
+    }
     try {
       await hypervisor.startVm(request.vm, request.definition);
     } catch (error) {

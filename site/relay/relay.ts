@@ -687,6 +687,7 @@ export class Relay {
         resendMs: this.config.startResendMs ?? this.policy.hostHeartbeatMs,
         seenRunning: (hostId, vmId) => this.seenRunning(hostId, vmId),
         definitionOf: (vmId) => this.definitions.xmlOf(vmId),
+        heardBoot: (hostId) => this.heardBoot.get(hostId) ?? this.hosts.get(hostId)?.bootId,
       });
     }
     return true;

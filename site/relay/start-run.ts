@@ -13,6 +13,8 @@ export interface StartDeps {
   readonly seenRunning: (hostId: string, vmId: string) => boolean;
   /** The VM's domain XML as the site keeps it, sent along so that any host can define it. */
   readonly definitionOf?: (vmId: string) => string | undefined;
+  /** The boot the relay last heard the host in (undefined: never heard). */
+  readonly heardBoot?: (hostId: string) => string | undefined;
 }
 
 /**
@@ -23,16 +25,24 @@ export interface StartDeps {
  * and a `failed` would send the VM to another host while it runs here (safety rule 6). The control plane's
  * start timeout then keeps the VM's reservation until the host's inventory tells. A heartbeat that shows
  * the VM running is an answer too.
+ *
+ * The start belongs to the boot the host was heard in when the relay took it: once the host is heard in
+ * another boot, the start is over (failed, never sent again), and the agent refuses a request of another
+ * boot. A host fenced and powered on again, or crashed and rebooted, must not run a start the control
+ * plane may have given up on and sent elsewhere (the host's incident takes such a VM over).
  */
 export class StartRun implements CommandRun {
   dueAt: number;
   private sent = false;
+  /** The host's boot when the relay took the start. */
+  private readonly boot: string | undefined;
 
   constructor(
     private readonly command: StartVmCommand,
     private readonly deps: StartDeps,
   ) {
     this.dueAt = deps.clock.now();
+    this.boot = deps.heardBoot?.(command.hostId);
   }
 
   async step(): Promise<StepOutcome> {
@@ -48,6 +58,15 @@ export class StartRun implements CommandRun {
     }
     const now = clock.now();
     if (now > this.command.notAfter) return finished(null);
+    const heard = this.deps.heardBoot?.(hostId);
+    if (this.boot !== undefined && heard !== undefined && heard !== this.boot) {
+      return finished(
+        this.result(
+          'failed',
+          `${hostId} is heard in boot ${heard}, not ${this.boot} in which the start was taken: not started`,
+        ),
+      );
+    }
     const request: StartVmRequest = {
       kind: 'start-vm',
       commandId: this.command.commandId,
@@ -55,6 +74,7 @@ export class StartRun implements CommandRun {
       hostId,
       vm,
       notAfter: this.command.notAfter,
+      ...(this.boot === undefined ? {} : { bootId: this.boot }),
     };
     const definition = this.deps.definitionOf?.(vm.id);
     lan.send(hostId, definition === undefined ? request : { ...request, definition });

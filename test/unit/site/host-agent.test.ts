@@ -186,6 +186,17 @@ describe('host agent start requests', () => {
     expect(lan.sentTo('r1', 'start-result')[0]?.outcome).toBe('failed');
   });
 
+  it('does not start a request of another boot than the one it runs (that boot ended, and the start with it)', async () => {
+    const { lan, hypervisor, agent } = setup();
+    await agent.receive(request({ bootId: 'boot-old' }));
+    expect(hypervisor.started).toEqual([]);
+    const [answer] = lan.sentTo('r1', 'start-result');
+    expect(answer?.outcome).toBe('failed');
+    expect(answer?.detail).toMatch(/ordered for boot boot-old; this host runs boot boot-a/);
+    await agent.receive(request({ commandId: 'dc1:h9:1:start:vm-7:2', bootId: 'boot-a' }));
+    expect(hypervisor.started.map((v) => v.id)).toEqual(['vm-7']);
+  });
+
   it('ignores a request meant for another host', async () => {
     const { lan, hypervisor, agent } = setup();
     await agent.receive(request({ hostId: 'h2' }));

@@ -108,4 +108,25 @@ describe('relay start-vm', () => {
     expect(site.host('h2').hypervisor.started).toEqual([]);
     expect(site.resultsFor(command.commandId)[0]?.outcome).toBe('failed');
   });
+
+  it('a host heard in a new boot before the start reached it: the start is over (failed), never sent to the new boot', async () => {
+    // given h2 is dead when the relay takes the start (it last heard h2 in boot h2-boot-1)
+    const site = await incidentSite();
+    site.kill('h2');
+    const command = startCommand(site, 'h2', 'vm-9', 20_000);
+    await deliver(site, command);
+    await site.run(500);
+    const offered = site.lan.sentTo('h2', 'start-vm');
+    expect(offered.every((r) => r.bootId === 'h2-boot-1')).toBe(true);
+
+    // when h2 comes back in another boot (powered on after a fence, or rebooted)
+    site.host('h2').hypervisor.boot = 'h2-boot-2';
+    site.revive('h2');
+    await site.runUntil(() => site.resultsFor(command.commandId).length > 0);
+
+    // then the new boot never started it, and the control plane hears the start failed
+    expect(site.host('h2').hypervisor.started).toEqual([]);
+    expect(site.resultsFor(command.commandId)[0]).toMatchObject({ outcome: 'failed' });
+    expect(site.resultsFor(command.commandId)[0]?.detail).toMatch(/boot h2-boot-2, not h2-boot-1/);
+  });
 });
