@@ -290,6 +290,11 @@ export interface VmRecovery {
    */
   readonly handedTo?: string | null;
   /**
+   * The failover whose start a host incident took over (with `handedTo`): that failover starts the VM no
+   * more, whatever becomes of the incident that took it. Absent or null: none.
+   */
+  readonly takenFrom?: string | null;
+  /**
    * The latest start a host failover ordered for the VM, claimed on this item before its command goes out:
    * the one item a host incident taking the VM over writes too (app/recovery/adopt.ts), so that a failover
    * never starts a VM another incident took, nor is one taken from it after it moved on. Absent: none.

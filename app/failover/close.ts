@@ -137,7 +137,8 @@ async function resolveOutcome(
     const handed = set.filter((vmId) => !runs(vmId) && handedOver(vmId));
     const down = set.filter((vmId) => !runs(vmId) && !handed.includes(vmId));
     const unplaced = plan?.unplaced.map((u) => u.vmId) ?? [];
-    const recovered = plan !== null && down.length === 0;
+    // A VM handed over to another incident is not running yet either: this incident did not bring it back.
+    const recovered = plan !== null && down.length === 0 && handed.length === 0;
     const observed = new Map(
       set.flatMap((vmId) => {
         const vm = records.get(vmId);
@@ -199,7 +200,10 @@ function stoppedByFailure(vm: VmRecord): boolean {
   );
 }
 
-/** The VMs of `vms` taken over by another incident that is still open (VmRecovery.handedTo). */
+/**
+ * The VMs of `vms` another incident took over (VmRecovery.handedTo): from this one (`takenFrom`: its
+ * start there was taken, whatever the taker did since), or any the taker still holds (open).
+ */
 async function openTakers(
   ctx: AppContext,
   incidentId: string,
@@ -207,10 +211,13 @@ async function openTakers(
 ): Promise<Set<string>> {
   const handed = vms.flatMap((vm) => {
     const to = vm?.recovery?.handedTo;
-    return vm !== undefined && to && to !== incidentId ? [{ vmId: vm.vmId, to }] : [];
+    const fromHere = vm?.recovery?.takenFrom === incidentId;
+    return vm !== undefined && to && to !== incidentId ? [{ vmId: vm.vmId, to, fromHere }] : [];
   });
   const open = await Promise.all(
-    handed.map(async ({ to }) => (await ctx.ports.incidents.get(to))?.closedAt === null),
+    handed.map(
+      async ({ to, fromHere }) => fromHere || (await ctx.ports.incidents.get(to))?.closedAt === null,
+    ),
   );
   return new Set(handed.filter((_, i) => open[i] === true).map(({ vmId }) => vmId));
 }

@@ -109,7 +109,8 @@ async function judge(
     (claimed !== null && (start?.status === 'pending' || start?.status === 'delivered'));
   if (!mayRun) return 'keep';
   const next: RecoveryDraft = r === undefined ? freshIdle(incident.openedAt) : idleDraft(r);
-  if (!(await claim(ctx, vm, { ...next, handedTo: incident.incidentId }))) return 'conflict';
+  if (!(await claim(ctx, vm, { ...next, handedTo: incident.incidentId, takenFrom: owner })))
+    return 'conflict';
   return { vm, from: owner };
 }
 
@@ -189,6 +190,8 @@ export async function claimFailoverStart(
     const vm = await ctx.ports.vms.getVm(siteId, vmId);
     if (vm === null) return null;
     const r = vm.recovery;
+    // Its own start was taken over: this failover is done with the VM, even once the taker closed.
+    if (r?.takenFrom === start.incidentId && r.handedTo) return { handedTo: r.handedTo };
     if (r?.handedTo && r.handedTo !== start.incidentId && (await stillOpen(ctx, r.handedTo))) {
       return { handedTo: r.handedTo };
     }

@@ -569,7 +569,8 @@ describe('a host that fails while VMs are being started on it', () => {
   it("started-host-suspect (seed 20251): a start ordered to a host that fell silent meanwhile is taken over by that host's incident, which restarts the VM after the fence", async () => {
     const result = await run('started-host-suspect', 20251);
     const report = clean(result);
-    expect(only(report, 'node03').outcome).toBe('recovered');
+    // Handed over, not run again by node03's incident: it says so.
+    expect(only(report, 'node03').outcome).toBe('partially-recovered');
     const taker = only(report, 'node01');
     expect(taker.outcome).toBe('recovered');
     expect(taker.starts.map((s) => s.vm)).toEqual(['vm-010']);
@@ -581,10 +582,38 @@ describe('a host that fails while VMs are being started on it', () => {
   it("start-taken-over-priority (seed 9261): the taken-over VM goes in its new incident's priority waves, high before low", async () => {
     const result = await run('start-taken-over-priority', 9261);
     const report = clean(result);
-    expect(only(report, 'node04').outcome).toBe('recovered');
+    expect(only(report, 'node04').outcome).toBe('partially-recovered');
     const taker = only(report, 'node03');
     expect(taker.outcome).toBe('recovered');
     expect(taker.starts.map((s) => s.vm)).toEqual(['vm-015', 'vm-011']);
     expect(vmIncidents(report, 'vm-015')).toEqual([]);
+  });
+
+  it('start-held-across-reboot (seed 4631): a start the relay still holds is not run in the boot after the fence', async () => {
+    const result = await run('start-held-across-reboot', 4631);
+    const report = clean(result);
+    expect(only(report, 'node02').starts.map((s) => s.vm)).toEqual(['vm-004']);
+    expect(runningOn(report, 'vm-004')).toEqual(['node03']);
+    const ran = result.timeline.filter((e) => e.subject === 'vm-004' && /^running on /.test(e.text));
+    expect(ran.map((e) => e.text)).toEqual(['running on node03']);
+  });
+
+  it('start-taken-then-failed (seed 8949): the failover whose start was taken never starts the VM again', async () => {
+    const result = await run('start-taken-then-failed', 8949);
+    const report = clean(result);
+    expect(
+      only(report, 'node02')
+        .starts.map((s) => s.vm)
+        .sort(),
+    ).toEqual(['vm-003', 'vm-007']);
+    expect(only(report, 'node03').starts).toEqual([]);
+    expect(runningOn(report, 'vm-007')).toEqual(['node05']);
+  });
+
+  it('start-taken-host-unfenceable (seed 302): the failover that handed its VM over does not say recovered', async () => {
+    const result = await run('start-taken-host-unfenceable', 302);
+    const report = clean(result);
+    expect(only(report, 'node02').outcome).toBe('partially-recovered');
+    expect(only(report, 'node01').outcome).toBe('awaiting-operator');
   });
 });

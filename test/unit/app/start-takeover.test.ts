@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { VmHandedOverError } from '../../../app/errors';
 import { runStep } from '../../../app/failover/steps';
 import { incidentIdFor } from '../../../app/ingest/open-incident';
+import { closeIncident } from '../../../app/shared/incidents';
 import type { IncidentInput, PlanOutput, VmAttempt } from '../../../contracts/workflow';
 import {
   createWorld,
@@ -113,5 +114,29 @@ describe('a failover start to a host that falls silent before its result', () =>
     expect(set.vms.map((v) => v.vmId)).not.toContain('db-1');
     expect(set.adopted).toBeUndefined();
     expect((await world.stores.vms.getVm(SITE, 'db-1'))?.recovery?.handedTo ?? null).toBeNull();
+  });
+
+  it('stays refused to the failover it was taken from once the taker closed (it may run where the taker put it)', async () => {
+    await step(world, {
+      step: 'dispatch-start',
+      attempt: await attempt('db-1', 'h3', 1),
+      taskToken: 'tok-1',
+    });
+    const taker = await silent('h3');
+    await closeIncident(
+      world.ctx,
+      { incidentId: taker, siteId: SITE },
+      'recovered',
+      'the taker restarted it',
+    );
+    const second = await attempt('db-1', 'h2', 2, ['h3']);
+    await step(world, { step: 'reserve-capacity', attempt: second });
+    await expect(
+      runStep(world.ctx, { step: 'dispatch-start', attempt: second, taskToken: 'tok-2' }),
+    ).rejects.toBeInstanceOf(VmHandedOverError);
+    await step(world, { step: 'close', incident });
+    const events = await world.stores.incidents.listEvents(incident.incidentId);
+    const data = events.find((e) => e.kind === 'closed')?.data as { handed?: string[] } | undefined;
+    expect(data?.handed).toEqual(['db-1']);
   });
 });
