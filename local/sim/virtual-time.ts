@@ -46,6 +46,9 @@ export function onVirtualTimeNow(): boolean {
   return active;
 }
 
+/** Driver steps queued at once: they run in one turn of the real event loop (see onVirtualTime). */
+const STEPS_PER_TURN = 64;
+
 /** The clock methods the timer queue below stands in for. */
 const TIMER_METHODS = [
   'setTimeout',
@@ -90,12 +93,19 @@ export async function onVirtualTime<T>(
         outcome = { ok: false, error };
       },
     );
-    // One real macrotask turn per step: Node drains every microtask after each immediate callback, so a
-    // step sees the run only once nothing is runnable, then fires the next timer.
+    // A step runs in a real setImmediate callback, and Node drains every microtask (and nextTick) after
+    // each immediate callback: a step sees the run only once nothing is runnable, then fires the next
+    // timer. Steps are queued STEPS_PER_TURN at a time, all run in one turn of the real event loop, with
+    // those drains between them: a turn of the loop per timer cost several times the step itself.
     await new Promise<void>((resolve, reject) => {
+      let ended = false;
+      let queued = 0;
       const step = () => {
+        queued -= 1;
+        if (ended) return;
         try {
           if (outcome !== undefined) {
+            ended = true;
             resolve();
             return;
           }
@@ -113,12 +123,17 @@ export async function onVirtualTime<T>(
           if (clock.now - startMs > limitMs) {
             throw new Error(`virtual time passed its limit of ${limitMs} ms without the run ending`);
           }
-          realSetImmediate(step);
+          if (queued === 0) queueSteps();
         } catch (error) {
+          ended = true;
           reject(error);
         }
       };
-      realSetImmediate(step);
+      const queueSteps = () => {
+        for (let i = 0; i < STEPS_PER_TURN; i++) realSetImmediate(step);
+        queued = STEPS_PER_TURN;
+      };
+      queueSteps();
     });
     if (outcome === undefined) throw new Error('virtual time ended before the run did');
     stats.virtualMs = clock.now - startMs;
