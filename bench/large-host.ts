@@ -93,7 +93,9 @@ async function run(options: LargeHostOptions, random: () => number): Promise<Lar
     for (;;) {
       await sleep(policy.incidentReportMs);
       await site.report();
-      incident = (await plane.ctx.ports.incidents.list({ siteId: SITE })).find((i) => i.hostId === 'big');
+      incident = (await plane.ctx.ports.incidents.list({ siteId: SITE })).find(
+        (i) => i.hostId === 'big' && i.kind !== 'vm',
+      );
       if (incident?.closedAt !== null && incident !== undefined) break;
       if (Date.now() > deadline) {
         const ended = plane.workflow.executions().map((e) => `${e.status} ${e.error?.cause ?? ''}`);

@@ -1,7 +1,7 @@
 import type { IncidentInput } from '../../contracts/workflow';
 import type { AppContext } from '../context';
 import type { DownPeriod, IncidentEvent, IncidentRecord } from '../ports';
-import { updateIncident } from './incidents';
+import { CONTENDED_WRITE_ATTEMPTS, updateIncident } from './incidents';
 
 /**
  * Per-VM down time, kept in the incident records (`IncidentRecord.downtime`, one entry per VM): the SLA
@@ -61,6 +61,8 @@ export async function recordDownPeriods(
       return changed ? { downtime: next } : null;
     },
     seen,
+    // A merge commutes with every other (each VM's entry is set once, then ended once).
+    CONTENDED_WRITE_ATTEMPTS,
   );
   return incident;
 }

@@ -27,6 +27,8 @@ export async function updateIncident(
   incidentId: string,
   patch: (incident: IncidentRecord) => IncidentPatch | null,
   seen?: IncidentRecord,
+  /** How many lost races to re-read and retry (retryOnConflict's default when absent). */
+  maxAttempts?: number,
 ): Promise<{ incident: IncidentRecord; changed: boolean }> {
   return readDecideWrite(
     () => requireIncident(ctx, incidentId),
@@ -42,8 +44,17 @@ export async function updateIncident(
           };
     },
     seen,
+    maxAttempts,
   );
 }
+
+/**
+ * Retries for incident writes that many writers make side by side and that commute with one another: the
+ * down-time merges of a host incident's VMs (VM-level HA resolving hundreds of them in one report) and the
+ * close, whose decision does not depend on them. Each lost race is another writer's win, so all land
+ * within as many rounds as there are writers.
+ */
+export const CONTENDED_WRITE_ATTEMPTS = 64;
 
 /**
  * Closes the incident with its outcome, once: the first call writes outcome and closedAt, counts the
@@ -57,15 +68,20 @@ export async function closeIncident(
   data?: Readonly<Record<string, unknown>>,
 ): Promise<{ incident: IncidentRecord; changed: boolean }> {
   const now = ctx.ports.clock.now();
-  const result = await updateIncident(ctx, ref.incidentId, (incident) =>
-    incident.closedAt !== null
-      ? null
-      : // A callback token of a closed incident is dead: nobody may complete it any more.
-        {
-          outcome,
-          closedAt: now,
-          ...(incident.operatorTaskToken === null ? {} : { operatorTaskToken: null }),
-        },
+  const result = await updateIncident(
+    ctx,
+    ref.incidentId,
+    (incident) =>
+      incident.closedAt !== null
+        ? null
+        : // A callback token of a closed incident is dead: nobody may complete it any more.
+          {
+            outcome,
+            closedAt: now,
+            ...(incident.operatorTaskToken === null ? {} : { operatorTaskToken: null }),
+          },
+    undefined,
+    CONTENDED_WRITE_ATTEMPTS,
   );
   await ctx.ports.sites.setIncidentOpen(ref.siteId, ref.incidentId, false);
   if (result.changed) {

@@ -7,12 +7,15 @@ const MAX_ATTEMPTS = 4;
  * Runs a read-decide-write attempt again when its conditional write lost a race (ConcurrentUpdateError):
  * each attempt re-reads, so the decision is always taken on the current record.
  */
-export async function retryOnConflict<T>(attempt: () => Promise<T>): Promise<T> {
+export async function retryOnConflict<T>(
+  attempt: () => Promise<T>,
+  maxAttempts: number = MAX_ATTEMPTS,
+): Promise<T> {
   for (let n = 1; ; n += 1) {
     try {
       return await attempt();
     } catch (error) {
-      if (!(error instanceof ConcurrentUpdateError) || n >= MAX_ATTEMPTS) throw error;
+      if (!(error instanceof ConcurrentUpdateError) || n >= maxAttempts) throw error;
     }
   }
 }
@@ -30,6 +33,7 @@ export async function readDecideWrite<R, T>(
   read: () => Promise<R>,
   decide: (record: R) => Decision<T> | Promise<Decision<T>>,
   seen?: R,
+  maxAttempts?: number,
 ): Promise<T> {
   let optimistic = seen;
   return retryOnConflict(async () => {
@@ -48,5 +52,5 @@ export async function readDecideWrite<R, T>(
       if (guess !== undefined) continue;
       return decision.done;
     }
-  });
+  }, maxAttempts);
 }
