@@ -217,11 +217,20 @@ export class SimNetwork {
    */
   transitMs(kind: LanMessage['kind'], lan: ScenarioLan): number | null {
     if (lan.delayMs === 0 && lan.jitterMs === 0 && lan.lossPct === 0) return 0;
-    const lost = () => lan.lossPct > 0 && this.random() * 100 < lan.lossPct;
     let delay = lan.delayMs + (lan.jitterMs > 0 ? Math.floor(this.random() * (lan.jitterMs + 1)) : 0);
-    if (DATAGRAM_KINDS.has(kind)) return lost() ? null : delay;
-    for (let rto = TCP_RTO_MIN_MS; delay < DEFAULT_LAN_HTTP_TIMEOUT_MS && lost(); rto *= 2) delay += rto;
+    if (DATAGRAM_KINDS.has(kind)) return this.transmissionLost(lan) ? null : delay;
+    for (
+      let rto = TCP_RTO_MIN_MS;
+      delay < DEFAULT_LAN_HTTP_TIMEOUT_MS && this.transmissionLost(lan);
+      rto *= 2
+    )
+      delay += rto;
     return delay < DEFAULT_LAN_HTTP_TIMEOUT_MS ? delay : null;
+  }
+
+  /** Whether one transmission is lost (a draw only on a lossy LAN). */
+  private transmissionLost(lan: ScenarioLan): boolean {
+    return lan.lossPct > 0 && this.random() * 100 < lan.lossPct;
   }
 
   private send(from: string, to: string, message: LanMessage): void {
@@ -243,25 +252,32 @@ export class SimNetwork {
       this.dropped += 1;
       return;
     }
-    const arrive = () => {
-      // Checked again on arrival: a cable cut while the datagram was in flight loses it.
-      const peer = this.peers.get(to);
-      if (peer === undefined || !this.up(to) || !this.up(from)) {
-        this.dropped += 1;
-        return;
-      }
-      this.delivered += 1;
-      if (message.kind === 'heartbeat') this.lastHeartbeatAt.set(from, this.world.now());
-      try {
-        const result = peer.receive(message);
-        if (result instanceof Promise) result.catch(this.onError);
-      } catch (error) {
-        this.onError(error);
-      }
-    };
-    if (transit === 0) setImmediate(arrive);
-    else setTimeout(arrive, transit);
+    // The message and its ends ride on the timer (no closure per message: a run sends thousands).
+    if (transit === 0) setImmediate(arrive, this, from, to, message);
+    else setTimeout(arrive, transit, this, from, to, message);
   }
+
+  /** A message reaches its receiver, unless either end left the LAN while it was in flight. */
+  deliver(from: string, to: string, message: LanMessage): void {
+    // Checked again on arrival: a cable cut while the datagram was in flight loses it.
+    const peer = this.peers.get(to);
+    if (peer === undefined || !this.up(to) || !this.up(from)) {
+      this.dropped += 1;
+      return;
+    }
+    this.delivered += 1;
+    if (message.kind === 'heartbeat') this.lastHeartbeatAt.set(from, this.world.now());
+    try {
+      const result = peer.receive(message);
+      if (result instanceof Promise) result.catch(this.onError);
+    } catch (error) {
+      this.onError(error);
+    }
+  }
+}
+
+function arrive(network: SimNetwork, from: string, to: string, message: LanMessage): void {
+  network.deliver(from, to, message);
 }
 
 /**
@@ -318,12 +334,21 @@ export class DispatchUplink implements Uplink {
       sourceIp: '127.0.0.1',
       protocol: 'HTTP/1.1',
     });
-    const text =
-      result.body === undefined
-        ? ''
-        : Buffer.from(result.body, result.isBase64Encoded === true ? 'base64' : 'utf8').toString();
-    return reportAnswer(result.statusCode ?? 200, text);
+    return reportAnswer(result.statusCode ?? 200, bodyText(result.body, result.isBase64Encoded === true));
   }
+}
+
+/** A lone surrogate: the one thing a UTF-8 round trip changes in a string (to U+FFFD). */
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/**
+ * The response body as the HTTP uplink reads it: its UTF-8 bytes decoded. A string without surrogates
+ * (every JSON answer in practice) reads back as itself, so it is not encoded and decoded again.
+ */
+function bodyText(body: string | undefined, base64: boolean): string {
+  if (body === undefined) return '';
+  if (!base64 && !SURROGATE.test(body)) return body;
+  return Buffer.from(body, base64 ? 'base64' : 'utf8').toString();
 }
 
 /** Ids and secrets drawn from a seeded generator: a virtual run names everything the same way each time. */
