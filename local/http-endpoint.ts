@@ -125,8 +125,17 @@ export interface LocalRequest {
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
+/** The last second `gatewayTime` formatted, and how: requests come many to a second. */
+let formatted = { second: Number.NaN, text: '' };
+
 /** `requestContext.time` as API Gateway writes it: `12/Mar/2020:19:03:58 +0000`. */
 function gatewayTime(epochMs: number): string {
+  const second = Math.floor(epochMs / 1000);
+  if (second !== formatted.second) formatted = { second, text: formatGatewayTime(epochMs) };
+  return formatted.text;
+}
+
+function formatGatewayTime(epochMs: number): string {
   const d = new Date(epochMs);
   const two = (n: number) => String(n).padStart(2, '0');
   return (
@@ -166,7 +175,8 @@ export function toApiEvent(
     headers[name.toLowerCase()] = typeof value === 'string' ? value : value.join(',');
   }
   const query: Record<string, string> = {};
-  for (const [name, value] of new URLSearchParams(request.rawQueryString)) {
+  const pairs = request.rawQueryString === '' ? [] : new URLSearchParams(request.rawQueryString);
+  for (const [name, value] of pairs) {
     const previous = query[name];
     query[name] = previous === undefined ? value : `${previous},${value}`;
   }
