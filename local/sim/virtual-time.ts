@@ -324,7 +324,12 @@ class TimerQueue {
 
   /** The library's delay rule, quirks included: `parseInt(String(delay))`, and 0 → 1 ms during a tick. */
   private delayOf(delay: number | undefined): number {
-    return Number.parseInt(String(delay), 10) || (this.duringTick ? 1 : 0);
+    // A whole delay (nearly every one) parses as itself: no string is made for it.
+    const whole =
+      delay !== undefined && Number.isInteger(delay) && delay < 1e21
+        ? delay
+        : Number.parseInt(String(delay), 10);
+    return whole || (this.duringTick ? 1 : 0);
   }
 
   private clear(handle: unknown, type: TimerType): void {
