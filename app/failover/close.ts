@@ -2,7 +2,7 @@ import { type IncidentInput, type IncidentOutcome, IncidentOutcomeSchema } from 
 import { priorityRank } from '../../core/model';
 import type { AppContext } from '../context';
 import type { DownPeriod, IncidentRecord, VmRecord } from '../ports';
-import { listLeftDown } from '../recovery/left-down';
+import { listAdoptedLeftOf, listLeftDown } from '../recovery/left-down';
 import { isRunning } from '../shared/capacity';
 import { recordDownPeriods, runningAgainAt, silenceStart } from '../shared/downtime';
 import { bootEnded, fencedHostIds, runningNow, storedHaSet } from '../shared/ha-set';
@@ -47,6 +47,7 @@ export async function close(
   // VM-level HA takes over the HA VMs the incident leaves down (app/recovery), before the close: a
   // repeated Close lists what a crash cut short.
   if (outcome === 'partially-recovered') await listLeftDown(ctx, record, idsIn(data?.down));
+  if (record.fencedAt === null) await listAdoptedLeftOf(ctx, record.incidentId);
   const { incident: closed } = await closeIncident(ctx, incident, outcome, detail, data);
   return { outcome: closed.outcome };
 }

@@ -1,5 +1,6 @@
 import type { ConfirmSilenceOutput, IncidentInput, IncidentOutcome } from '../../contracts/workflow';
 import type { AppContext } from '../context';
+import { listAdoptedLeftOf } from '../recovery/left-down';
 import { toAppError } from '../shared/errors';
 import { appendEvent } from '../shared/events';
 import { incidentOf, transitionHost } from '../shared/host-lifecycle';
@@ -29,6 +30,8 @@ export async function falseAlarm(
       relays: silence.relays,
     });
   }
+  // Before the close (a repeat lists what a crash cut short): the VMs it took over as it opened.
+  await listAdoptedLeftOf(ctx, incident.incidentId);
   const { changed } = await closeIncident(ctx, incident, 'false-alarm', silence.detail);
   if (changed) ctx.ports.metrics.count(METRIC.FalseAlarm);
   return { outcome: 'false-alarm' };

@@ -1,5 +1,6 @@
 import type { FencingPolicyOutput, IncidentInput, IncidentOutcome } from '../../contracts/workflow';
 import type { AppContext } from '../context';
+import { listAdoptedLeftOf } from '../recovery/left-down';
 import { appendEvent } from '../shared/events';
 import { closeIncident, requireIncident } from '../shared/incidents';
 import { METRIC } from '../shared/metrics';
@@ -26,6 +27,8 @@ export async function fencingSuppressed(
       },
     );
   }
+  // Before the close (a repeat lists what a crash cut short): the VMs it took over as it opened.
+  await listAdoptedLeftOf(ctx, incident.incidentId);
   const { changed } = await closeIncident(ctx, incident, 'fencing-suppressed', policy.detail, {
     reason: policy.reason,
   });

@@ -65,6 +65,8 @@ export async function listForRestart(given: AppContext, down: DownVm, at: number
     const incidentId = opens ? vmIncidentIdFor(siteId, vmId, incidentSeq) : null;
     const saved = await ctx.ports.vms.saveRecovery(siteId, vmId, prior?.version ?? null, {
       handedTo: null,
+      // A failover whose start was taken over stays done with the VM (app/recovery/adopt.ts).
+      ...(prior?.takenFrom ? { takenFrom: prior.takenFrom } : {}),
       status: 'waiting',
       cause: down.cause,
       since: at,

@@ -1,7 +1,9 @@
 import type { AppContext } from '../context';
-import type { IncidentRecord } from '../ports';
+import type { IncidentRecord, VmRecord } from '../ports';
+import { isRunning } from '../shared/capacity';
 import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurrently';
 import { appendEvent } from '../shared/events';
+import { fencedHostIds, storedAdopted } from '../shared/ha-set';
 import { listForRestart } from './enqueue';
 import { orderedClock } from './episode';
 
@@ -59,4 +61,65 @@ export async function listLeftDown(
       'until they run or an operator marks them down on purpose',
     { vmIds: down.map((vm) => vm.vmId) },
   );
+}
+
+/**
+ * An incident that ends without a fence (its host came back, fencing was suppressed) restarts nothing, so
+ * the VMs it took over as it opened (app/recovery/adopt.ts) would have no owner: VM-level HA takes those
+ * not running, pinned to the host's failed boot (the start that went there may still bring them up there,
+ * and only there, until that boot ends or the host is fenced). Repeat-safe, like listLeftDown.
+ */
+export async function listAdoptedLeft(
+  given: AppContext,
+  incident: IncidentRecord,
+  adopted: readonly string[],
+): Promise<void> {
+  if (adopted.length === 0) return;
+  const ctx = orderedClock(given);
+  const now = ctx.ports.clock.now();
+  const [vms, hosts] = await Promise.all([
+    Promise.all(adopted.map((vmId) => ctx.ports.vms.getVm(incident.siteId, vmId))),
+    ctx.ports.hosts.listHosts(incident.siteId),
+  ]);
+  // A record naming a fenced host is what ran there before the fence, not what runs.
+  const fenced = fencedHostIds(hosts);
+  const left = vms.filter(
+    (vm): vm is VmRecord =>
+      vm?.ha === true &&
+      !(isRunning(vm) && vm.hostId !== null && !fenced.has(vm.hostId)) &&
+      vm.recovery?.handedTo === incident.incidentId,
+  );
+  await forEachConcurrently(left, STEP_WRITE_CONCURRENCY, (vm) =>
+    listForRestart(
+      ctx,
+      {
+        vm,
+        cause: 'host-failover',
+        place: { hostId: incident.hostId, cluster: incident.cluster, bootId: incident.bootId },
+        pinned: { hostId: incident.hostId, bootId: incident.bootId },
+        downIncidentId: incident.incidentId,
+        detail: `${vm.vmId} was taken over by incident ${incident.incidentId}, which ended without a fence`,
+      },
+      now,
+    ),
+  );
+  if (left.length === 0) return;
+  await appendEvent(
+    ctx,
+    incident.incidentId,
+    'retry-listed',
+    `${left.map((vm) => vm.vmId).join(', ')}, taken over as the incident opened, stay${left.length === 1 ? 's' : ''} on the retry list, ` +
+      `pinned to ${incident.hostId} until its boot ${incident.bootId} ends`,
+    { vmIds: left.map((vm) => vm.vmId) },
+  );
+}
+
+/** listAdoptedLeft for an incident closing without a fence, from its record and its HA set's line. */
+export async function listAdoptedLeftOf(ctx: AppContext, incidentId: string): Promise<void> {
+  const [incident, events] = await Promise.all([
+    ctx.ports.incidents.get(incidentId),
+    ctx.ports.incidents.listEvents(incidentId),
+  ]);
+  if (incident === null || incident.fencedAt !== null) return;
+  await listAdoptedLeft(ctx, incident, storedAdopted(events));
 }

@@ -1,6 +1,7 @@
 import { type OperatorDecision, WORKFLOW_ERROR } from '../../contracts/workflow';
 import type { AppContext } from '../context';
 import type { IncidentRecord, OperatorAnswer } from '../ports';
+import { listAdoptedLeftOf } from '../recovery/left-down';
 import { settleTask } from './callbacks';
 import { appendEvent } from './events';
 import { closeIncident, updateIncident } from './incidents';
@@ -63,6 +64,7 @@ async function resumeAfterWait(
 ): Promise<{ readonly effect: AnswerEffect; readonly incident: IncidentRecord }> {
   const input = incident.input;
   if (answer.decision === 'host-came-back' || input === null) {
+    await listAdoptedLeftOf(ctx, incident.incidentId);
     const { incident: closed } = await closeIncident(
       ctx,
       incident,

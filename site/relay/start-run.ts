@@ -48,6 +48,16 @@ export class StartRun implements CommandRun {
   async step(): Promise<StepOutcome> {
     const { clock, lan } = this.deps;
     const { hostId, vm } = this.command;
+    // First: a heartbeat of another boot showing the VM running is someone else's start, not this one.
+    const heard = this.deps.heardBoot?.(hostId);
+    if (this.boot !== undefined && heard !== undefined && heard !== this.boot) {
+      return finished(
+        this.result(
+          'failed',
+          `${hostId} is heard in boot ${heard}, not ${this.boot} in which the start was taken: not started`,
+        ),
+      );
+    }
     if (this.sent && this.deps.seenRunning(hostId, vm.id)) {
       return finished(
         this.result(
@@ -58,15 +68,6 @@ export class StartRun implements CommandRun {
     }
     const now = clock.now();
     if (now > this.command.notAfter) return finished(null);
-    const heard = this.deps.heardBoot?.(hostId);
-    if (this.boot !== undefined && heard !== undefined && heard !== this.boot) {
-      return finished(
-        this.result(
-          'failed',
-          `${hostId} is heard in boot ${heard}, not ${this.boot} in which the start was taken: not started`,
-        ),
-      );
-    }
     const request: StartVmRequest = {
       kind: 'start-vm',
       commandId: this.command.commandId,

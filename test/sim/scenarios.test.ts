@@ -616,4 +616,13 @@ describe('a host that fails while VMs are being started on it', () => {
     expect(only(report, 'node02').outcome).toBe('partially-recovered');
     expect(only(report, 'node01').outcome).toBe('awaiting-operator');
   });
+
+  it('start-taken-fence-suppressed (seed 7747): the VMs an incident took over go to VM-level HA when it ends without a fence', async () => {
+    const result = await run('start-taken-fence-suppressed', 7747);
+    const report = clean(result);
+    expect(only(report, 'node05').outcome).toBe('fencing-suppressed');
+    expect(only(report, 'node04').starts).toEqual([]);
+    expect(vmIncidents(report, 'vm-015').map((i) => i.outcome)).toEqual(['recovered']);
+    expect(runningOn(report, 'vm-015')).toEqual(['node05']);
+  });
 });
