@@ -38,7 +38,8 @@ async function report(): Promise<readonly Table[]> {
         },
       ],
       footnote:
-        'Wall time includes starting the threads (each synthesizes the definition once). ' +
+        'Wall time and CPU include starting the threads and synthesizing the definition (once, on the ' +
+        'main thread). ' +
         '10,000 schedules at this rate: ' +
         `${(10_000 / perSecond / 60).toFixed(1)} min; at this CPU per schedule on 2 idle cores: ` +
         `${((10_000 * summary.cpuMs) / summary.count / 2 / 60_000).toFixed(1)} min.`,
