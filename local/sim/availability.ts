@@ -1,5 +1,6 @@
 import type { Scenario, ScenarioLan, ViolationRule } from '../../contracts/scenario';
 import { type HaPolicy, hostSilentAfterMs } from '../../core/policy';
+import { DEFAULT_LAN_MAX_SKEW_MS } from '../../site/adapters/lan-transport';
 import type { VmStopCause, World, WorldEvent } from './world';
 
 /**
@@ -393,6 +394,15 @@ export class AvailabilityRules {
     const relays = [...this.world.relaySite].filter(([, s]) => s === site).map(([r]) => r);
     if (!this.world.uplinkUp(site) || !relays.some((r) => this.world.relayUp(r))) {
       return `site ${site} is partitioned`;
+    }
+    // A relay whose clock is past the LAN's window hears nothing (every message to or from it is stale):
+    // with only such relays up, the site is as deaf as partitioned.
+    if (
+      !relays.some(
+        (r) => this.world.relayUp(r) && Math.abs(this.world.clockSkewMs(r)) <= DEFAULT_LAN_MAX_SKEW_MS,
+      )
+    ) {
+      return `site ${site} has no live relay that can hear its hosts (the live ones' clocks are past the LAN's window)`;
     }
     const members = [...this.world.hosts.values()].filter((h) => h.cluster === cluster);
     const silent = members.filter((h) => !this.world.onLan(h.id)).length;
