@@ -1,7 +1,7 @@
 import type { IncidentEvent, IncidentRecord } from '../../app/ports';
 import type { OperatorRouteName } from '../../contracts/operator-api';
 import type { Scenario, ScenarioFault, ScenarioReport } from '../../contracts/scenario';
-import { PlanOutputSchema } from '../../contracts/workflow';
+import { PlanOutputSchema, WORKFLOW_ERROR } from '../../contracts/workflow';
 import { hostSilentAfterMs } from '../../core/policy';
 import { HostAgent } from '../../site/agent/host-agent';
 import type { SiteLogger, Uplink } from '../../site/ports';
@@ -433,6 +433,7 @@ async function runOnce(scenario: Scenario, options: RunOptions): Promise<RunResu
     for (const program of [...agents.values(), ...relays.values()]) program.controller.abort();
     for (const timer of timers) clearTimeout(timer);
     await Promise.all([...agents.values(), ...relays.values()].map((p) => p.done));
+    failedExecutions(cp);
     const report = await buildReport(cp, scenario, world, watcher, t0, seed, oracle);
     if (options.onEvent !== undefined) {
       for (const e of siteErrors) options.onEvent(`site program error: ${e}`);
@@ -493,6 +494,25 @@ async function awaitingOperator(cp: SimPlane, hostId: string): Promise<IncidentR
     .filter((i) => i.hostId === hostId && i.outcome === 'awaiting-operator')
     .sort((a, b) => b.openedAt - a.openedAt);
   return waiting[0] ?? null;
+}
+
+/** How a failover may end failed by design: its Fail states. */
+const DESIGNED_FAILURES: ReadonlySet<string> = new Set([
+  WORKFLOW_ERROR.OperatorNeverAnswered,
+  WORKFLOW_ERROR.UnknownOperatorDecision,
+]);
+
+/**
+ * Throws (a harness error of the run) when a failover execution failed other than by one of its Fail
+ * states: a step that threw what no Catch takes is a bug, and its incident would otherwise just stay open.
+ */
+export function failedExecutions(cp: Pick<SimPlane, 'workflow'>): void {
+  const failed = cp.workflow
+    .executions()
+    .filter((e) => e.status === 'failed' && !DESIGNED_FAILURES.has(e.error?.error ?? ''));
+  if (failed.length === 0) return;
+  const named = failed.map((e) => `${e.input.incident.incidentId}: ${e.error?.error}: ${e.error?.cause}`);
+  throw new Error(`failover execution(s) failed: ${named.join('; ')}`);
 }
 
 /** Nothing more will happen by itself: every incident closed or waiting for an operator, no execution busy. */

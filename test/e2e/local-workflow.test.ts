@@ -22,6 +22,7 @@ import {
 } from '../../infra/definition';
 import { lastSynthMs, synthesizedDefinition } from '../../local/definition';
 import { LOCAL_STATE_MACHINE_ARN, type LocalExecution, LocalWorkflow } from '../../local/local-workflow';
+import { failedExecutions } from '../../local/sim/runner';
 import { eventsOfType, mainPath, waitFor } from './harness';
 
 /**
@@ -378,11 +379,29 @@ describe('LocalWorkflow', () => {
       STATE.OperatorNeverAnswered,
     ]);
 
+    // The simulator takes a Fail state for what it is, not for a broken run.
+    expect(() => failedExecutions({ workflow: workflow as LocalWorkflow })).not.toThrow();
+
     // An execution parked on a callback (the operator has a day) is aborted by stop().
     await workflow.startIncident(incident('site-1:host-a:6', { operatorTimeoutSeconds: 86_400 }));
     await waitFor('a fence', () => steps.tokens.filter((t) => t.step === 'dispatch-fence')[5]);
     await workflow.stop();
     expect(workflow.executions().map((e) => e.status)).toEqual(['failed', 'aborted']);
+  });
+
+  it('an execution failed by an error no Catch takes is a broken simulator run, named with its cause', async () => {
+    const steps = stubSteps({
+      suspect: () => {
+        throw new TypeError('Promise.withResolvers is not a function');
+      },
+    });
+    workflow = new LocalWorkflow({ definition, steps: steps.handler, retryIntervalMs: 0 });
+    await workflow.startIncident(incident('site-1:host-a:9'));
+    await workflow.whenIdle();
+    expect(only(workflow).status).toBe('failed');
+    expect(() => failedExecutions({ workflow: workflow as LocalWorkflow })).toThrow(
+      /site-1:host-a:9: TypeError: Promise.withResolvers is not a function/,
+    );
   });
 
   it('resumes an incident in an execution of its own, named apart, starting where it goes on', async () => {
