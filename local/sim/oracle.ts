@@ -29,6 +29,8 @@ interface Restart {
    * even without it: a later start of theirs (room returned) is no inversion.
    */
   readonly higherWithoutRoom: ReadonlySet<string>;
+  /** The incident whose start command brought it up (as a relay took it); undefined when none was seen. */
+  readonly by: string | undefined;
 }
 
 /**
@@ -42,6 +44,10 @@ export class Oracle {
   private readonly lastRanOn = new Map<string, string>();
   /** When each VM started on the host it last ran on (0: it was there from the start). */
   private readonly lastStartAt = new Map<string, number>();
+  /** Per VM, the incident of the last start command a relay took for it. */
+  private readonly lastStartBy = new Map<string, string>();
+  /** Per VM, every incident a relay took a start command of for it. */
+  private readonly startsBy = new Map<string, Set<string>>();
   /** When each host last lost power or was confirmed off by an operator. */
   private readonly offAt = new Map<string, number>();
   /** When each host was last fenced (lost power or confirmed off): the start of its restarts. */
@@ -99,6 +105,19 @@ export class Oracle {
   /** The control plane accepted an operator's confirmation that the host is off (for `ha-vm-down`). */
   operatorConfirmed(hostId: string, atMs: number): void {
     this.availability.operatorConfirmed(hostId, atMs);
+  }
+
+  /**
+   * A relay took a command (before it reaches any agent): a start's id, `{incidentId}:start:{vmId}:{n}`,
+   * says whose start the VM's next coming up is.
+   */
+  commandTaken(commandId: string): void {
+    const start = /^(.+):start:([^:]+):\d+$/.exec(commandId);
+    if (start?.[1] === undefined || start[2] === undefined) return;
+    this.lastStartBy.set(start[2], start[1]);
+    const by = this.startsBy.get(start[2]) ?? new Set<string>();
+    by.add(start[1]);
+    this.startsBy.set(start[2], by);
   }
 
   /** The control plane ordered the VM started on the host (for `ha-vm-down`: see AvailabilityRules). */
@@ -194,6 +213,7 @@ export class Oracle {
         priority: meta.priority,
         atMs,
         higherWithoutRoom: this.higherWithoutRoom(previous, vmId, hostId, meta.priority),
+        by: this.lastStartBy.get(vmId),
       });
     }
   }
@@ -240,7 +260,19 @@ export class Oracle {
     const key = `${failedHost}@${fencedAt}`;
     const earlier = this.restarts.get(key) ?? [];
     this.restarts.set(key, [...earlier, restart]);
+    // The waves are the failed host's failover's. A VM that failover started and lost to another owner
+    // (the start went to a host that failed in turn, whose incident took it over; then VM-level HA) left
+    // its waves: the other owner's restart of it is outside them. A VM the failover never started is
+    // still judged by them, whoever brought it back.
+    const site = this.world.hosts.get(failedHost)?.site ?? '';
+    const own = new RegExp(`^${escape(site)}:${escape(failedHost)}:\\d+$`);
+    const leftTheWaves = (r: Restart): boolean =>
+      r.by !== undefined &&
+      !own.test(r.by) &&
+      [...(this.startsBy.get(r.vm) ?? [])].some((incident) => own.test(incident));
+    if (leftTheWaves(restart)) return;
     for (const before of earlier) {
+      if (leftTheWaves(before)) continue;
       if (RANK[before.priority] <= RANK[restart.priority]) continue;
       // A wave moves on after its timeout without the VMs it still waits for: then the order may flip.
       if (before.atMs - fencedAt >= this.config.startTimeoutMs) continue;
@@ -256,4 +288,8 @@ export class Oracle {
       );
     }
   }
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

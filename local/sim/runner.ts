@@ -186,6 +186,8 @@ async function runOnce(scenario: Scenario, options: RunOptions): Promise<RunResu
   const siteLog = (subject: string): SiteLogger => ({
     info: (message, data) => {
       if (message !== 'command finished' && message !== 'command taken') return;
+      if (message === 'command taken' && typeof data?.commandId === 'string')
+        oracle.commandTaken(data.commandId);
       const detail =
         data === undefined ? '' : ` ${String(data.commandId ?? '')} ${String(data.outcome ?? '')}`;
       timeline.add({ atMs: elapsed(), source: 'site', subject, text: `${message}${detail}`.trim() });

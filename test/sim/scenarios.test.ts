@@ -625,4 +625,12 @@ describe('a host that fails while VMs are being started on it', () => {
     expect(vmIncidents(report, 'vm-015').map((i) => i.outcome)).toEqual(['recovered']);
     expect(runningOn(report, 'vm-015')).toEqual(['node05']);
   });
+
+  it('start-taken-waves-go-on (seed 20115): a VM its failover lost to another owner leaves its waves; the next wave goes on', async () => {
+    const result = await run('start-taken-waves-go-on', 20115);
+    const report = clean(result);
+    expect(only(report, 'node04').starts.map((s) => s.vm)).toEqual(['vm-012']);
+    expect(vmIncidents(report, 'vm-011').map((i) => i.outcome)).toEqual(['recovered']);
+    expect(runningOn(report, 'vm-011')).toEqual(['node05']);
+  });
 });
