@@ -57,7 +57,7 @@ export async function dispatchStart(
   if (taken !== null) {
     await ctx.ports.hosts.release(attempt.siteId, targetHostId, reserved.reservationId);
     throw new VmHandedOverError(
-      `${attempt.vm.vmId} is not started by ${attempt.incidentId}: incident ${taken.handedTo} took it over (its start went to that incident's host, which fell silent)`,
+      `${attempt.vm.vmId} is not started by ${attempt.incidentId}: it was taken over (now ${taken.handedTo}) when the host its start went to fell silent`,
     );
   }
   const policy = clusterPolicy(ctx, control.clusters, record.cluster);

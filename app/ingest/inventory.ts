@@ -83,7 +83,10 @@ export async function recordInventory(
     }
     // Before the VMs' records change: what they say now is what ran until this report (see downVms).
     await forEachConcurrently(
-      downVms({ control, obs, host, known }),
+      [
+        ...downVms({ control, obs, host, known }),
+        ...(await startedInEndedBoot(ctx, { control, obs, host, known })),
+      ],
       STEP_WRITE_CONCURRENCY,
       async (entry) => {
         if (await listForRestart(ctx, { ...entry, place: placeOf(obs) }, now)) listed.push(entry.vm.vmId);
@@ -219,6 +222,55 @@ function downVms(args: {
       },
     ];
   });
+}
+
+/**
+ * HA VMs a failover started on this host, in the boot that has just ended without anyone calling the host
+ * silent (a reboot within the silence threshold), that no report showed running there: they died with that
+ * boot, unseen. Their record still names the host they were started from (confirmed off), so downVms does
+ * not find them; their capacity is still held here, and the start's result said they run. Only a start
+ * that succeeded: its failover is done with the VM, and VM-level HA becomes its one owner (a start still
+ * out is its failover's to judge, and the relay fails it once the host is heard in another boot).
+ */
+async function startedInEndedBoot(
+  ctx: AppContext,
+  args: {
+    readonly control: SiteControl;
+    readonly obs: HostObservation;
+    readonly host: HostRecord;
+    readonly known: ReadonlyMap<string, VmRecord>;
+  },
+): Promise<ReturnType<typeof downVms>> {
+  const { control, obs, host, known } = args;
+  const state = host.lifecycle;
+  if (state.status !== 'up' || state.bootId === obs.bootId || hostIncidentOpen(control, obs.hostId))
+    return [];
+  const held = Object.entries(host.reservations);
+  if (held.length === 0) return [];
+  const out: ReturnType<typeof downVms> = [];
+  for (const [reservationId, { vmId }] of held) {
+    const vm = known.get(vmId);
+    if (vm === undefined || !vm.ha || control.recovering.includes(vmId)) continue;
+    if (vm.hostId === obs.hostId) continue; // downVms' own case
+    const elsewhere = vm.hostId === null ? undefined : control.hosts[vm.hostId]?.status;
+    if (isRunning(vm) && elsewhere !== 'fenced') continue;
+    const start = vm.recovery?.failoverStart;
+    if (start === undefined || start === null || start.hostId !== obs.hostId) continue;
+    if (!reservationId.startsWith(`${start.incidentId}.`)) continue;
+    const command = (await ctx.ports.commands.listForIncident(control.site.siteId, start.incidentId)).find(
+      (c) => c.command.commandId === start.commandId,
+    );
+    if (command?.status !== 'succeeded') continue;
+    out.push({
+      vm,
+      cause: 'host-rebooted',
+      detail:
+        `${obs.hostId} is heard in a new boot (${obs.bootId}) before it was called silent: ${vmId}, ` +
+        `started there by ${start.incidentId} in boot ${state.bootId} and never seen running, is gone with it`,
+      data: { previousBootId: state.bootId, bootId: obs.bootId, startedBy: start.incidentId },
+    });
+  }
+  return out;
 }
 
 async function saveHost(

@@ -191,7 +191,8 @@ export async function claimFailoverStart(
     if (vm === null) return null;
     const r = vm.recovery;
     // Its own start was taken over: this failover is done with the VM, even once the taker closed.
-    if (r?.takenFrom === start.incidentId && r.handedTo) return { handedTo: r.handedTo };
+    // (Once the taker left it down, VM-level HA has it: still not this failover's.)
+    if (r?.takenFrom === start.incidentId) return { handedTo: r.handedTo ?? 'VM-level HA' };
     if (r?.handedTo && r.handedTo !== start.incidentId && (await stillOpen(ctx, r.handedTo))) {
       return { handedTo: r.handedTo };
     }

@@ -633,4 +633,20 @@ describe('a host that fails while VMs are being started on it', () => {
     expect(vmIncidents(report, 'vm-011').map((i) => i.outcome)).toEqual(['recovered']);
     expect(runningOn(report, 'vm-011')).toEqual(['node05']);
   });
+
+  it('start-taken-then-listed (seed 21741): the failover a VM was taken from stays refused once VM-level HA has it', async () => {
+    const result = await run('start-taken-then-listed', 21741);
+    const report = clean(result);
+    expect(only(report, 'node03').starts).toEqual([]);
+    expect(vmIncidents(report, 'vm-010').map((i) => i.outcome)).toEqual(['recovered']);
+    expect(runningOn(report, 'vm-010')).toHaveLength(1);
+  });
+
+  it('started-host-rebooted (seed 21817): a VM started on a host that reboots before any report showed it there is restarted', async () => {
+    const result = await run('started-host-rebooted', 21817);
+    const report = clean(result);
+    expect(only(report, 'node02').outcome).toBe('recovered');
+    expect(vmIncidents(report, 'vm-007').map((i) => i.outcome)).toEqual(['recovered']);
+    expect(runningOn(report, 'vm-007')).toHaveLength(1);
+  });
 });
