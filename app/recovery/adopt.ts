@@ -1,11 +1,11 @@
 import type { AppContext } from '../context';
 import { ConcurrentUpdateError } from '../errors';
-import type { FailoverStart, SiteControl, VmRecord, VmRecovery } from '../ports';
+import type { FailoverStart, SiteControl, VmRecord } from '../ports';
 import { isRunning } from '../shared/capacity';
 import { endDownPeriod } from '../shared/downtime';
 import type { AdoptedVm, HaSetIncident } from '../shared/ha-set';
 import { closeIncident } from '../shared/incidents';
-import { onRetryList, type RecoveryDraft, unlist } from './episode';
+import { draftOf, idle, onRetryList, type RecoveryDraft, unlist } from './episode';
 
 /**
  * HA VMs the failed host was being started with, that no report showed running there yet: a failover's
@@ -71,7 +71,7 @@ async function judge(
   }
   if (r !== undefined && onRetryList(r)) {
     if (r.start?.hostId !== hostId && r.pinned?.hostId !== hostId) return 'keep';
-    if (!(await claim(ctx, vm, { ...idleDraft(r), handedTo: incident.incidentId }))) {
+    if (!(await claim(ctx, vm, { ...idle(r), handedTo: incident.incidentId }))) {
       return 'conflict';
     }
     const detail = `${vm.vmId} was being started on ${hostId}, which fell silent: incident ${incident.incidentId} takes it over and restarts it after the fence`;
@@ -108,7 +108,7 @@ async function judge(
     start?.status === 'succeeded' ||
     (claimed !== null && (start?.status === 'pending' || start?.status === 'delivered'));
   if (!mayRun) return 'keep';
-  const next: RecoveryDraft = r === undefined ? freshIdle(incident.openedAt) : idleDraft(r);
+  const next: RecoveryDraft = r === undefined ? freshIdle(incident.openedAt) : idle(r);
   if (!(await claim(ctx, vm, { ...next, handedTo: incident.incidentId, takenFrom: owner })))
     return 'conflict';
   return { vm, from: owner };
@@ -123,24 +123,6 @@ async function claim(ctx: AppContext, vm: VmRecord, next: RecoveryDraft): Promis
     if (error instanceof ConcurrentUpdateError) return false;
     throw error;
   }
-}
-
-/** The recovery off the retry list, its restart history kept for the budget. */
-function idleDraft(r: VmRecovery): RecoveryDraft {
-  const { version: _version, ...draft } = r;
-  return {
-    ...draft,
-    status: 'idle',
-    incidentId: null,
-    attempt: 0,
-    triedHosts: [],
-    orders: 0,
-    start: null,
-    pinned: null,
-    notBefore: null,
-    note: null,
-    downIncidentId: null,
-  };
 }
 
 /** A first recovery, off the list: a VM VM-level HA never handled. */
@@ -198,7 +180,7 @@ export async function claimFailoverStart(
     }
     if (r?.failoverStart?.commandId === start.commandId && r.failoverStart.hostId === start.hostId)
       return null;
-    const base: RecoveryDraft = r === undefined ? freshIdle(now) : withoutVersion(r);
+    const base: RecoveryDraft = r === undefined ? freshIdle(now) : draftOf(r);
     try {
       await ctx.ports.vms.saveRecovery(siteId, vmId, r?.version ?? null, { ...base, failoverStart: start });
       return null;
@@ -207,11 +189,6 @@ export async function claimFailoverStart(
     }
   }
   throw new ConcurrentUpdateError(`the recovery of ${vmId} kept changing while a failover claimed its start`);
-}
-
-function withoutVersion(r: VmRecovery): RecoveryDraft {
-  const { version: _version, ...draft } = r;
-  return draft;
 }
 
 async function stillOpen(ctx: AppContext, incidentId: string): Promise<boolean> {

@@ -59,6 +59,23 @@ export function draftOf(recovery: VmRecovery): RecoveryDraft {
   return draft;
 }
 
+/** A recovery off the list: only the restart history stays, for the budget. */
+export function idle(r: VmRecovery): RecoveryDraft {
+  return {
+    ...draftOf(r),
+    status: 'idle',
+    incidentId: null,
+    attempt: 0,
+    triedHosts: [],
+    orders: 0,
+    start: null,
+    pinned: null,
+    notBefore: null,
+    note: null,
+    downIncidentId: null,
+  };
+}
+
 /**
  * Writes a recovery conditional on the version read (null: none yet). A lost race is returned as null: the
  * other writer moved the recovery on, and the caller leaves the VM to it.

@@ -22,6 +22,7 @@ import {
   draftOf,
   ensureVmIncident,
   hostPolicy,
+  idle,
   onRetryList,
   orderedClock,
   type RecoveryDraft,
@@ -225,23 +226,6 @@ async function resolve(pass: Pass, vm: VmRecord, r: VmRecovery): Promise<StepDon
   if ((await save(pass, vm, idle(r))) === null) return 'waiting';
   await unlist(ctx, control, vm.vmId);
   return 'resolved';
-}
-
-/** A recovery off the list: only the restart history stays, for the budget. */
-function idle(r: VmRecovery): RecoveryDraft {
-  return {
-    ...draftOf(r),
-    status: 'idle',
-    incidentId: null,
-    attempt: 0,
-    triedHosts: [],
-    orders: 0,
-    start: null,
-    pinned: null,
-    notBefore: null,
-    note: null,
-    downIncidentId: null,
-  };
 }
 
 /** Writes the recovery decided on `vm` as read; null when another pass moved it meanwhile. */

@@ -265,7 +265,7 @@ export class Oracle {
     // its waves: the other owner's restart of it is outside them. A VM the failover never started is
     // still judged by them, whoever brought it back.
     const site = this.world.hosts.get(failedHost)?.site ?? '';
-    const own = new RegExp(`^${escape(site)}:${escape(failedHost)}:\\d+$`);
+    const own = new RegExp(`^${escapeRegExp(site)}:${escapeRegExp(failedHost)}:\\d+$`);
     const leftTheWaves = (r: Restart): boolean =>
       r.by !== undefined &&
       !own.test(r.by) &&
@@ -290,6 +290,6 @@ export class Oracle {
   }
 }
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
