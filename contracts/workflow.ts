@@ -259,7 +259,12 @@ export const IncidentVmSchema = z.strictObject({
 export type IncidentVm = z.infer<typeof IncidentVmSchema>;
 
 /** The data of the `ha-vms` timeline event: the failed boot and its HA VMs. */
-export const HaSetRecordSchema = z.object({ bootId: z.string(), vms: z.array(IncidentVmSchema) });
+export const HaSetRecordSchema = z.object({
+  bootId: z.string(),
+  vms: z.array(IncidentVmSchema),
+  /** VMs of `vms` the incident took over as it opened, and the incident each came from (null: none). */
+  adopted: z.array(z.object({ vmId: IdSchema, from: z.string().nullable() })).optional(),
+});
 
 /** One VM's journey inside a wave: the Map item, enriched as attempts are made. */
 export const VmAttemptSchema = z.strictObject({

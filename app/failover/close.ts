@@ -7,7 +7,7 @@ import { isRunning } from '../shared/capacity';
 import { recordDownPeriods, runningAgainAt, silenceStart } from '../shared/downtime';
 import { bootEnded, fencedHostIds, runningNow, storedHaSet } from '../shared/ha-set';
 import { incidentOf } from '../shared/host-lifecycle';
-import { closeIncident, requireIncident } from '../shared/incidents';
+import { closeIncident, incidentOpen, requireIncident } from '../shared/incidents';
 import { compareIds } from '../shared/order';
 import { plannedVmIds, storedPlan } from './plan-record';
 import { markDownAll } from './scope';
@@ -216,9 +216,7 @@ async function openTakers(
     return vm !== undefined && to && to !== incidentId ? [{ vmId: vm.vmId, to, fromHere }] : [];
   });
   const open = await Promise.all(
-    handed.map(
-      async ({ to, fromHere }) => fromHere || (await ctx.ports.incidents.get(to))?.closedAt === null,
-    ),
+    handed.map(async ({ to, fromHere }) => fromHere || (await incidentOpen(ctx, to))),
   );
   return new Set(handed.filter((_, i) => open[i] === true).map(({ vmId }) => vmId));
 }

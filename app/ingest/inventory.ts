@@ -8,7 +8,7 @@ import { classifyVmState } from '../../core/vm-recovery';
 import type { AppContext } from '../context';
 import type { HostRecord, HostSummary, SiteControl, VmRecord } from '../ports';
 import { listForRestart } from '../recovery/enqueue';
-import { isRunning } from '../shared/capacity';
+import { fencedIn, isRunning, runsUnfenced } from '../shared/capacity';
 import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurrently';
 import { appendEvent } from '../shared/events';
 import { summaryOf } from '../shared/host-lifecycle';
@@ -252,8 +252,7 @@ async function startedInEndedBoot(
     const vm = known.get(vmId);
     if (vm === undefined || !vm.ha || control.recovering.includes(vmId)) continue;
     if (vm.hostId === obs.hostId) continue; // downVms' own case
-    const elsewhere = vm.hostId === null ? undefined : control.hosts[vm.hostId]?.status;
-    if (isRunning(vm) && elsewhere !== 'fenced') continue;
+    if (runsUnfenced(vm, fencedIn(control))) continue;
     const start = vm.recovery?.failoverStart;
     if (start === undefined || start === null || start.hostId !== obs.hostId) continue;
     if (!reservationId.startsWith(`${start.incidentId}.`)) continue;

@@ -1,11 +1,11 @@
 import type { AppContext } from '../context';
 import { ConcurrentUpdateError } from '../errors';
 import type { FailoverStart, SiteControl, VmRecord } from '../ports';
-import { isRunning } from '../shared/capacity';
+import { fencedIn, runsUnfenced } from '../shared/capacity';
 import { endDownPeriod } from '../shared/downtime';
 import type { AdoptedVm, HaSetIncident } from '../shared/ha-set';
-import { closeIncident } from '../shared/incidents';
-import { draftOf, idle, onRetryList, type RecoveryDraft, unlist } from './episode';
+import { closeIncident, incidentOpen } from '../shared/incidents';
+import { draftOf, idle, onRetryList, type RecoveryDraft, saveRecovery, unlist } from './episode';
 
 /**
  * HA VMs the failed host was being started with, that no report showed running there yet: a failover's
@@ -66,12 +66,10 @@ async function judge(
   const r = vm.recovery;
   if (r?.handedTo === incident.incidentId) return { vm, from: null };
   // Running on a host not confirmed off: it runs there, whatever a start here did.
-  if (vm.hostId !== null && vm.hostId !== hostId && isRunning(vm)) {
-    if (control.hosts[vm.hostId]?.status !== 'fenced') return 'keep';
-  }
+  if (vm.hostId !== hostId && runsUnfenced(vm, fencedIn(control))) return 'keep';
   if (r !== undefined && onRetryList(r)) {
     if (r.start?.hostId !== hostId && r.pinned?.hostId !== hostId) return 'keep';
-    if (!(await claim(ctx, vm, { ...idle(r), handedTo: incident.incidentId }))) {
+    if ((await saveRecovery(ctx, vm, { ...idle(r), handedTo: incident.incidentId })) === null) {
       return 'conflict';
     }
     const detail = `${vm.vmId} was being started on ${hostId}, which fell silent: incident ${incident.incidentId} takes it over and restarts it after the fence`;
@@ -109,20 +107,9 @@ async function judge(
     (claimed !== null && (start?.status === 'pending' || start?.status === 'delivered'));
   if (!mayRun) return 'keep';
   const next: RecoveryDraft = r === undefined ? freshIdle(incident.openedAt) : idle(r);
-  if (!(await claim(ctx, vm, { ...next, handedTo: incident.incidentId, takenFrom: owner })))
+  if ((await saveRecovery(ctx, vm, { ...next, handedTo: incident.incidentId, takenFrom: owner })) === null)
     return 'conflict';
   return { vm, from: owner };
-}
-
-/** Writes the takeover, conditional on the recovery as read; false when another writer came first. */
-async function claim(ctx: AppContext, vm: VmRecord, next: RecoveryDraft): Promise<boolean> {
-  try {
-    await ctx.ports.vms.saveRecovery(vm.siteId, vm.vmId, vm.recovery?.version ?? null, next);
-    return true;
-  } catch (error) {
-    if (error instanceof ConcurrentUpdateError) return false;
-    throw error;
-  }
 }
 
 /** A first recovery, off the list: a VM VM-level HA never handled. */
@@ -175,23 +162,13 @@ export async function claimFailoverStart(
     // Its own start was taken over: this failover is done with the VM, even once the taker closed.
     // (Once the taker left it down, VM-level HA has it: still not this failover's.)
     if (r?.takenFrom === start.incidentId) return { handedTo: r.handedTo ?? 'VM-level HA' };
-    if (r?.handedTo && r.handedTo !== start.incidentId && (await stillOpen(ctx, r.handedTo))) {
+    if (r?.handedTo && r.handedTo !== start.incidentId && (await incidentOpen(ctx, r.handedTo))) {
       return { handedTo: r.handedTo };
     }
     if (r?.failoverStart?.commandId === start.commandId && r.failoverStart.hostId === start.hostId)
       return null;
     const base: RecoveryDraft = r === undefined ? freshIdle(now) : draftOf(r);
-    try {
-      await ctx.ports.vms.saveRecovery(siteId, vmId, r?.version ?? null, { ...base, failoverStart: start });
-      return null;
-    } catch (error) {
-      if (!(error instanceof ConcurrentUpdateError)) throw error;
-    }
+    if ((await saveRecovery(ctx, vm, { ...base, failoverStart: start })) !== null) return null;
   }
   throw new ConcurrentUpdateError(`the recovery of ${vmId} kept changing while a failover claimed its start`);
-}
-
-async function stillOpen(ctx: AppContext, incidentId: string): Promise<boolean> {
-  const incident = await ctx.ports.incidents.get(incidentId);
-  return incident !== null && incident.closedAt === null;
 }

@@ -2,6 +2,7 @@ import type { StartPin } from '../../core/vm-recovery';
 import type { AppContext } from '../context';
 import type { RecoveryCause, VmRecord } from '../ports';
 import { recordDownPeriods } from '../shared/downtime';
+import { incidentOpen } from '../shared/incidents';
 import { retryOnConflict } from '../shared/retry';
 import {
   ensureVmIncident,
@@ -58,7 +59,11 @@ export async function listForRestart(given: AppContext, down: DownVm, at: number
       return { listedNow: false, vm, incidentId: prior.incidentId };
     }
     // Taken over by a host incident still open (app/recovery/adopt.ts): its close lists it if left down.
-    if (prior?.handedTo && prior.handedTo !== down.downIncidentId && (await stillOpen(ctx, prior.handedTo))) {
+    if (
+      prior?.handedTo &&
+      prior.handedTo !== down.downIncidentId &&
+      (await incidentOpen(ctx, prior.handedTo))
+    ) {
       return { listedNow: false, vm, incidentId: null };
     }
     const incidentSeq = (prior?.incidentSeq ?? 0) + (opens ? 1 : 0);
@@ -106,9 +111,4 @@ export async function listForRestart(given: AppContext, down: DownVm, at: number
     }
   }
   return outcome.listedNow;
-}
-
-async function stillOpen(ctx: AppContext, incidentId: string): Promise<boolean> {
-  const incident = await ctx.ports.incidents.get(incidentId);
-  return incident !== null && incident.closedAt === null;
 }

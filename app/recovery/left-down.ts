@@ -1,6 +1,6 @@
 import type { AppContext } from '../context';
 import type { IncidentRecord, VmRecord } from '../ports';
-import { isRunning } from '../shared/capacity';
+import { runsUnfenced } from '../shared/capacity';
 import { forEachConcurrently, STEP_WRITE_CONCURRENCY } from '../shared/concurrently';
 import { appendEvent } from '../shared/events';
 import { fencedHostIds, storedAdopted } from '../shared/ha-set';
@@ -81,12 +81,11 @@ export async function listAdoptedLeft(
     Promise.all(adopted.map((vmId) => ctx.ports.vms.getVm(incident.siteId, vmId))),
     ctx.ports.hosts.listHosts(incident.siteId),
   ]);
-  // A record naming a fenced host is what ran there before the fence, not what runs.
   const fenced = fencedHostIds(hosts);
   const left = vms.filter(
     (vm): vm is VmRecord =>
       vm?.ha === true &&
-      !(isRunning(vm) && vm.hostId !== null && !fenced.has(vm.hostId)) &&
+      !runsUnfenced(vm, (hostId) => fenced.has(hostId)) &&
       vm.recovery?.handedTo === incident.incidentId,
   );
   await forEachConcurrently(left, STEP_WRITE_CONCURRENCY, (vm) =>

@@ -12,7 +12,14 @@ import {
 import type { AppContext } from '../context';
 import { NoCapacityError } from '../errors';
 import type { HostRecord, RecoveryStart, RelayRecord, SiteControl, VmRecord, VmRecovery } from '../ports';
-import { coreVm, isRunning, placementLoads, reservationLimits } from '../shared/capacity';
+import {
+  coreVm,
+  fencedIn,
+  isRunning,
+  placementLoads,
+  reservationLimits,
+  runsUnfenced,
+} from '../shared/capacity';
 import { endDownPeriod } from '../shared/downtime';
 import { METRIC } from '../shared/metrics';
 import { compareIds } from '../shared/order';
@@ -158,7 +165,7 @@ async function recoverOne(pass: Pass, vm: VmRecord): Promise<StepDone> {
       await unlist(ctx, control, vm.vmId);
     return 'off-list';
   }
-  if (runsNow(control, vm)) {
+  if (runsUnfenced(vm, fencedIn(control))) {
     // Only an observation after it went down proves it runs again: an older one is what it ran before.
     if (vm.observedAt < r.since) return 'waiting';
     // Nor one of a host in an incident now (read afresh): a relay may report the failed boot's last
@@ -181,15 +188,6 @@ async function recoverOne(pass: Pass, vm: VmRecord): Promise<StepDone> {
     return 'waiting';
   }
   return tryRestart(pass, vm, policy);
-}
-
-/**
- * Whether the record has the VM running on a host that may run it: not on one confirmed powered off (a
- * relay may still report a fenced boot's last inventory, which the split-brain alarm is about; the
- * power-off read back is the better word on what runs there).
- */
-function runsNow(control: SiteControl, vm: VmRecord): boolean {
-  return isRunning(vm) && (vm.hostId === null || control.hosts[vm.hostId]?.status !== 'fenced');
 }
 
 /** The VM runs again: its incident closes recovered and it leaves the list (its budget history stays). */

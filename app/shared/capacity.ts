@@ -14,6 +14,19 @@ export function isRunning(vm: VmRecord): boolean {
 }
 
 /**
+ * Recorded running on a host that may run it: a record naming a host confirmed powered off (fenced) says
+ * what ran there before the fence, not what runs (a relay may still report a fenced boot's last inventory).
+ */
+export function runsUnfenced(vm: VmRecord, fenced: (hostId: string) => boolean): boolean {
+  return isRunning(vm) && (vm.hostId === null || !fenced(vm.hostId));
+}
+
+/** Whether the site's control items have the host fenced (for runsUnfenced). */
+export function fencedIn(control: SiteControl): (hostId: string) => boolean {
+  return (hostId) => control.hosts[hostId]?.status === 'fenced';
+}
+
+/**
  * Whether libvirt would start the VM by itself on some host: the record's host says so, or any host it is
  * defined on (after a failover, the fenced host that holds a copy is no longer the record's host).
  */

@@ -95,14 +95,8 @@ function incidentVmOf(vm: VmRecord): IncidentVm {
 
 /** The VMs the incident took over as it opened (app/recovery/adopt.ts), from its HA set's line. */
 export function storedAdopted(events: readonly IncidentEvent[]): string[] {
-  const data = events.find((e) => e.kind === HA_SET_KIND)?.data;
-  const adopted = data === undefined ? undefined : (data as { adopted?: unknown }).adopted;
-  if (!Array.isArray(adopted)) return [];
-  return adopted.flatMap((a: unknown) =>
-    typeof a === 'object' && a !== null && typeof (a as { vmId?: unknown }).vmId === 'string'
-      ? [(a as { vmId: string }).vmId]
-      : [],
-  );
+  const parsed = HaSetRecordSchema.safeParse(events.find((e) => e.kind === HA_SET_KIND)?.data);
+  return parsed.success ? (parsed.data.adopted?.map((a) => a.vmId) ?? []) : [];
 }
 
 /** The HA set recorded when the incident opened; null for incidents opened before it was recorded. */

@@ -91,6 +91,11 @@ export async function closeIncident(
   return result;
 }
 
+/** Whether the incident exists and is not closed (one read). */
+export async function incidentOpen(ctx: AppContext, incidentId: string): Promise<boolean> {
+  return (await ctx.ports.incidents.get(incidentId))?.closedAt === null;
+}
+
 /**
  * Whether a host has an incident open (ids `site:host:n`, see incidentIdFor): its VMs are then that
  * incident's to place, and VM-level HA leaves them alone so that no VM is started twice.
