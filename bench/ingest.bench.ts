@@ -266,32 +266,7 @@ export const ingestSuite: ReportSuite = {
     try {
       await local.createTable(TABLE);
       const site = siteFixture();
-      const hasher = new Sha256Hasher();
-      const seedStores = createDynamoStores({ client: local.client, tableName: TABLE });
-      const enrolledAt = Date.now() - 60_000;
-      await seedStores.sites.putSite({ siteId: site.siteId, createdAt: enrolledAt });
-      for (const relayId of RELAYS) {
-        await seedStores.relays.enroll({
-          siteId: site.siteId,
-          relayId,
-          credentialHash: hasher.hash(site.secrets[relayId]),
-          at: enrolledAt,
-        });
-      }
-
-      // ------------------------------------------------------------ against dynalite
-      const tools = benchPowertools();
-      const raw = new DynamoDBClient({ endpoint: local.endpoint, region: REGION, credentials: CREDENTIALS });
-      const recorder = new DynamoRecorder(raw, local.raw, TABLE);
-      const sfn = new SFNClient({
-        endpoint: NO_SFN_ENDPOINT,
-        region: REGION,
-        credentials: CREDENTIALS,
-        maxAttempts: 1,
-      });
-      const env = { TABLE_NAME: TABLE, HALO_POLICY: deployed.policy, STATE_MACHINE_ARN };
-      const ctx = createAppContext(env, tools, { dynamodb: raw, sfn });
-      const handler = withHaloMiddleware(makeIngestHandler(ctx, tools.logger), tools) as unknown as Handler;
+      const { tools, recorder, ctx, handler } = await ingestOnDynalite(local, TABLE, site, deployed.policy);
       const relays = new Relays(site);
       /** Changes made so far: each one new (changeOneHost). */
       let changes = 0;
@@ -359,6 +334,7 @@ export const ingestSuite: ReportSuite = {
       const detector = await measureDetector(ctx, recorder, tools, deployed.detectorTickSeconds);
 
       // ------------------------------------------------------------ mocked SDK clients, replaying dynalite
+      const env = { TABLE_NAME: TABLE, HALO_POLICY: deployed.policy, STATE_MACHINE_ARN };
       const mocked = await mockedRuns(site, env, steadyAccount.replay, changedAccount.replay);
 
       // ------------------------------------------------------------ tables
@@ -905,32 +881,7 @@ async function measureSize(
   const table = `halo-bench-${hosts}`;
   await local.createTable(table);
   const site = siteFixture(7, hosts);
-  const hasher = new Sha256Hasher();
-  const stores = createDynamoStores({ client: local.client, tableName: table });
-  const enrolledAt = Date.now() - 60_000;
-  await stores.sites.putSite({ siteId: site.siteId, createdAt: enrolledAt });
-  for (const relayId of RELAYS) {
-    await stores.relays.enroll({
-      siteId: site.siteId,
-      relayId,
-      credentialHash: hasher.hash(site.secrets[relayId]),
-      at: enrolledAt,
-    });
-  }
-  const tools = benchPowertools();
-  const raw = new DynamoDBClient({ endpoint: local.endpoint, region: REGION, credentials: CREDENTIALS });
-  const recorder = new DynamoRecorder(raw, local.raw, table);
-  const sfn = new SFNClient({
-    endpoint: NO_SFN_ENDPOINT,
-    region: REGION,
-    credentials: CREDENTIALS,
-    maxAttempts: 1,
-  });
-  const ctx = createAppContext({ TABLE_NAME: table, HALO_POLICY: policy, STATE_MACHINE_ARN }, tools, {
-    dynamodb: raw,
-    sfn,
-  });
-  const handler = withHaloMiddleware(makeIngestHandler(ctx, tools.logger), tools) as unknown as Handler;
+  const { recorder, handler } = await ingestOnDynalite(local, table, site, policy);
   const relays = new Relays(site);
   let changes = 0;
 
@@ -1138,3 +1089,42 @@ export const ingestScaleSuite: ReportSuite = {
     }
   },
 };
+
+/**
+ * The ingest Lambda as deployed, on dynalite: the site enrolled (its relays' credential hashes stored a
+ * minute ago), the handler with its middleware, and a recorder of every DynamoDB call it makes.
+ */
+async function ingestOnDynalite(
+  local: Awaited<ReturnType<typeof startDynalite>>,
+  table: string,
+  site: ReturnType<typeof siteFixture>,
+  policy: string,
+) {
+  const hasher = new Sha256Hasher();
+  const stores = createDynamoStores({ client: local.client, tableName: table });
+  const enrolledAt = Date.now() - 60_000;
+  await stores.sites.putSite({ siteId: site.siteId, createdAt: enrolledAt });
+  for (const relayId of RELAYS) {
+    await stores.relays.enroll({
+      siteId: site.siteId,
+      relayId,
+      credentialHash: hasher.hash(site.secrets[relayId]),
+      at: enrolledAt,
+    });
+  }
+  const tools = benchPowertools();
+  const raw = new DynamoDBClient({ endpoint: local.endpoint, region: REGION, credentials: CREDENTIALS });
+  const recorder = new DynamoRecorder(raw, local.raw, table);
+  const sfn = new SFNClient({
+    endpoint: NO_SFN_ENDPOINT,
+    region: REGION,
+    credentials: CREDENTIALS,
+    maxAttempts: 1,
+  });
+  const ctx = createAppContext({ TABLE_NAME: table, HALO_POLICY: policy, STATE_MACHINE_ARN }, tools, {
+    dynamodb: raw,
+    sfn,
+  });
+  const handler = withHaloMiddleware(makeIngestHandler(ctx, tools.logger), tools) as unknown as Handler;
+  return { tools, recorder, ctx, handler };
+}

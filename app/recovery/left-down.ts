@@ -1,3 +1,4 @@
+import type { StartPin } from '../../core/vm-recovery';
 import type { AppContext } from '../context';
 import type { IncidentRecord, VmRecord } from '../ports';
 import { runsUnfenced } from '../shared/capacity';
@@ -29,37 +30,27 @@ export async function listLeftDown(
     ctx.ports.hosts.listHosts(siteId),
   ]);
   const down = vms.filter((vm) => vm.ha && vmIds.includes(vm.vmId));
-  await forEachConcurrently(down, STEP_WRITE_CONCURRENCY, async (vm) => {
-    const starts = commands.filter((c) => c.command.kind === 'start-vm' && c.command.vm.id === vm.vmId);
-    const unanswered = starts.filter((c) => c.status === 'pending' || c.status === 'delivered').at(-1);
-    // A start that worked on a host since fallen silent: the VM may run there until that host is fenced.
-    const worked = starts.filter((c) => c.status === 'succeeded').at(-1);
-    const workedOn = hosts.find((h) => h.hostId === worked?.command.hostId && h.hostId !== incident.hostId);
-    const host =
-      hosts.find((h) => h.hostId === unanswered?.command.hostId) ??
-      (workedOn !== undefined && workedOn.lifecycle.status !== 'up' ? workedOn : undefined);
-    await listForRestart(
-      ctx,
-      {
-        vm,
-        cause: 'host-failover',
-        place: { hostId: incident.hostId, cluster: incident.cluster, bootId: incident.bootId },
-        pinned: host === undefined ? null : { hostId: host.hostId, bootId: host.bootId },
-        downIncidentId: incident.incidentId,
-        detail: `${vm.vmId} was left down by incident ${incident.incidentId}`,
-      },
-      now,
-    );
-  });
-  if (down.length === 0) return;
-  await appendEvent(
+  await handOver(
     ctx,
-    incident.incidentId,
-    'retry-listed',
-    `${down.map((vm) => vm.vmId).join(', ')} stay${down.length === 1 ? 's' : ''} on the retry list: ` +
-      'restarted when a host can take them (capacity changes, and the detector retries at a slow pace), ' +
+    incident,
+    down.map((vm) => {
+      const starts = commands.filter((c) => c.command.kind === 'start-vm' && c.command.vm.id === vm.vmId);
+      const unanswered = starts.filter((c) => c.status === 'pending' || c.status === 'delivered').at(-1);
+      // A start that worked on a host since fallen silent: the VM may run there until that host is fenced.
+      const worked = starts.filter((c) => c.status === 'succeeded').at(-1);
+      const workedOn = hosts.find((h) => h.hostId === worked?.command.hostId && h.hostId !== incident.hostId);
+      const host =
+        hosts.find((h) => h.hostId === unanswered?.command.hostId) ??
+        (workedOn !== undefined && workedOn.lifecycle.status !== 'up' ? workedOn : undefined);
+      return {
+        vm,
+        pinned: host === undefined ? null : { hostId: host.hostId, bootId: host.bootId },
+        detail: `${vm.vmId} was left down by incident ${incident.incidentId}`,
+      };
+    }),
+    'restarted when a host can take them (capacity changes, and the detector retries at a slow pace), ' +
       'until they run or an operator marks them down on purpose',
-    { vmIds: down.map((vm) => vm.vmId) },
+    now,
   );
 }
 
@@ -88,28 +79,16 @@ export async function listAdoptedLeft(
       !runsUnfenced(vm, (hostId) => fenced.has(hostId)) &&
       vm.recovery?.handedTo === incident.incidentId,
   );
-  await forEachConcurrently(left, STEP_WRITE_CONCURRENCY, (vm) =>
-    listForRestart(
-      ctx,
-      {
-        vm,
-        cause: 'host-failover',
-        place: { hostId: incident.hostId, cluster: incident.cluster, bootId: incident.bootId },
-        pinned: { hostId: incident.hostId, bootId: incident.bootId },
-        downIncidentId: incident.incidentId,
-        detail: `${vm.vmId} was taken over by incident ${incident.incidentId}, which ended without a fence`,
-      },
-      now,
-    ),
-  );
-  if (left.length === 0) return;
-  await appendEvent(
+  await handOver(
     ctx,
-    incident.incidentId,
-    'retry-listed',
-    `${left.map((vm) => vm.vmId).join(', ')}, taken over as the incident opened, stay${left.length === 1 ? 's' : ''} on the retry list, ` +
-      `pinned to ${incident.hostId} until its boot ${incident.bootId} ends`,
-    { vmIds: left.map((vm) => vm.vmId) },
+    incident,
+    left.map((vm) => ({
+      vm,
+      pinned: { hostId: incident.hostId, bootId: incident.bootId },
+      detail: `${vm.vmId} was taken over by incident ${incident.incidentId}, which ended without a fence`,
+    })),
+    `taken over as the incident opened; pinned to ${incident.hostId} until its boot ${incident.bootId} ends`,
+    now,
   );
 }
 
@@ -121,4 +100,40 @@ export async function listAdoptedLeftOf(ctx: AppContext, incidentId: string): Pr
   ]);
   if (incident === null || incident.fencedAt !== null) return;
   await listAdoptedLeft(ctx, incident, storedAdopted(events));
+}
+
+/**
+ * Lists the incident's HA VMs for VM-level HA (listForRestart, repeat-safe), each with its pin and its
+ * first line, then says so once on the incident's timeline (`retry-listed`), with `why` after the names.
+ */
+async function handOver(
+  ctx: AppContext,
+  incident: IncidentRecord,
+  entries: readonly { readonly vm: VmRecord; readonly pinned: StartPin | null; readonly detail: string }[],
+  why: string,
+  now: number,
+): Promise<void> {
+  await forEachConcurrently(entries, STEP_WRITE_CONCURRENCY, ({ vm, pinned, detail }) =>
+    listForRestart(
+      ctx,
+      {
+        vm,
+        cause: 'host-failover',
+        place: { hostId: incident.hostId, cluster: incident.cluster, bootId: incident.bootId },
+        pinned,
+        downIncidentId: incident.incidentId,
+        detail,
+      },
+      now,
+    ),
+  );
+  if (entries.length === 0) return;
+  const ids = entries.map(({ vm }) => vm.vmId);
+  await appendEvent(
+    ctx,
+    incident.incidentId,
+    'retry-listed',
+    `${ids.join(', ')} stay${ids.length === 1 ? 's' : ''} on the retry list: ${why}`,
+    { vmIds: ids },
+  );
 }
